@@ -1,0 +1,219 @@
+/**
+ * @parley/protocol — the one source of truth for Parley's wire protocol.
+ *
+ * Every frame is a JSON text frame `{"type": string, "payload": object, "ref"?: string | number}`.
+ * A client event may carry `ref`; the server echoes it on the envelope of the direct reply
+ * (and, for `ack` and `error`, inside the payload as well).
+ *
+ * This package has no runtime dependencies: it is shared by the server, the SDK and the page.
+ * docs/protocol.md documents every item exported here; a test checks the two agree.
+ */
+
+/** A correlation id chosen by the client: a string of 1–64 characters or a safe integer. */
+export type Ref = string | number;
+
+/** A chat message as the server delivers it, live (`new_message`) or from history. */
+export interface ChatMessage {
+  /** Room the message was sent to. */
+  room: string;
+  /** Per-room sequence number, assigned by the store: 1, 2, 3… with no gaps. */
+  seq: number;
+  /** Authenticated user name of the sender (never taken from the client). */
+  from: string;
+  /** The text, exactly as sent. Render it as text, never as HTML. */
+  message: string;
+  /** ISO-8601 UTC time at which the server accepted the message. */
+  sent: string;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Client → server events
+// ---------------------------------------------------------------------------------------------
+
+/** Payloads of the events a client may send, keyed by event type. */
+export interface ClientEvents {
+  /** Send a message to `room` (default: the current room). The room must be joined. */
+  send_message: { message: string; room?: string };
+  /** Leave the current room (unless it is also joined explicitly) and make `name` current. */
+  change_room: { name: string };
+  /** Follow one more room, in addition to those already followed. */
+  join: { room: string };
+  /** Stop following a room. */
+  leave: { room: string };
+  /** Ask for a page of a followed room's history, newest first, strictly before `before`. */
+  history: { room: string; before?: number; limit?: number };
+  /** After a reconnect: rejoin these rooms and replay every message after the given seq. */
+  resume: { rooms: Record<string, number> };
+  /** Tell the others in `room` that this user is typing. */
+  typing: { room: string };
+}
+
+export type ClientEventType = keyof ClientEvents;
+
+/** The envelope of a client event. */
+export type ClientFrame<K extends ClientEventType = ClientEventType> = {
+  [T in K]: { type: T; payload: ClientEvents[T]; ref?: Ref };
+}[K];
+
+// ---------------------------------------------------------------------------------------------
+// Server → client events
+// ---------------------------------------------------------------------------------------------
+
+export interface Limits {
+  /** Largest frame the server accepts, in bytes (bigger frames close the connection with 1009). */
+  maxMessageBytes: number;
+  /** Longest `message` text accepted, in characters (longer gets error `message_too_long`). */
+  maxMessageChars: number;
+  /** Sustained events per second allowed per connection. */
+  rateLimitPerSec: number;
+  /** Largest number of rooms one connection may follow. */
+  maxRoomsPerConnection: number;
+}
+
+/** Payloads of the events the server sends, keyed by event type. */
+export interface ServerEvents {
+  /**
+   * First frame on every connection: who the server says you are, and its limits. The
+   * connection is in room `room` (`general`); a `joined` for that room with its seq follows.
+   */
+  welcome: { user: string; room: string; limits: Limits; heartbeatMs: number };
+  /** A message in a followed room. Sent to every connection in the room, the sender included. */
+  new_message: ChatMessage;
+  /** Reply to `change_room`: `name` is now the current room; `seq` is its latest seq. */
+  room_changed: { name: string; seq: number };
+  /** Reply to `join`: `room` is now followed; `seq` is its latest seq (0 when empty). */
+  joined: { room: string; seq: number };
+  /** Reply to `leave`. */
+  left: { room: string };
+  /** Reply to `send_message` carrying a `ref`, once the message is stored. */
+  ack: { ref: Ref; room: string; seq: number };
+  /** Reply to `history`: newest first; `messages` is empty when there is nothing older. */
+  history: { room: string; messages: ChatMessage[] };
+  /** End of a room's replay after `resume`. `recovered: false` means a gap: reload history. */
+  resumed: { room: string; seq: number; recovered: boolean };
+  /** Who is online in a room, sent to a connection when it joins the room. */
+  presence: { room: string; users: string[] };
+  /** A user's first connection joined the room. */
+  user_joined: { room: string; user: string };
+  /** A user's last connection left the room. */
+  user_left: { room: string; user: string };
+  /** Someone else in `room` is typing. */
+  typing: { room: string; user: string };
+  /** A client event was refused. The connection stays open. */
+  error: { code: ErrorCode; message: string; ref?: Ref };
+}
+
+export type ServerEventType = keyof ServerEvents;
+
+export type ServerFrame<K extends ServerEventType = ServerEventType> = {
+  [T in K]: { type: T; payload: ServerEvents[T]; ref?: Ref };
+}[K];
+
+// ---------------------------------------------------------------------------------------------
+// Error codes
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * Codes of `error` events on the socket. Stable: clients may switch on them.
+ * The value is a one-line description, used as the default message and in the docs.
+ */
+export const ErrorCodes = {
+  bad_json: 'The frame is not valid JSON.',
+  bad_event: 'The frame is not an object with a string "type".',
+  unknown_type: 'No such event type.',
+  invalid_payload: 'The payload does not match the event type.',
+  invalid_room: 'Room names are 1–64 characters of A–Z a–z 0–9 _ . -',
+  not_in_room: 'The connection does not follow that room.',
+  too_many_rooms: 'The connection follows as many rooms as it may.',
+  message_too_long: 'The message text is longer than maxMessageChars.',
+  rate_limited: 'Too many events; slow down.',
+  unavailable: 'The message store is unavailable; the message was not accepted. Retry later.',
+  internal: 'Internal server error.',
+} as const;
+
+export type ErrorCode = keyof typeof ErrorCodes;
+
+/** Codes of HTTP error bodies `{"error": {"code", "message"}}`. */
+export const HttpErrorCodes = {
+  bad_request: [400, 'The body is not the JSON object this route expects.'],
+  invalid_username: [400, 'User names are 1–32 characters of A–Z a–z 0–9 _ . -'],
+  weak_password: [400, 'Passwords are at least 8 characters.'],
+  unsupported_media_type: [415, 'Send the body as application/json.'],
+  payload_too_large: [413, 'The request body is too large.'],
+  invalid_credentials: [401, 'Unknown user or wrong password.'],
+  unauthorized: [401, 'A valid "Authorization: Bearer <token>" header is required.'],
+  ticket_required: [401, 'GET /ws needs ?otp=<ticket> from /login or /ticket.'],
+  ticket_invalid: [401, 'The ticket is unknown, already used or expired.'],
+  registration_closed: [403, 'Registration is closed on this server.'],
+  origin_forbidden: [403, 'The Origin of this request is not allowed.'],
+  not_found: [404, 'No such route.'],
+  method_not_allowed: [405, 'Method not allowed on this route.'],
+  username_taken: [409, 'That user name is taken.'],
+  too_many_attempts: [429, 'Too many failed attempts; retry after the Retry-After delay.'],
+  unavailable: [503, 'A backend is unavailable; retry later.'],
+  internal: [500, 'Internal server error.'],
+} as const satisfies Record<string, readonly [number, string]>;
+
+export type HttpErrorCode = keyof typeof HttpErrorCodes;
+
+export interface HttpErrorBody {
+  error: { code: HttpErrorCode; message: string };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Close codes
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * WebSocket close codes used by Parley.
+ *
+ * - 1000–1015: RFC 6455 codes.
+ * - 4000–4499: Parley codes after which a client should reconnect (with backoff).
+ * - 4500–4999: Parley codes that are terminal: the client must not reconnect as it is.
+ */
+export const CloseCodes = {
+  /** Normal closure (the client closed, or the server closed after a client's close). */
+  normal: 1000,
+  /** The server is shutting down or restarting. Reconnect with backoff. */
+  going_away: 1001,
+  /** The client sent a binary frame; Parley speaks JSON text frames only. */
+  unsupported_data: 1003,
+  /** The client kept sending after being rate limited (flooding). */
+  policy_violation: 1008,
+  /** The client sent a frame larger than maxMessageBytes. */
+  message_too_big: 1009,
+  /** An unexpected server error. Reconnect with backoff. */
+  internal_error: 1011,
+  /** The client did not read fast enough: its outgoing queue overflowed. Reconnect and resume. */
+  slow_consumer: 4000,
+  /** The client did not answer a ping within pongTimeoutMs. Reconnect and resume. */
+  heartbeat_timeout: 4001,
+  /** The session (token) was revoked by logout or expired. Log in again. */
+  session_revoked: 4500,
+} as const;
+
+export type CloseCodeName = keyof typeof CloseCodes;
+export type CloseCode = (typeof CloseCodes)[CloseCodeName];
+
+/** True when a client should reconnect after a close with this code. */
+export function isReconnectable(code: number): boolean {
+  if (code >= 4500 && code <= 4999) return false;
+  return code !== CloseCodes.unsupported_data && code !== CloseCodes.message_too_big && code !== CloseCodes.policy_violation;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Names and limits
+// ---------------------------------------------------------------------------------------------
+
+/** User names: 1–32 characters of A–Z a–z 0–9 _ . - */
+export const USERNAME_PATTERN = /^[A-Za-z0-9_.-]{1,32}$/;
+/** Room names: 1–64 characters of A–Z a–z 0–9 _ . - */
+export const ROOM_PATTERN = /^[A-Za-z0-9_.-]{1,64}$/;
+export const MIN_PASSWORD_LENGTH = 8;
+export const MAX_PASSWORD_LENGTH = 1024;
+/** The room every new connection starts in. */
+export const DEFAULT_ROOM = 'general';
+/** Most messages one `history` page returns. */
+export const MAX_HISTORY_PAGE = 100;
+/** Longest `ref` string. */
+export const MAX_REF_LENGTH = 64;

@@ -1,0 +1,56 @@
+/**
+ * Random secrets: session tokens (bearer) and one-time WebSocket tickets.
+ * Both are 256 random bits, base64url. Only a SHA-256 of a token is ever stored.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+
+export const newSecret = (): string => randomBytes(32).toString('base64url');
+export const sha256 = (s: string): string => createHash('sha256').update(s).digest('hex');
+
+export interface Ticket {
+  user: string;
+  /** Hash of the session token the ticket was minted from (so logout can close its sockets). */
+  session: string;
+  expiresAt: number;
+}
+
+/**
+ * One-time tickets ("otp" in the seed). `take` consumes: a ticket redeems once, then never.
+ * Memory implementation; expired tickets are swept every few seconds.
+ */
+export class TicketStore {
+  private readonly tickets = new Map<string, Ticket>();
+  private readonly sweeper: NodeJS.Timeout;
+
+  constructor(private readonly ttlMs: number) {
+    this.sweeper = setInterval(() => this.sweep(Date.now()), Math.min(ttlMs, 5000));
+    this.sweeper.unref();
+  }
+
+  issue(user: string, session: string, now = Date.now()): string {
+    const otp = newSecret();
+    this.tickets.set(otp, { user, session, expiresAt: now + this.ttlMs });
+    return otp;
+  }
+
+  /** Returns the ticket and deletes it, or undefined when unknown, used or expired. */
+  take(otp: string, now = Date.now()): Ticket | undefined {
+    const t = this.tickets.get(otp);
+    if (t === undefined) return undefined;
+    this.tickets.delete(otp);
+    return t.expiresAt > now ? t : undefined;
+  }
+
+  get size(): number {
+    return this.tickets.size;
+  }
+
+  private sweep(now: number): void {
+    for (const [k, t] of this.tickets) if (t.expiresAt <= now) this.tickets.delete(k);
+  }
+
+  close(): void {
+    clearInterval(this.sweeper);
+    this.tickets.clear();
+  }
+}

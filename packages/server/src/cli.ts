@@ -1,0 +1,183 @@
+#!/usr/bin/env node
+/**
+ * The `parley` command.
+ *
+ *   parley start [--port 9000 …]        run the server (the default command)
+ *   parley gencert [--out dir]          write a self-signed certificate pair for local TLS
+ *   parley user add|list|remove         manage accounts offline, in the configured store
+ */
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Command, Option } from 'commander';
+import { MIN_PASSWORD_LENGTH, USERNAME_PATTERN } from '@parley/protocol';
+import { hashPassword } from './auth/password.js';
+import { CONFIG_HELP, CONFIG_KEYS, ConfigError, flagName, loadConfig, type Config, type ConfigKey } from './config.js';
+import { createLogger, startServer } from './server.js';
+import { createStore, StoreError } from './store/index.js';
+
+type Opts = Record<string, unknown> & { config?: string };
+
+/** Adds `--config` and one `--<kebab-case>` flag per config key. */
+function withConfigFlags(cmd: Command): Command {
+  cmd.addOption(new Option('-c, --config <file>', 'JSON config file (env: PARLEY_CONFIG)'));
+  for (const key of CONFIG_KEYS) {
+    const opt = key === 'trustProxy' ? new Option(`--${flagName(key)} [bool]`, CONFIG_HELP[key]) : new Option(`--${flagName(key)} <value>`, CONFIG_HELP[key]);
+    cmd.addOption(opt);
+  }
+  return cmd;
+}
+
+function configFrom(opts: Opts): Config {
+  const overrides: Partial<Record<ConfigKey, unknown>> = {};
+  for (const key of CONFIG_KEYS) if (opts[key] !== undefined) overrides[key] = opts[key] === true ? 'true' : opts[key];
+  return loadConfig({ file: opts.config ?? process.env.PARLEY_CONFIG, env: process.env, overrides });
+}
+
+function fail(err: unknown): never {
+  if (err instanceof ConfigError || err instanceof StoreError) console.error(`parley: ${err.message}`);
+  else console.error('parley:', err);
+  process.exit(err instanceof ConfigError ? 2 : 1);
+}
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const c of process.stdin as AsyncIterable<Buffer>) chunks.push(c);
+  return Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
+}
+
+const program = new Command('parley').description('Parley: self-hosted real-time chat server').showHelpAfterError();
+
+withConfigFlags(program.command('start', { isDefault: true }).description('run the server'))
+  .action(async (opts: Opts) => {
+    let config: Config;
+    try {
+      config = configFrom(opts);
+    } catch (err) {
+      fail(err);
+    }
+    const log = createLogger(config);
+    let server: Awaited<ReturnType<typeof startServer>>;
+    try {
+      server = await startServer(config, { logger: log });
+    } catch (err) {
+      log.fatal({ err }, 'cannot start');
+      process.exit(1);
+    }
+    let stopping = false;
+    const stop = (signal: string) => {
+      if (stopping) return;
+      stopping = true;
+      log.info({ signal }, 'shutting down');
+      const force = setTimeout(() => {
+        log.error('shutdown deadline passed; exiting');
+        process.exit(1);
+      }, config.shutdownTimeoutMs + 5_000);
+      force.unref();
+      server.close().then(
+        () => process.exit(0),
+        (err: unknown) => {
+          log.error({ err }, 'shutdown failed');
+          process.exit(1);
+        },
+      );
+    };
+    process.on('SIGTERM', () => stop('SIGTERM'));
+    process.on('SIGINT', () => stop('SIGINT'));
+  });
+
+program
+  .command('gencert')
+  .description('write a self-signed certificate and key (for local TLS only)')
+  .option('-o, --out <dir>', 'output directory', '.')
+  .option('--host <names>', 'comma list of DNS names / IPs the certificate is for', 'localhost,127.0.0.1,::1')
+  .option('--days <n>', 'validity in days', '365')
+  .action(async (opts: { out: string; host: string; days: string }) => {
+    const { generate } = await import('selfsigned');
+    const names = opts.host.split(',').map((s) => s.trim()).filter(Boolean);
+    const days = Number(opts.days);
+    if (!Number.isInteger(days) || days < 1) fail(new ConfigError(`--days must be a positive integer, got ${opts.days}`));
+    const isIp = (s: string) => /^[\d.]+$/.test(s) || s.includes(':');
+    const notAfter = new Date(Date.now() + days * 86_400_000);
+    const pems = await generate([{ name: 'commonName', value: names[0] ?? 'localhost' }], {
+      keySize: 2048,
+      algorithm: 'sha256',
+      notAfterDate: notAfter,
+      extensions: [
+        { name: 'basicConstraints', cA: false },
+        { name: 'keyUsage', digitalSignature: true, keyEncipherment: true },
+        { name: 'extKeyUsage', serverAuth: true },
+        { name: 'subjectAltName', altNames: names.map((n) => (isIp(n) ? { type: 7, ip: n } : { type: 2, value: n })) },
+      ],
+    });
+    mkdirSync(opts.out, { recursive: true });
+    const cert = join(opts.out, 'server.crt');
+    const key = join(opts.out, 'server.key');
+    writeFileSync(cert, pems.cert);
+    writeFileSync(key, pems.private, { mode: 0o600 });
+    console.log(`wrote ${cert} and ${key} for ${names.join(', ')}, valid ${days} days`);
+    console.log(`start with: parley start --tls-cert ${cert} --tls-key ${key}`);
+  });
+
+const user = program.command('user').description('manage accounts in the configured store (offline)');
+
+withConfigFlags(user.command('add <name>').description('create an account (password from --password, PARLEY_USER_PASSWORD or stdin)'))
+  .option('--password <password>', 'the password (prefer stdin or PARLEY_USER_PASSWORD)')
+  .action(async (name: string, opts: Opts & { password?: string }) => {
+    try {
+      if (!USERNAME_PATTERN.test(name)) throw new ConfigError('user names are 1–32 characters of A–Z a–z 0–9 _ . -');
+      const password = opts.password ?? process.env.PARLEY_USER_PASSWORD ?? (await readStdin());
+      if (password.length < MIN_PASSWORD_LENGTH) throw new ConfigError(`passwords are at least ${MIN_PASSWORD_LENGTH} characters`);
+      const store = createStore(configFrom(opts));
+      await store.init();
+      try {
+        await store.createUser(name, await hashPassword(password));
+      } catch (err) {
+        if (err instanceof StoreError && err.code === 'conflict') throw new ConfigError(`user ${name} exists already`);
+        throw err;
+      } finally {
+        await store.close();
+      }
+      console.log(`added user ${name}`);
+    } catch (err) {
+      fail(err);
+    }
+  });
+
+withConfigFlags(user.command('list').description('list accounts'))
+  .option('--json', 'print JSON')
+  .action(async (opts: Opts & { json?: boolean }) => {
+    try {
+      const store = createStore(configFrom(opts));
+      await store.init();
+      const users = await store.listUsers();
+      await store.close();
+      if (opts.json === true) console.log(JSON.stringify(users.map((u) => ({ name: u.name, createdAt: new Date(u.createdAt).toISOString() }))));
+      else for (const u of users) console.log(`${u.name}\t${new Date(u.createdAt).toISOString()}`);
+    } catch (err) {
+      fail(err);
+    }
+  });
+
+withConfigFlags(user.command('remove <name>').description('delete an account and its sessions'))
+  .action(async (name: string, opts: Opts) => {
+    try {
+      const store = createStore(configFrom(opts));
+      await store.init();
+      const removed = await store.deleteUser(name);
+      await store.close();
+      if (!removed) throw new ConfigError(`no user ${name}`);
+      console.log(`removed user ${name}`);
+    } catch (err) {
+      fail(err);
+    }
+  });
+
+program
+  .command('version')
+  .description('print the version')
+  .action(() => {
+    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+    console.log(pkg.version);
+  });
+
+await program.parseAsync(process.argv);

@@ -1,0 +1,182 @@
+/**
+ * Configuration: one schema, documented defaults, four sources.
+ *
+ * Precedence, lowest first: built-in defaults, the JSON file named by `--config` (or
+ * `PARLEY_CONFIG`), environment variables `PARLEY_<UPPER_SNAKE>`, command-line flags
+ * `--<kebab-case>`. Everything is validated at start; a bad value stops the server with a
+ * message naming the key, where it came from and what is expected.
+ */
+import { readFileSync } from 'node:fs';
+import { z } from 'zod';
+
+const MiB = 1024 * 1024;
+
+const int = (min: number, max: number = Number.MAX_SAFE_INTEGER) => z.coerce.number().int().min(min).max(max);
+const csv = z.preprocess(
+  (v) => (typeof v === 'string' ? v.split(',').map((s) => s.trim()).filter((s) => s.length > 0) : v),
+  z.array(z.string().min(1)),
+);
+const optionalPath = z.preprocess((v) => (v === '' ? undefined : v), z.string().min(1).optional());
+
+/** Every configuration key, its type, default and meaning (docs: README "Configuration"). */
+export const configSchema = z
+  .object({
+    /** Interface to listen on. */
+    host: z.string().min(1).default('0.0.0.0'),
+    /** TCP port for HTTP and WebSocket. */
+    port: int(0, 65535).default(8080),
+    /** Directory for the SQLite database and other local state. */
+    dataDir: z.string().min(1).default('./data'),
+    /** Message/user store driver. */
+    store: z.enum(['sqlite']).default('sqlite'),
+    /** Lifetime of a one-time WebSocket ticket (otp), in ms. */
+    ticketTtlMs: int(100, 10 * 60_000).default(10_000),
+    /** Lifetime of a session token from /login, in ms (default 30 days). */
+    tokenTtlMs: int(1000).default(30 * 24 * 3600_000),
+    /** Extra origins allowed to open a WebSocket (comma list; `*` allows any). Same-origin is always allowed. */
+    allowedOrigins: csv.default([]),
+    /** `open`: anyone may POST /register; `closed`: accounts are made with `parley user add`. */
+    registration: z.enum(['open', 'closed']).default('open'),
+    /** Interval between server pings, in ms. */
+    pingIntervalMs: int(100).default(25_000),
+    /** A client that has not answered a ping within this many ms is dropped. */
+    pongTimeoutMs: int(100).default(10_000),
+    /** Largest incoming frame, in bytes; bigger closes the connection with 1009. */
+    maxMessageBytes: int(256, 16 * MiB).default(64 * 1024),
+    /** Longest message text, in characters. */
+    maxMessageChars: int(1).default(4000),
+    /** Sustained events per second allowed per connection. */
+    rateLimitPerSec: int(1).default(20),
+    /** Events a connection may send in a burst above the sustained rate. */
+    rateLimitBurst: int(1).default(40),
+    /** Bytes that may wait in one connection's outgoing queue before it is closed as a slow consumer (4000). */
+    sendQueueMaxBytes: int(1024).default(MiB),
+    /** Most rooms one connection may follow. */
+    maxRoomsPerConnection: int(1).default(100),
+    /** Failed logins allowed per user name, and per address ×4, within loginWindowMs before 429. */
+    loginMaxFailures: int(1).default(5),
+    /** Window for counting failed logins, in ms. */
+    loginWindowMs: int(1000).default(15 * 60_000),
+    /** Take the client address from X-Forwarded-For (only behind a trusted proxy). */
+    trustProxy: z.preprocess((v) => (v === 'true' || v === '1' ? true : v === 'false' || v === '0' ? false : v), z.boolean()).default(false),
+    /** PEM certificate file; with tlsKey the server speaks https/wss. */
+    tlsCert: optionalPath,
+    /** PEM private key file. */
+    tlsKey: optionalPath,
+    /** Time allowed for a graceful shutdown before the process exits anyway, in ms. */
+    shutdownTimeoutMs: int(0).default(10_000),
+    /** pino log level. */
+    logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  })
+  .strict()
+  .superRefine((c, ctx) => {
+    if ((c.tlsCert === undefined) !== (c.tlsKey === undefined)) {
+      ctx.addIssue({ code: 'custom', path: [c.tlsCert === undefined ? 'tlsCert' : 'tlsKey'], message: 'tlsCert and tlsKey must be set together' });
+    }
+    for (const o of c.allowedOrigins) {
+      if (o !== '*' && !/^https?:\/\/[^/]+$/.test(o)) {
+        ctx.addIssue({ code: 'custom', path: ['allowedOrigins'], message: `"${o}" is not an origin like https://chat.example.com (or *)` });
+      }
+    }
+  });
+
+export type Config = z.output<typeof configSchema>;
+export type ConfigInput = z.input<typeof configSchema>;
+export type ConfigKey = keyof Config;
+
+export const CONFIG_KEYS = Object.keys(configSchema.shape) as ConfigKey[];
+
+/** Short descriptions for `--help`, taken from one place (kept in sync with README by a test). */
+export const CONFIG_HELP: Record<ConfigKey, string> = {
+  host: 'interface to listen on',
+  port: 'TCP port for HTTP and WebSocket',
+  dataDir: 'directory for the SQLite database',
+  store: 'store driver (sqlite)',
+  ticketTtlMs: 'lifetime of a one-time ticket, ms',
+  tokenTtlMs: 'lifetime of a session token, ms',
+  allowedOrigins: 'comma list of extra allowed origins (* = any)',
+  registration: 'open | closed',
+  pingIntervalMs: 'interval between pings, ms',
+  pongTimeoutMs: 'drop a client that does not pong within, ms',
+  maxMessageBytes: 'largest incoming frame, bytes (else close 1009)',
+  maxMessageChars: 'longest message text, characters',
+  rateLimitPerSec: 'sustained events per second per connection',
+  rateLimitBurst: 'burst above the sustained rate',
+  sendQueueMaxBytes: 'outgoing queue bound per connection, bytes (else close 4000)',
+  maxRoomsPerConnection: 'rooms one connection may follow',
+  loginMaxFailures: 'failed logins per user before 429 (per address: 4x)',
+  loginWindowMs: 'window for counting failed logins, ms',
+  trustProxy: 'take the client address from X-Forwarded-For',
+  tlsCert: 'PEM certificate file (enables https/wss)',
+  tlsKey: 'PEM private key file',
+  shutdownTimeoutMs: 'graceful shutdown deadline, ms',
+  logLevel: 'fatal | error | warn | info | debug | trace | silent',
+};
+
+export const envName = (key: string): string => 'PARLEY_' + key.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toUpperCase();
+export const flagName = (key: string): string => key.replace(/([a-z0-9])([A-Z])/g, '$1-$2').toLowerCase();
+
+export class ConfigError extends Error {
+  readonly code = 'invalid_config';
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+export interface ConfigSources {
+  /** Path of a JSON config file. */
+  file?: string | undefined;
+  /** Environment (defaults to none; the CLI passes process.env). */
+  env?: NodeJS.ProcessEnv;
+  /** Values from flags or code, keyed by config key. */
+  overrides?: Partial<Record<ConfigKey, unknown>>;
+}
+
+type Source = 'default' | 'file' | 'env' | 'flag';
+
+/** Merges the sources (defaults < file < env < overrides) and validates the result. */
+export function loadConfig(sources: ConfigSources = {}): Config {
+  const merged: Record<string, unknown> = {};
+  const origin: Record<string, string> = {};
+  const set = (key: string, value: unknown, source: Source, label: string) => {
+    merged[key] = value;
+    origin[key] = source === 'file' ? `${label} in ${sources.file}` : source === 'env' ? label : source === 'flag' ? label : 'default';
+  };
+
+  if (sources.file !== undefined) {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(readFileSync(sources.file, 'utf8'));
+    } catch (err) {
+      throw new ConfigError(`cannot read config file ${sources.file}: ${(err as Error).message}`);
+    }
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+      throw new ConfigError(`config file ${sources.file} must hold a JSON object`);
+    }
+    for (const [k, v] of Object.entries(parsed)) set(k, v, 'file', `"${k}"`);
+  }
+  const env = sources.env ?? {};
+  for (const key of CONFIG_KEYS) {
+    const v = env[envName(key)];
+    if (v !== undefined) set(key, v, 'env', envName(key));
+  }
+  for (const [k, v] of Object.entries(sources.overrides ?? {})) {
+    if (v !== undefined) set(k, v, 'flag', `--${flagName(k)}`);
+  }
+
+  const result = configSchema.safeParse(merged);
+  if (!result.success) {
+    const lines = result.error.issues.map((issue) => {
+      const key = String(issue.path[0] ?? '');
+      if (issue.code === 'unrecognized_keys') {
+        return `unknown key(s) ${issue.keys.map((k) => `"${k}"${origin[k] !== undefined ? ` (${origin[k]})` : ''}`).join(', ')}; known keys: ${CONFIG_KEYS.join(', ')}`;
+      }
+      const from = origin[key] ?? 'default';
+      const got = merged[key] === undefined ? '' : `, got ${JSON.stringify(merged[key])}`;
+      return `${key} (${from}): ${issue.message}${got}`;
+    });
+    throw new ConfigError(`invalid configuration:\n  ${lines.join('\n  ')}`);
+  }
+  return result.data;
+}

@@ -1,0 +1,117 @@
+/**
+ * One WebSocket connection (the seed's Client): its rooms, its rate limit, its bounded
+ * outgoing queue and its heartbeat state. The Hub owns membership; the Connection owns its
+ * socket. A slow connection is closed, never waited for.
+ */
+import type { WebSocket } from 'ws';
+import { CloseCodes, type Ref, type ServerEvents, type ServerEventType } from '@parley/protocol';
+import { encode } from './frames.js';
+
+/** Rejected events within this window count towards closing a flooding client with 1008. */
+export const FLOOD_WINDOW_MS = 10_000;
+/** After a close frame is queued, a connection that does not finish closing is destroyed. */
+export const CLOSE_GRACE_MS = 2_000;
+
+export interface ConnectionLimits {
+  rateLimitPerSec: number;
+  rateLimitBurst: number;
+  sendQueueMaxBytes: number;
+}
+
+export type RateVerdict = 'ok' | 'limited' | 'flood';
+
+let nextId = 1;
+
+export class Connection {
+  readonly id = nextId++;
+  /** Rooms this connection follows. */
+  readonly rooms = new Set<string>();
+  /** The room `send_message` goes to when it names none (`change_room` sets it). */
+  current: string | undefined;
+  /** When the last ping went unanswered since, or 0 when none is outstanding. */
+  pingSentAt = 0;
+  /** Why the server closed the connection, for the disconnect log line. */
+  closeReason: string | undefined;
+  readonly connectedAt = Date.now();
+
+  private tokens: number;
+  private refilledAt = Date.now();
+  private strikes = 0;
+  private strikesSince = 0;
+  private closeTimer: NodeJS.Timeout | undefined;
+
+  constructor(
+    readonly ws: WebSocket,
+    readonly user: string,
+    /** Hash of the session token this connection was opened with. */
+    readonly session: string,
+    readonly ip: string,
+    private readonly limits: ConnectionLimits,
+  ) {
+    this.tokens = limits.rateLimitBurst;
+  }
+
+  get open(): boolean {
+    return this.ws.readyState === 1; // WebSocket.OPEN
+  }
+
+  /**
+   * Token bucket: `rateLimitPerSec` sustained, `rateLimitBurst` at once. A connection whose
+   * events keep being refused (more than `rateLimitBurst` refusals within FLOOD_WINDOW_MS) is a
+   * flood and gets closed with 1008.
+   */
+  take(now = Date.now()): RateVerdict {
+    const { rateLimitPerSec, rateLimitBurst } = this.limits;
+    this.tokens = Math.min(rateLimitBurst, this.tokens + ((now - this.refilledAt) * rateLimitPerSec) / 1000);
+    this.refilledAt = now;
+    if (this.tokens >= 1) {
+      this.tokens -= 1;
+      return 'ok';
+    }
+    if (now - this.strikesSince > FLOOD_WINDOW_MS) {
+      this.strikes = 0;
+      this.strikesSince = now;
+    }
+    this.strikes++;
+    return this.strikes > rateLimitBurst ? 'flood' : 'limited';
+  }
+
+  /**
+   * Queues an already serialized frame. The queue is bounded: when more than sendQueueMaxBytes
+   * wait, the connection is closed with 4000 (slow_consumer) and false is returned.
+   */
+  sendRaw(data: Buffer | string): boolean {
+    const ws = this.ws;
+    if (ws.readyState !== 1) return false;
+    if (ws.bufferedAmount > this.limits.sendQueueMaxBytes) {
+      this.close(CloseCodes.slow_consumer, 'slow consumer');
+      return false;
+    }
+    ws.send(data);
+    return true;
+  }
+
+  send<K extends ServerEventType>(type: K, payload: ServerEvents[K], ref?: Ref): boolean {
+    return this.sendRaw(encode(type, payload, ref));
+  }
+
+  /** Starts the closing handshake; destroys the socket if it does not complete in time. */
+  close(code: number, reason: string): void {
+    if (this.closeTimer !== undefined || this.ws.readyState > 1) return;
+    this.closeReason ??= reason;
+    this.ws.close(code, reason);
+    this.closeTimer = setTimeout(() => this.ws.terminate(), CLOSE_GRACE_MS);
+    this.closeTimer.unref();
+  }
+
+  /** Destroys the socket at once (dead peer: a close frame would never be read). */
+  terminate(reason: string): void {
+    this.closeReason ??= reason;
+    this.ws.terminate();
+  }
+
+  /** Called by the Hub once the socket is closed. */
+  disposed(): void {
+    if (this.closeTimer !== undefined) clearTimeout(this.closeTimer);
+  }
+}

@@ -1,0 +1,280 @@
+/**
+ * HTTP routes: accounts, tokens and tickets, health, and the chat page.
+ * Every error is JSON `{"error": {"code", "message"}}` with a code from @parley/protocol.
+ */
+import { readFile } from 'node:fs/promises';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { extname, join, normalize, sep } from 'node:path';
+import type { Logger } from 'pino';
+import {
+  type HttpErrorBody,
+  type HttpErrorCode,
+  HttpErrorCodes,
+  MAX_PASSWORD_LENGTH,
+  MIN_PASSWORD_LENGTH,
+  USERNAME_PATTERN,
+  CloseCodes,
+} from '@parley/protocol';
+import type { Config } from './config.js';
+import type { Hub } from './hub.js';
+import { dummyHash, hashPassword, verifyPassword } from './auth/password.js';
+import { LoginThrottle } from './auth/throttle.js';
+import { newSecret, sha256, type TicketStore } from './auth/tokens.js';
+import { StoreError, type Store } from './store/store.js';
+
+/** Largest JSON body accepted by the API routes. */
+const MAX_BODY_BYTES = 16 * 1024;
+/** Failed logins from one address may be this many times loginMaxFailures (shared NATs). */
+const IP_FAILURE_FACTOR = 4;
+
+export class HttpError extends Error {
+  readonly status: number;
+  constructor(
+    readonly code: HttpErrorCode,
+    message: string = HttpErrorCodes[code][1],
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(message);
+    this.status = HttpErrorCodes[code][0];
+  }
+}
+
+export function errorBody(code: HttpErrorCode, message: string = HttpErrorCodes[code][1]): string {
+  const body: HttpErrorBody = { error: { code, message } };
+  return JSON.stringify(body);
+}
+
+const CONTENT_TYPES: Record<string, string> = {
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+  '.svg': 'image/svg+xml',
+  '.png': 'image/png',
+  '.ico': 'image/x-icon',
+  '.json': 'application/json',
+  '.map': 'application/json',
+  '.webmanifest': 'application/manifest+json',
+};
+
+const SECURITY_HEADERS: Record<string, string> = {
+  'X-Content-Type-Options': 'nosniff',
+  'Referrer-Policy': 'no-referrer',
+  'X-Frame-Options': 'DENY',
+  'Content-Security-Policy': "default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'",
+};
+
+export interface ApiDeps {
+  config: Config;
+  store: Store;
+  hub: Hub;
+  tickets: TicketStore;
+  log: Logger;
+  /** Directory of the chat page's static files. */
+  webRoot: string;
+  /** Whether the server is shutting down (then /readyz answers 503). */
+  isClosing: () => boolean;
+}
+
+export function clientAddress(req: IncomingMessage, trustProxy: boolean): string {
+  if (trustProxy) {
+    const xff = req.headers['x-forwarded-for'];
+    const first = (Array.isArray(xff) ? xff[0] : xff)?.split(',')[0]?.trim();
+    if (first !== undefined && first.length > 0) return first;
+  }
+  return req.socket.remoteAddress ?? 'unknown';
+}
+
+export class Api {
+  private readonly throttle: LoginThrottle;
+
+  constructor(private readonly d: ApiDeps) {
+    this.throttle = new LoginThrottle(d.config.loginWindowMs);
+  }
+
+  close(): void {
+    this.throttle.close();
+  }
+
+  /** The request listener. Never throws; every failure becomes a JSON error. */
+  handle = (req: IncomingMessage, res: ServerResponse): void => {
+    this.route(req, res).catch((err: unknown) => {
+      if (err instanceof HttpError) {
+        this.send(res, err.status, errorBody(err.code, err.message), err.headers);
+      } else if (err instanceof StoreError && err.code === 'unavailable') {
+        this.d.log.warn({ err, url: req.url }, 'store unavailable');
+        this.send(res, 503, errorBody('unavailable'));
+      } else {
+        this.d.log.error({ err, url: req.url }, 'request failed');
+        this.send(res, 500, errorBody('internal'));
+      }
+    });
+  };
+
+  private async route(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://x');
+    const path = url.pathname;
+    const method = req.method ?? 'GET';
+    const post = (fn: () => Promise<[number, unknown]>) => {
+      if (method !== 'POST') throw new HttpError('method_not_allowed', `Use POST ${path}.`, { Allow: 'POST' });
+      return fn().then(([status, body]) => this.json(res, status, body));
+    };
+    switch (path) {
+      case '/healthz':
+        return this.json(res, 200, { status: 'ok' });
+      case '/readyz':
+        return this.d.isClosing() ? this.json(res, 503, { status: 'closing' }) : this.json(res, 200, { status: 'ready' });
+      case '/register':
+        return post(() => this.register(req));
+      case '/login':
+        return post(() => this.login(req));
+      case '/ticket':
+        return post(() => this.ticket(req));
+      case '/logout':
+        return post(() => this.logout(req));
+      case '/ws':
+        throw new HttpError('bad_request', 'GET /ws must be a WebSocket upgrade request.');
+      default:
+        if (method !== 'GET' && method !== 'HEAD') throw new HttpError('not_found');
+        return this.staticFile(path, method, res);
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Accounts
+
+  private async register(req: IncomingMessage): Promise<[number, unknown]> {
+    if (this.d.config.registration === 'closed') throw new HttpError('registration_closed');
+    const { username, password } = await this.credentials(req);
+    if (password.length < MIN_PASSWORD_LENGTH) throw new HttpError('weak_password');
+    try {
+      await this.d.store.createUser(username, await hashPassword(password));
+    } catch (err) {
+      if (err instanceof StoreError && err.code === 'conflict') throw new HttpError('username_taken');
+      throw err;
+    }
+    this.d.log.info({ user: username }, 'user registered');
+    return [201, { user: { name: username } }];
+  }
+
+  private async login(req: IncomingMessage): Promise<[number, unknown]> {
+    const { config, store, tickets } = this.d;
+    const { username, password } = await this.credentials(req);
+    const ip = clientAddress(req, config.trustProxy);
+    const userKey = `u:${username.toLowerCase()}`;
+    const ipKey = `a:${ip}`;
+    const now = Date.now();
+    const wait = Math.max(this.throttle.blockedFor(userKey, config.loginMaxFailures, now), this.throttle.blockedFor(ipKey, config.loginMaxFailures * IP_FAILURE_FACTOR, now));
+    if (wait > 0) throw new HttpError('too_many_attempts', undefined, { 'Retry-After': String(Math.ceil(wait / 1000)) });
+
+    const user = await store.getUser(username);
+    const ok = await verifyPassword(password, user?.passwordHash ?? (await dummyHash()));
+    if (user === undefined || !ok) {
+      this.throttle.fail(userKey, now);
+      this.throttle.fail(ipKey, now);
+      this.d.log.info({ user: username, ip }, 'login failed');
+      throw new HttpError('invalid_credentials');
+    }
+    this.throttle.reset(userKey);
+    const token = newSecret();
+    const session = sha256(token);
+    await store.createSession({ tokenHash: session, user: user.name, expiresAt: now + config.tokenTtlMs });
+    const otp = tickets.issue(user.name, session, now);
+    return [200, { token, otp, user: { name: user.name }, expiresAt: new Date(now + config.tokenTtlMs).toISOString() }];
+  }
+
+  private async ticket(req: IncomingMessage): Promise<[number, unknown]> {
+    const session = await this.authenticate(req);
+    return [200, { otp: this.d.tickets.issue(session.user, session.tokenHash) }];
+  }
+
+  private async logout(req: IncomingMessage): Promise<[number, unknown]> {
+    const session = await this.authenticate(req);
+    await this.d.store.deleteSession(session.tokenHash);
+    const closed = this.d.hub.closeSession(session.tokenHash, CloseCodes.session_revoked, 'session revoked');
+    this.d.log.info({ user: session.user, closed }, 'logout');
+    return [200, { ok: true }];
+  }
+
+  private async authenticate(req: IncomingMessage) {
+    const header = req.headers.authorization;
+    const m = header === undefined ? null : /^Bearer\s+([A-Za-z0-9_-]{16,128})\s*$/.exec(header);
+    if (m === null) throw new HttpError('unauthorized', undefined, { 'WWW-Authenticate': 'Bearer' });
+    // Drain the body (if any) so keep-alive connections stay usable.
+    req.resume();
+    const session = await this.d.store.getSession(sha256(m[1] as string), Date.now());
+    if (session === undefined) throw new HttpError('unauthorized', 'The token is unknown, revoked or expired.', { 'WWW-Authenticate': 'Bearer error="invalid_token"' });
+    return session;
+  }
+
+  private async credentials(req: IncomingMessage): Promise<{ username: string; password: string }> {
+    const body = await this.readJson(req);
+    const { username, password } = body as { username?: unknown; password?: unknown };
+    if (typeof username !== 'string' || typeof password !== 'string') {
+      throw new HttpError('bad_request', 'The body must be {"username": string, "password": string}.');
+    }
+    if (!USERNAME_PATTERN.test(username)) throw new HttpError('invalid_username');
+    if (password.length > MAX_PASSWORD_LENGTH) throw new HttpError('bad_request', `Passwords are at most ${MAX_PASSWORD_LENGTH} characters.`);
+    return { username, password };
+  }
+
+  private async readJson(req: IncomingMessage): Promise<Record<string, unknown>> {
+    const type = req.headers['content-type'];
+    if (type !== undefined && !/^application\/json\b/i.test(type)) throw new HttpError('unsupported_media_type');
+    const declared = Number(req.headers['content-length'] ?? 0);
+    if (declared > MAX_BODY_BYTES) {
+      req.resume();
+      throw new HttpError('payload_too_large');
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    for await (const chunk of req as AsyncIterable<Buffer>) {
+      size += chunk.length;
+      if (size > MAX_BODY_BYTES) throw new HttpError('payload_too_large');
+      chunks.push(chunk);
+    }
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+    } catch {
+      throw new HttpError('bad_request', 'The body is not valid JSON.');
+    }
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new HttpError('bad_request', 'The body must be a JSON object.');
+    return parsed as Record<string, unknown>;
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Static files (the chat page)
+
+  private async staticFile(path: string, method: string, res: ServerResponse): Promise<void> {
+    const rel = path === '/' ? 'index.html' : decodeURIComponent(path).replace(/^\/+/, '');
+    const file = normalize(join(this.d.webRoot, rel));
+    if (!file.startsWith(this.d.webRoot + sep) || rel.split('/').some((p) => p.startsWith('.'))) throw new HttpError('not_found');
+    let data: Buffer;
+    try {
+      data = await readFile(file);
+    } catch {
+      throw new HttpError('not_found');
+    }
+    const type = CONTENT_TYPES[extname(file)] ?? 'application/octet-stream';
+    res.writeHead(200, {
+      ...SECURITY_HEADERS,
+      'Content-Type': type,
+      'Content-Length': data.length,
+      'Cache-Control': type.startsWith('text/html') ? 'no-cache' : 'public, max-age=300',
+    });
+    res.end(method === 'HEAD' ? undefined : data);
+  }
+
+  private json(res: ServerResponse, status: number, body: unknown): void {
+    this.send(res, status, JSON.stringify(body));
+  }
+
+  private send(res: ServerResponse, status: number, body: string, headers: Record<string, string> = {}): void {
+    if (res.headersSent) {
+      res.destroy();
+      return;
+    }
+    res.writeHead(status, { 'Content-Type': 'application/json; charset=utf-8', 'Cache-Control': 'no-store', 'Content-Length': Buffer.byteLength(body), ...headers });
+    res.end(body);
+  }
+}

@@ -1,0 +1,316 @@
+/**
+ * The Hub (the seed's Manager): owns every connection and room membership, routes client
+ * events to their handlers, broadcasts stored messages, and runs the heartbeat.
+ *
+ * A broadcast is serialized once into one Buffer and the same bytes go to every member.
+ */
+import type { Logger } from 'pino';
+import {
+  type ChatMessage,
+  type ClientEvents,
+  type ClientEventType,
+  CloseCodes,
+  DEFAULT_ROOM,
+  type ErrorCode,
+  ErrorCodes,
+  type Limits,
+  type Ref,
+  ROOM_PATTERN,
+} from '@parley/protocol';
+import type { Config } from './config.js';
+import { Connection } from './connection.js';
+import { encode } from './frames.js';
+import { clientEventSchemas, isClientEventType, isRef } from './schemas.js';
+import { StoreError, type Store } from './store/store.js';
+import { MessageWriter } from './writer.js';
+
+type Handler<K extends ClientEventType> = (conn: Connection, payload: ClientEvents[K], ref: Ref | undefined) => void | Promise<void>;
+
+/** Thrown inside handlers to answer the client with an `error` event. */
+export class ClientError extends Error {
+  constructor(
+    readonly code: ErrorCode,
+    message: string = ErrorCodes[code],
+  ) {
+    super(message);
+  }
+}
+
+export class Hub {
+  readonly connections = new Set<Connection>();
+  private readonly rooms = new Map<string, Set<Connection>>();
+  readonly writer: MessageWriter;
+  readonly limits: Limits;
+  private pingTimer: NodeJS.Timeout | undefined;
+  private readonly handlers: { [K in ClientEventType]: Handler<K> };
+
+  constructor(
+    private readonly config: Config,
+    private readonly store: Store,
+    private readonly log: Logger,
+  ) {
+    this.writer = new MessageWriter(store, (messages) => {
+      for (const m of messages) this.broadcast(m.room, encode('new_message', m));
+    });
+    this.limits = {
+      maxMessageBytes: config.maxMessageBytes,
+      maxMessageChars: config.maxMessageChars,
+      rateLimitPerSec: config.rateLimitPerSec,
+      maxRoomsPerConnection: config.maxRoomsPerConnection,
+    };
+    this.handlers = {
+      send_message: (c, p, ref) => this.onSendMessage(c, p, ref),
+      change_room: (c, p, ref) => this.onChangeRoom(c, p, ref),
+      join: (c, p, ref) => this.onJoin(c, p, ref),
+      leave: (c, p, ref) => this.onLeave(c, p, ref),
+      history: (c, p, ref) => this.onHistory(c, p, ref),
+      resume: () => {
+        throw new ClientError('unknown_type', 'resume is not supported by this server version');
+      },
+      typing: () => {
+        throw new ClientError('unknown_type', 'typing is not supported by this server version');
+      },
+    };
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Membership
+
+  add(conn: Connection): void {
+    this.connections.add(conn);
+    conn.send('welcome', { user: conn.user, room: DEFAULT_ROOM, limits: this.limits, heartbeatMs: this.config.pingIntervalMs });
+    this.join(conn, DEFAULT_ROOM);
+    conn.current = DEFAULT_ROOM;
+    void this.replyWithSeq(conn, DEFAULT_ROOM, undefined, (seq) => conn.send('joined', { room: DEFAULT_ROOM, seq }));
+  }
+
+  remove(conn: Connection): void {
+    if (!this.connections.delete(conn)) return;
+    for (const room of conn.rooms) this.unjoin(conn, room);
+    conn.disposed();
+  }
+
+  private join(conn: Connection, room: string): void {
+    conn.rooms.add(room);
+    let members = this.rooms.get(room);
+    if (members === undefined) this.rooms.set(room, (members = new Set()));
+    members.add(conn);
+  }
+
+  private unjoin(conn: Connection, room: string): void {
+    conn.rooms.delete(room);
+    const members = this.rooms.get(room);
+    if (members === undefined) return;
+    members.delete(conn);
+    if (members.size === 0) this.rooms.delete(room);
+  }
+
+  roomSize(room: string): number {
+    return this.rooms.get(room)?.size ?? 0;
+  }
+
+  /** Sends one frame, serialized once, to every connection in the room. */
+  broadcast(room: string, frame: string): void {
+    const members = this.rooms.get(room);
+    if (members === undefined) return;
+    const data = Buffer.from(frame);
+    for (const conn of members) conn.sendRaw(data);
+  }
+
+  /** Closes every connection opened with this session (logout). */
+  closeSession(session: string, code: number, reason: string): number {
+    let n = 0;
+    for (const conn of this.connections) {
+      if (conn.session === session) {
+        conn.close(code, reason);
+        n++;
+      }
+    }
+    return n;
+  }
+
+  /** Closes every connection (shutdown) and resolves when all are gone or the deadline passes. */
+  async closeAll(code: number, reason: string, deadlineMs: number): Promise<void> {
+    for (const conn of this.connections) conn.close(code, reason);
+    const until = Date.now() + deadlineMs;
+    while (this.connections.size > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+    for (const conn of this.connections) conn.terminate(reason);
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Heartbeat: one sweep for all connections every pingIntervalMs, and one reaper pongTimeoutMs
+  // after it. A connection with an unanswered ping older than pongTimeoutMs is destroyed.
+  // Any frame from the client also proves it alive.
+
+  startHeartbeat(): void {
+    const { pingIntervalMs, pongTimeoutMs } = this.config;
+    this.pingTimer = setInterval(() => {
+      const now = Date.now();
+      this.reap(now);
+      for (const conn of this.connections) {
+        if (conn.pingSentAt === 0 && conn.open) {
+          conn.pingSentAt = now;
+          conn.ws.ping();
+        }
+      }
+      setTimeout(() => this.reap(Date.now()), pongTimeoutMs + 1).unref();
+    }, pingIntervalMs);
+    this.pingTimer.unref();
+  }
+
+  private reap(now: number): void {
+    const { pongTimeoutMs } = this.config;
+    for (const conn of this.connections) {
+      if (conn.pingSentAt !== 0 && now - conn.pingSentAt >= pongTimeoutMs) conn.terminate('heartbeat timeout');
+    }
+  }
+
+  stopHeartbeat(): void {
+    if (this.pingTimer !== undefined) clearInterval(this.pingTimer);
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Routing
+
+  /** Entry point for every frame a client sends. Never throws. */
+  handleFrame(conn: Connection, data: Buffer, isBinary: boolean): void {
+    conn.pingSentAt = 0;
+    if (isBinary) {
+      conn.close(CloseCodes.unsupported_data, 'binary frames are not supported');
+      return;
+    }
+    const verdict = conn.take();
+    if (verdict === 'flood') {
+      conn.close(CloseCodes.policy_violation, 'rate limit exceeded repeatedly');
+      return;
+    }
+    let frame: unknown;
+    try {
+      frame = JSON.parse(data.toString('utf8'));
+    } catch {
+      this.fail(conn, 'bad_json', undefined);
+      return;
+    }
+    if (typeof frame !== 'object' || frame === null || Array.isArray(frame)) {
+      this.fail(conn, 'bad_event', undefined);
+      return;
+    }
+    const { type, payload, ref: rawRef } = frame as { type?: unknown; payload?: unknown; ref?: unknown };
+    if (rawRef !== undefined && !isRef(rawRef)) {
+      this.fail(conn, 'bad_event', undefined, '"ref" must be a string of 1–64 characters or a safe integer.');
+      return;
+    }
+    const ref = rawRef as Ref | undefined;
+    if (typeof type !== 'string') {
+      this.fail(conn, 'bad_event', ref);
+      return;
+    }
+    if (verdict === 'limited') {
+      this.fail(conn, 'rate_limited', ref);
+      return;
+    }
+    if (!isClientEventType(type)) {
+      this.fail(conn, 'unknown_type', ref, `Unknown event type "${type.slice(0, 64)}".`);
+      return;
+    }
+    const parsed = clientEventSchemas[type].safeParse(payload);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0];
+      const where = issue === undefined || issue.path.length === 0 ? 'payload' : issue.path.join('.');
+      this.fail(conn, 'invalid_payload', ref, `Invalid ${type} payload: ${where}: ${issue?.message ?? 'invalid'}.`);
+      return;
+    }
+    this.dispatch(conn, type, parsed.data, ref);
+  }
+
+  private dispatch<K extends ClientEventType>(conn: Connection, type: K, payload: ClientEvents[K], ref: Ref | undefined): void {
+    const handler = this.handlers[type] as Handler<K>;
+    try {
+      const result = handler(conn, payload, ref);
+      if (result !== undefined) result.catch((err: unknown) => this.handlerFailed(conn, type, ref, err));
+    } catch (err) {
+      this.handlerFailed(conn, type, ref, err);
+    }
+  }
+
+  private handlerFailed(conn: Connection, type: string, ref: Ref | undefined, err: unknown): void {
+    if (err instanceof ClientError) {
+      this.fail(conn, err.code, ref, err.message);
+    } else if (err instanceof StoreError && err.code === 'unavailable') {
+      this.log.warn({ err, user: conn.user, type }, 'store unavailable');
+      this.fail(conn, 'unavailable', ref);
+    } else {
+      this.log.error({ err, user: conn.user, type }, 'handler failed');
+      this.fail(conn, 'internal', ref);
+    }
+  }
+
+  private fail(conn: Connection, code: ErrorCode, ref: Ref | undefined, message: string = ErrorCodes[code]): void {
+    conn.send('error', ref === undefined ? { code, message } : { code, message, ref }, ref);
+  }
+
+  private checkRoom(room: string): void {
+    if (!ROOM_PATTERN.test(room)) throw new ClientError('invalid_room');
+  }
+
+  private async replyWithSeq(conn: Connection, room: string, ref: Ref | undefined, reply: (seq: number) => void): Promise<void> {
+    try {
+      reply(await this.store.lastSeq(room));
+    } catch (err) {
+      this.handlerFailed(conn, 'join', ref, err);
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Handlers
+
+  private async onSendMessage(conn: Connection, p: ClientEvents['send_message'], ref: Ref | undefined): Promise<void> {
+    const room = p.room ?? conn.current;
+    if (room === undefined || !conn.rooms.has(room)) {
+      if (room !== undefined) this.checkRoom(room);
+      throw new ClientError('not_in_room', room === undefined ? 'No current room: join one or name it.' : `Not in room "${room}".`);
+    }
+    if (p.message.length > this.config.maxMessageChars) {
+      throw new ClientError('message_too_long', `The message is longer than ${this.config.maxMessageChars} characters.`);
+    }
+    const stored = await this.writer.submit({ room, from: conn.user, message: p.message, sent: new Date().toISOString() });
+    if (ref !== undefined) conn.send('ack', { ref, room, seq: stored.seq }, ref);
+  }
+
+  private onChangeRoom(conn: Connection, p: ClientEvents['change_room'], ref: Ref | undefined): Promise<void> {
+    this.checkRoom(p.name);
+    if (p.name !== conn.current) {
+      if (!conn.rooms.has(p.name) && conn.rooms.size >= this.config.maxRoomsPerConnection + (conn.current !== undefined ? 1 : 0)) {
+        throw new ClientError('too_many_rooms');
+      }
+      if (conn.current !== undefined) this.unjoin(conn, conn.current);
+      this.join(conn, p.name);
+      conn.current = p.name;
+    }
+    return this.replyWithSeq(conn, p.name, ref, (seq) => conn.send('room_changed', { name: p.name, seq }, ref));
+  }
+
+  private onJoin(conn: Connection, p: ClientEvents['join'], ref: Ref | undefined): Promise<void> {
+    this.checkRoom(p.room);
+    if (!conn.rooms.has(p.room)) {
+      if (conn.rooms.size >= this.config.maxRoomsPerConnection) throw new ClientError('too_many_rooms');
+      this.join(conn, p.room);
+    }
+    return this.replyWithSeq(conn, p.room, ref, (seq) => conn.send('joined', { room: p.room, seq }, ref));
+  }
+
+  private onLeave(conn: Connection, p: ClientEvents['leave'], ref: Ref | undefined): void {
+    this.checkRoom(p.room);
+    if (!conn.rooms.has(p.room)) throw new ClientError('not_in_room', `Not in room "${p.room}".`);
+    this.unjoin(conn, p.room);
+    if (conn.current === p.room) conn.current = undefined;
+    conn.send('left', { room: p.room }, ref);
+  }
+
+  private async onHistory(conn: Connection, p: ClientEvents['history'], ref: Ref | undefined): Promise<void> {
+    this.checkRoom(p.room);
+    if (!conn.rooms.has(p.room)) throw new ClientError('not_in_room', `Not in room "${p.room}".`);
+    const messages: ChatMessage[] = await this.store.history(p.room, { before: p.before, limit: p.limit ?? 50 });
+    conn.send('history', { room: p.room, messages }, ref);
+  }
+}

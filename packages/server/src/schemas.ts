@@ -1,0 +1,26 @@
+/**
+ * Runtime validation of client events. The shapes come from @parley/protocol (the one source of
+ * truth): each schema is checked at compile time to produce exactly the protocol's payload type.
+ * Name rules (room pattern, lengths) are checked by the handlers so they can answer with their
+ * own error codes (invalid_room, message_too_long).
+ */
+import { z } from 'zod';
+import { type ClientEvents, type ClientEventType, MAX_HISTORY_PAGE, MAX_REF_LENGTH, type Ref } from '@parley/protocol';
+
+const name = z.string();
+const seq = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
+
+export const clientEventSchemas = {
+  send_message: z.object({ message: z.string().min(1), room: name.optional() }),
+  change_room: z.object({ name }),
+  join: z.object({ room: name }),
+  leave: z.object({ room: name }),
+  history: z.object({ room: name, before: seq.optional(), limit: z.number().int().min(1).max(MAX_HISTORY_PAGE).optional() }),
+  resume: z.object({ rooms: z.record(z.string(), seq) }),
+  typing: z.object({ room: name }),
+} satisfies { [K in ClientEventType]: z.ZodType<ClientEvents[K]> };
+
+export const isClientEventType = (t: string): t is ClientEventType => Object.hasOwn(clientEventSchemas, t);
+
+export const isRef = (r: unknown): r is Ref =>
+  (typeof r === 'string' && r.length > 0 && r.length <= MAX_REF_LENGTH) || (typeof r === 'number' && Number.isSafeInteger(r));

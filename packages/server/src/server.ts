@@ -1,0 +1,176 @@
+/**
+ * The Parley server: HTTP + the WebSocket upgrade guard + the Hub, and their lifecycle.
+ *
+ *   const server = await startServer(loadConfig({ overrides: { port: 0 } }));
+ *   ...
+ *   await server.close();
+ */
+import { readFileSync } from 'node:fs';
+import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { pino, type Logger } from 'pino';
+import { WebSocketServer, type WebSocket } from 'ws';
+import { CloseCodes, type HttpErrorCode, HttpErrorCodes } from '@parley/protocol';
+import { TicketStore } from './auth/tokens.js';
+import type { Config } from './config.js';
+import { Connection } from './connection.js';
+import { Api, clientAddress, errorBody } from './http.js';
+import { Hub } from './hub.js';
+import { createStore } from './store/index.js';
+import type { Store } from './store/store.js';
+
+/** The chat page: packages/web/public, resolved from this file (dist/src/server.js). */
+export const DEFAULT_WEB_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../../web/public');
+
+export interface ServerOptions {
+  logger?: Logger;
+  /** Use this store instead of the one the config names (tests, embedding). */
+  store?: Store;
+  webRoot?: string;
+}
+
+export interface ParleyServer {
+  readonly config: Config;
+  readonly hub: Hub;
+  readonly store: Store;
+  readonly log: Logger;
+  /** The bound port (useful with port 0). */
+  readonly port: number;
+  /** http(s)://host:port of this server. */
+  readonly url: string;
+  /** Stops accepting, closes every client with 1001, flushes the store, closes it. */
+  close(): Promise<void>;
+}
+
+export function createLogger(config: Pick<Config, 'logLevel'>): Logger {
+  return pino({ level: config.logLevel, base: { service: 'parley' } });
+}
+
+export async function startServer(config: Config, options: ServerOptions = {}): Promise<ParleyServer> {
+  const log = options.logger ?? createLogger(config);
+  const store = options.store ?? createStore(config);
+  await store.init();
+
+  const tickets = new TicketStore(config.ticketTtlMs);
+  const hub = new Hub(config, store, log);
+  let closing = false;
+  const api = new Api({ config, store, hub, tickets, log, webRoot: resolve(options.webRoot ?? DEFAULT_WEB_ROOT), isClosing: () => closing });
+
+  const tls = config.tlsCert !== undefined && config.tlsKey !== undefined;
+  const http: HttpServer = tls
+    ? createHttpsServer({ cert: readFileSync(config.tlsCert as string), key: readFileSync(config.tlsKey as string) }, api.handle)
+    : createHttpServer(api.handle);
+  http.headersTimeout = 20_000;
+  http.requestTimeout = 30_000;
+
+  const wss = new WebSocketServer({
+    noServer: true,
+    maxPayload: config.maxMessageBytes,
+    perMessageDeflate: false,
+    clientTracking: false,
+  });
+
+  /** Answers a refused upgrade with a JSON error and closes the socket. */
+  const refuse = (socket: Duplex, code: HttpErrorCode, message?: string) => {
+    const [status] = HttpErrorCodes[code];
+    const body = errorBody(code, message);
+    socket.end(
+      `HTTP/1.1 ${status} ${code}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+    );
+  };
+
+  const originAllowed = (req: IncomingMessage): boolean => {
+    const origin = req.headers.origin;
+    if (origin === undefined) return true; // not a browser: the ticket is the credential
+    if (config.allowedOrigins.includes('*') || config.allowedOrigins.includes(origin)) return true;
+    try {
+      const u = new URL(origin);
+      return u.host === req.headers.host && u.protocol === (tls ? 'https:' : 'http:');
+    } catch {
+      return false;
+    }
+  };
+
+  // The upgrade guard: a row of guard clauses, authentication before the handshake completes.
+  http.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    socket.on('error', () => socket.destroy());
+    const url = new URL(req.url ?? '/', 'http://x');
+    if (closing) return refuse(socket, 'unavailable', 'The server is shutting down.');
+    if (url.pathname !== '/ws') return refuse(socket, 'not_found');
+    if (!originAllowed(req)) return refuse(socket, 'origin_forbidden', `Origin ${req.headers.origin} is not allowed.`);
+    const otp = url.searchParams.get('otp');
+    if (otp === null || otp === '') return refuse(socket, 'ticket_required');
+    const ticket = tickets.take(otp);
+    if (ticket === undefined) return refuse(socket, 'ticket_invalid');
+    store.getSession(ticket.session, Date.now()).then(
+      (session) => {
+        if (session === undefined) return refuse(socket, 'ticket_invalid', 'The session behind this ticket was revoked or expired.');
+        if (closing || socket.destroyed) return refuse(socket, 'unavailable');
+        wss.handleUpgrade(req, socket, head, (ws) => accept(ws, req, ticket.user, ticket.session));
+      },
+      (err: unknown) => {
+        log.warn({ err }, 'store unavailable during upgrade');
+        refuse(socket, 'unavailable');
+      },
+    );
+  });
+
+  const accept = (ws: WebSocket, req: IncomingMessage, user: string, session: string) => {
+    const ip = clientAddress(req, config.trustProxy);
+    const conn = new Connection(ws, user, session, ip, config);
+    ws.on('message', (data: Buffer, isBinary: boolean) => hub.handleFrame(conn, data, isBinary));
+    ws.on('pong', () => {
+      conn.pingSentAt = 0;
+    });
+    ws.on('error', (err: Error & { code?: string }) => {
+      // ws closes the socket itself (1009 for oversize frames, 1002 for protocol errors).
+      conn.closeReason ??= err.code ?? err.message;
+    });
+    ws.on('close', (code: number) => {
+      const rooms = conn.rooms.size;
+      hub.remove(conn);
+      log.info({ event: 'disconnect', conn: conn.id, user, ip, rooms, code, reason: conn.closeReason, ms: Date.now() - conn.connectedAt }, 'disconnect');
+    });
+    hub.add(conn);
+    log.info({ event: 'connect', conn: conn.id, user, ip, rooms: conn.rooms.size }, 'connect');
+  };
+
+  await new Promise<void>((resolveListen, reject) => {
+    http.once('error', reject);
+    http.listen(config.port, config.host, () => {
+      http.off('error', reject);
+      resolveListen();
+    });
+  });
+  hub.startHeartbeat();
+  const port = (http.address() as AddressInfo).port;
+  const shownHost = config.host === '0.0.0.0' || config.host === '::' ? 'localhost' : config.host.includes(':') ? `[${config.host}]` : config.host;
+  const url = `${tls ? 'https' : 'http'}://${shownHost}:${port}`;
+  log.info({ url, store: store.driver, tls }, 'parley listening');
+
+  let closed: Promise<void> | undefined;
+  const close = (): Promise<void> => {
+    closed ??= (async () => {
+      closing = true;
+      const deadline = config.shutdownTimeoutMs;
+      const httpClosed = new Promise<void>((r) => http.close(() => r()));
+      http.closeIdleConnections();
+      hub.stopHeartbeat();
+      await hub.closeAll(CloseCodes.going_away, 'server shutting down', deadline);
+      await hub.writer.drain();
+      http.closeAllConnections();
+      await httpClosed;
+      tickets.close();
+      api.close();
+      await store.close();
+      log.info('parley stopped');
+    })();
+    return closed;
+  };
+
+  return { config, hub, store, log, port, url, close };
+}

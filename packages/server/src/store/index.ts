@@ -1,0 +1,18 @@
+import { join } from 'node:path';
+import type { Config } from '../config.js';
+import { SqliteStore } from './sqlite.js';
+import type { Store } from './store.js';
+
+export * from './store.js';
+export { SqliteStore } from './sqlite.js';
+
+/** The SQLite file inside dataDir. */
+export const sqliteFile = (config: Pick<Config, 'dataDir'>): string => join(config.dataDir, 'parley.db');
+
+/** Builds the store the config names (not yet initialized). */
+export function createStore(config: Config): Store {
+  switch (config.store) {
+    case 'sqlite':
+      return new SqliteStore(sqliteFile(config));
+  }
+}

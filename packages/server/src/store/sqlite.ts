@@ -1,0 +1,195 @@
+/**
+ * SQLite store (better-sqlite3): the embedded default. One file in dataDir, WAL journal, so
+ * readers never block the writer. better-sqlite3 is synchronous; every call here is short and
+ * bounded (indexed lookups, one transaction per batch of messages), which keeps the event loop
+ * free. Several Parley processes may share the file on one machine: seqs come from a row
+ * updated inside each write transaction, so they stay gap-free and unique.
+ */
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import Database from 'better-sqlite3';
+import type { ChatMessage } from '@parley/protocol';
+import { type HistoryQuery, type NewMessage, type SessionRecord, type Store, StoreError, type UserRecord } from './store.js';
+
+/** Migrations, applied in order; the index + 1 is the schema version kept in `user_version`. */
+const MIGRATIONS: readonly string[] = [
+  `CREATE TABLE users (
+     name TEXT NOT NULL PRIMARY KEY COLLATE NOCASE,
+     password_hash TEXT NOT NULL,
+     created_at INTEGER NOT NULL
+   );
+   CREATE TABLE sessions (
+     token_hash TEXT NOT NULL PRIMARY KEY,
+     user_name TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+     expires_at INTEGER NOT NULL
+   );
+   CREATE INDEX sessions_user ON sessions(user_name);
+   CREATE INDEX sessions_expiry ON sessions(expires_at);
+   CREATE TABLE rooms (
+     name TEXT NOT NULL PRIMARY KEY,
+     last_seq INTEGER NOT NULL
+   );
+   CREATE TABLE messages (
+     room TEXT NOT NULL,
+     seq INTEGER NOT NULL,
+     sender TEXT NOT NULL,
+     body TEXT NOT NULL,
+     sent TEXT NOT NULL,
+     PRIMARY KEY (room, seq)
+   ) WITHOUT ROWID;`,
+];
+
+interface MessageRow {
+  room: string;
+  seq: number;
+  sender: string;
+  body: string;
+  sent: string;
+}
+
+const toMessage = (r: MessageRow): ChatMessage => ({ room: r.room, seq: r.seq, from: r.sender, message: r.body, sent: r.sent });
+
+function wrap(err: unknown, what: string): StoreError {
+  if (err instanceof StoreError) return err;
+  const code = (err as { code?: unknown }).code;
+  if (code === 'SQLITE_CONSTRAINT_PRIMARYKEY' || code === 'SQLITE_CONSTRAINT_UNIQUE') {
+    return new StoreError('conflict', `${what}: already exists`, { cause: err });
+  }
+  return new StoreError('unavailable', `${what}: ${(err as Error).message}`, { cause: err });
+}
+
+export class SqliteStore implements Store {
+  readonly driver = 'sqlite';
+  private db: Database.Database | undefined;
+  private stmts: ReturnType<SqliteStore['prepare']> | undefined;
+
+  /** @param file path of the database file, or ':memory:' */
+  constructor(private readonly file: string) {}
+
+  async init(): Promise<void> {
+    if (this.file !== ':memory:') mkdirSync(dirname(this.file), { recursive: true });
+    const db = new Database(this.file);
+    db.pragma('journal_mode = WAL');
+    db.pragma('synchronous = NORMAL');
+    db.pragma('foreign_keys = ON');
+    db.pragma('busy_timeout = 5000');
+    const version = db.pragma('user_version', { simple: true }) as number;
+    for (let v = version; v < MIGRATIONS.length; v++) {
+      db.transaction(() => {
+        db.exec(MIGRATIONS[v] as string);
+        db.pragma(`user_version = ${v + 1}`);
+      })();
+    }
+    this.db = db;
+    this.stmts = this.prepare(db);
+  }
+
+  private prepare(db: Database.Database) {
+    return {
+      createUser: db.prepare<[string, string, number]>('INSERT INTO users (name, password_hash, created_at) VALUES (?, ?, ?)'),
+      getUser: db.prepare<[string], { name: string; password_hash: string; created_at: number }>(
+        'SELECT name, password_hash, created_at FROM users WHERE name = ?',
+      ),
+      listUsers: db.prepare<[], { name: string; password_hash: string; created_at: number }>(
+        'SELECT name, password_hash, created_at FROM users ORDER BY name COLLATE NOCASE',
+      ),
+      deleteUser: db.prepare<[string]>('DELETE FROM users WHERE name = ?'),
+      createSession: db.prepare<[string, string, number]>('INSERT INTO sessions (token_hash, user_name, expires_at) VALUES (?, ?, ?)'),
+      getSession: db.prepare<[string, number], { token_hash: string; user_name: string; expires_at: number }>(
+        'SELECT token_hash, user_name, expires_at FROM sessions WHERE token_hash = ? AND expires_at > ?',
+      ),
+      deleteSession: db.prepare<[string]>('DELETE FROM sessions WHERE token_hash = ?'),
+      deleteExpired: db.prepare<[number]>('DELETE FROM sessions WHERE expires_at <= ?'),
+      nextSeq: db.prepare<[string], { last_seq: number }>(
+        'INSERT INTO rooms (name, last_seq) VALUES (?, 1) ON CONFLICT (name) DO UPDATE SET last_seq = last_seq + 1 RETURNING last_seq',
+      ),
+      insertMessage: db.prepare<[string, number, string, string, string]>('INSERT INTO messages (room, seq, sender, body, sent) VALUES (?, ?, ?, ?, ?)'),
+      lastSeq: db.prepare<[string], { last_seq: number }>('SELECT last_seq FROM rooms WHERE name = ?'),
+      historyLatest: db.prepare<[string, number], MessageRow>('SELECT room, seq, sender, body, sent FROM messages WHERE room = ? ORDER BY seq DESC LIMIT ?'),
+      historyBefore: db.prepare<[string, number, number], MessageRow>(
+        'SELECT room, seq, sender, body, sent FROM messages WHERE room = ? AND seq < ? ORDER BY seq DESC LIMIT ?',
+      ),
+    };
+  }
+
+  private get s() {
+    if (this.stmts === undefined) throw new StoreError('unavailable', 'sqlite store is not open');
+    return this.stmts;
+  }
+
+  async close(): Promise<void> {
+    this.db?.close();
+    this.db = undefined;
+    this.stmts = undefined;
+  }
+
+  async createUser(name: string, passwordHash: string): Promise<void> {
+    try {
+      this.s.createUser.run(name, passwordHash, Date.now());
+    } catch (err) {
+      throw wrap(err, `user ${name}`);
+    }
+  }
+
+  async getUser(name: string): Promise<UserRecord | undefined> {
+    const r = this.s.getUser.get(name);
+    return r && { name: r.name, passwordHash: r.password_hash, createdAt: r.created_at };
+  }
+
+  async listUsers(): Promise<UserRecord[]> {
+    return this.s.listUsers.all().map((r) => ({ name: r.name, passwordHash: r.password_hash, createdAt: r.created_at }));
+  }
+
+  async deleteUser(name: string): Promise<boolean> {
+    return this.s.deleteUser.run(name).changes > 0;
+  }
+
+  async createSession(session: SessionRecord): Promise<void> {
+    try {
+      this.s.createSession.run(session.tokenHash, session.user, session.expiresAt);
+    } catch (err) {
+      throw wrap(err, 'session');
+    }
+  }
+
+  async getSession(tokenHash: string, now: number): Promise<SessionRecord | undefined> {
+    const r = this.s.getSession.get(tokenHash, now);
+    return r && { tokenHash: r.token_hash, user: r.user_name, expiresAt: r.expires_at };
+  }
+
+  async deleteSession(tokenHash: string): Promise<boolean> {
+    return this.s.deleteSession.run(tokenHash).changes > 0;
+  }
+
+  async deleteExpiredSessions(now: number): Promise<number> {
+    return this.s.deleteExpired.run(now).changes;
+  }
+
+  async appendMessages(batch: readonly NewMessage[]): Promise<ChatMessage[]> {
+    const s = this.s;
+    const db = this.db as Database.Database;
+    try {
+      return db.transaction((items: readonly NewMessage[]) => {
+        const out: ChatMessage[] = new Array(items.length);
+        for (let i = 0; i < items.length; i++) {
+          const m = items[i] as NewMessage;
+          const seq = (s.nextSeq.get(m.room) as { last_seq: number }).last_seq;
+          s.insertMessage.run(m.room, seq, m.from, m.message, m.sent);
+          out[i] = { room: m.room, seq, from: m.from, message: m.message, sent: m.sent };
+        }
+        return out;
+      }).immediate(batch);
+    } catch (err) {
+      throw wrap(err, 'append messages');
+    }
+  }
+
+  async lastSeq(room: string): Promise<number> {
+    return this.s.lastSeq.get(room)?.last_seq ?? 0;
+  }
+
+  async history(room: string, query: HistoryQuery): Promise<ChatMessage[]> {
+    const rows = query.before === undefined ? this.s.historyLatest.all(room, query.limit) : this.s.historyBefore.all(room, query.before, query.limit);
+    return rows.map(toMessage);
+  }
+}

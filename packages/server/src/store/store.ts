@@ -1,0 +1,87 @@
+/**
+ * The store: users, sessions and message history behind one interface.
+ *
+ * Implementations: `sqlite.ts` (default, one file in dataDir, WAL). Every implementation passes
+ * the shared contract suite in test/store.contract.ts.
+ *
+ * Guarantees every implementation gives:
+ * - appendMessages is atomic: either every message of the batch is stored, each with its seq,
+ *   or none is and the call rejects with a StoreError('unavailable').
+ * - seq is per room, starts at 1 and grows by exactly one per stored message, across restarts
+ *   and across processes sharing one database. Within a batch, messages of one room get
+ *   increasing seqs in batch order.
+ */
+import type { ChatMessage } from '@parley/protocol';
+
+export interface UserRecord {
+  name: string;
+  /** Encoded password hash (see auth/password.ts); never the password. */
+  passwordHash: string;
+  /** Milliseconds since the epoch. */
+  createdAt: number;
+}
+
+export interface SessionRecord {
+  /** SHA-256 of the bearer token, hex. The token itself is never stored. */
+  tokenHash: string;
+  user: string;
+  /** Milliseconds since the epoch. */
+  expiresAt: number;
+}
+
+export interface NewMessage {
+  room: string;
+  from: string;
+  message: string;
+  /** ISO-8601 acceptance time. */
+  sent: string;
+}
+
+export interface HistoryQuery {
+  /** Only messages with seq < before (default: from the newest). */
+  before?: number | undefined;
+  /** At most this many (1..MAX_HISTORY_PAGE). */
+  limit: number;
+}
+
+export type StoreErrorCode = 'conflict' | 'unavailable';
+
+export class StoreError extends Error {
+  constructor(
+    readonly code: StoreErrorCode,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = 'StoreError';
+  }
+}
+
+export interface Store {
+  readonly driver: string;
+  /** Opens the database and applies pending migrations. */
+  init(): Promise<void>;
+  close(): Promise<void>;
+
+  /** Rejects with StoreError('conflict') when the name is taken. */
+  createUser(name: string, passwordHash: string): Promise<void>;
+  getUser(name: string): Promise<UserRecord | undefined>;
+  listUsers(): Promise<UserRecord[]>;
+  /** Deletes the user and their sessions. Resolves false when there was no such user. */
+  deleteUser(name: string): Promise<boolean>;
+
+  createSession(session: SessionRecord): Promise<void>;
+  /** Resolves undefined for unknown or expired sessions. */
+  getSession(tokenHash: string, now: number): Promise<SessionRecord | undefined>;
+  /** Resolves false when there was no such session. */
+  deleteSession(tokenHash: string): Promise<boolean>;
+  /** Deletes sessions that expired before `now`; resolves how many. */
+  deleteExpiredSessions(now: number): Promise<number>;
+
+  /** Stores a batch atomically, assigning per-room seqs in batch order (see the module doc). */
+  appendMessages(batch: readonly NewMessage[]): Promise<ChatMessage[]>;
+  /** The latest seq of a room, 0 when it has none. */
+  lastSeq(room: string): Promise<number>;
+  /** A page of history, newest first. */
+  history(room: string, query: HistoryQuery): Promise<ChatMessage[]>;
+}

@@ -1,0 +1,70 @@
+/**
+ * Batched message writer: every message accepted during one turn of the event loop is stored
+ * in one store transaction, then handed to `onStored` in seq order, then each submitter's
+ * promise settles. One batch is in flight at a time, so per-room order is the store's order.
+ * A message is broadcast only after it is stored; if the store fails, the whole batch is
+ * refused (StoreError 'unavailable') and nothing of it is broadcast.
+ */
+import type { ChatMessage } from '@parley/protocol';
+import type { NewMessage, Store } from './store/store.js';
+
+interface Pending {
+  msg: NewMessage;
+  resolve: (m: ChatMessage) => void;
+  reject: (err: unknown) => void;
+}
+
+/** Upper bound on one transaction, so one huge burst does not stall the loop. */
+const MAX_BATCH = 1000;
+
+export class MessageWriter {
+  private queue: Pending[] = [];
+  private scheduled = false;
+  private inFlight: Promise<void> | undefined;
+
+  constructor(
+    private readonly store: Store,
+    private readonly onStored: (messages: readonly ChatMessage[]) => void,
+  ) {}
+
+  submit(msg: NewMessage): Promise<ChatMessage> {
+    return new Promise((resolve, reject) => {
+      this.queue.push({ msg, resolve, reject });
+      this.schedule();
+    });
+  }
+
+  private schedule(): void {
+    if (this.scheduled || this.inFlight !== undefined) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      this.inFlight = this.flush().finally(() => {
+        this.inFlight = undefined;
+        if (this.queue.length > 0) this.schedule();
+      });
+    });
+  }
+
+  private async flush(): Promise<void> {
+    const batch = this.queue.length <= MAX_BATCH ? this.queue : this.queue.slice(0, MAX_BATCH);
+    this.queue = this.queue.length <= MAX_BATCH ? [] : this.queue.slice(MAX_BATCH);
+    let stored: ChatMessage[];
+    try {
+      stored = await this.store.appendMessages(batch.map((p) => p.msg));
+    } catch (err) {
+      for (const p of batch) p.reject(err);
+      return;
+    }
+    this.onStored(stored);
+    for (let i = 0; i < batch.length; i++) (batch[i] as Pending).resolve(stored[i] as ChatMessage);
+  }
+
+  /** Resolves once everything submitted so far is stored (or refused). */
+  async drain(): Promise<void> {
+    while (this.inFlight !== undefined || this.queue.length > 0 || this.scheduled) {
+      if (this.inFlight !== undefined) await this.inFlight;
+      else await new Promise((r) => setImmediate(r));
+    }
+  }
+}
