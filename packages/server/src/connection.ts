@@ -21,6 +21,8 @@ export interface ConnectionLimits {
 export type RateVerdict = 'ok' | 'limited' | 'flood';
 
 let nextId = 1;
+/** Frames are JSON text, also when handed over as a Buffer (a broadcast encoded once). */
+const TEXT = { binary: false } as const;
 
 export class Connection {
   readonly id = nextId++;
@@ -87,7 +89,8 @@ export class Connection {
       this.close(CloseCodes.slow_consumer, 'slow consumer');
       return false;
     }
-    ws.send(data);
+    // Always a text frame: broadcasts hand over a Buffer, which ws would otherwise send as binary.
+    ws.send(data, { binary: false });
     return true;
   }
 

@@ -1,0 +1,209 @@
+/** Rooms, messages and error events over real WebSockets. */
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { ErrorCodes } from '@parley/protocol';
+import { sleep, startTestServer, user, type TestServer } from './helpers.js';
+
+describe('events', () => {
+  let server: TestServer;
+  before(async () => {
+    server = await startTestServer({ maxMessageChars: 100, maxRoomsPerConnection: 3 });
+  });
+  after(() => server.stop());
+
+  test('a new connection is welcomed and is in room general', async () => {
+    const a = await user(server);
+    // connect() already consumed welcome + joined(general); check the welcome's content on a second socket.
+    const b = await user(server);
+    a.client.send({ type: 'send_message', payload: { message: 'hello' } });
+    const m = await b.client.next('new_message', (p) => p.from === a.name);
+    assert.equal(m.room, 'general');
+    a.client.close();
+    b.client.close();
+  });
+
+  test('send_message reaches everyone in the room, the sender included, with from/seq/sent', async () => {
+    const room = `r${Date.now()}`;
+    const [a, b, c] = await Promise.all([user(server), user(server), user(server)]);
+    for (const u of [a, b, c]) {
+      u.client.send({ type: 'change_room', payload: { name: room }, ref: 'cr' });
+      const changed = await u.client.next('room_changed');
+      assert.equal(changed.name, room);
+      assert.equal(changed.seq, 0);
+    }
+    const before = Date.now();
+    a.client.send({ type: 'send_message', payload: { message: 'one' } });
+    a.client.send({ type: 'send_message', payload: { message: 'two', room } });
+    for (const u of [a, b, c]) {
+      const first = await u.client.next('new_message');
+      const second = await u.client.next('new_message');
+      assert.deepEqual([first.message, second.message], ['one', 'two']);
+      assert.equal(first.from, a.name);
+      assert.equal(first.room, room);
+      assert.equal(first.seq, 1);
+      assert.equal(second.seq, 2, 'seq grows by one per message in the room');
+      assert.match(first.sent, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+      assert.ok(Math.abs(Date.parse(first.sent) - before) < 5000);
+    }
+    for (const u of [a, b, c]) u.client.close();
+  });
+
+  test('from is the authenticated user whatever the client writes', async () => {
+    const [a, b] = await Promise.all([user(server), user(server)]);
+    a.client.send({ type: 'send_message', payload: { message: 'spoof', from: b.name, user: b.name } });
+    a.client.send({ type: 'send_message', payload: { message: 'spoof2' }, from: b.name });
+    const m1 = await b.client.next('new_message', (p) => p.message === 'spoof');
+    const m2 = await b.client.next('new_message', (p) => p.message === 'spoof2');
+    assert.equal(m1.from, a.name);
+    assert.equal(m2.from, a.name);
+    a.client.close();
+    b.client.close();
+  });
+
+  test('rooms are isolated; join follows several rooms; leave stops them', async () => {
+    const x = `x${Date.now()}`;
+    const y = `y${Date.now()}`;
+    const [a, b, c] = await Promise.all([user(server), user(server), user(server)]);
+    a.client.send({ type: 'change_room', payload: { name: x } });
+    await a.client.next('room_changed');
+    b.client.send({ type: 'change_room', payload: { name: y } });
+    await b.client.next('room_changed');
+    // c follows both x and y (and general).
+    c.client.send({ type: 'join', payload: { room: x }, ref: 1 });
+    const jx = await c.client.next('joined', (p) => p.room === x);
+    assert.equal(jx.envelopeRef, 1, 'ref is echoed on the reply');
+    c.client.send({ type: 'join', payload: { room: y } });
+    await c.client.next('joined', (p) => p.room === y);
+
+    a.client.send({ type: 'send_message', payload: { message: 'in x' } });
+    b.client.send({ type: 'send_message', payload: { message: 'in y' } });
+    const cx = await c.client.next('new_message', (p) => p.room === x);
+    const cy = await c.client.next('new_message', (p) => p.room === y);
+    assert.equal(cx.message, 'in x');
+    assert.equal(cy.message, 'in y');
+    await a.client.next('new_message', (p) => p.message === 'in x');
+    await b.client.next('new_message', (p) => p.message === 'in y');
+    await sleep(100);
+    assert.equal(a.client.all('new_message').filter((m) => m.room === y).length, 0, 'a is not in y');
+    assert.equal(b.client.all('new_message').filter((m) => m.room === x).length, 0, 'b is not in x');
+
+    // change_room moved a out of general: general traffic does not reach it.
+    c.client.send({ type: 'send_message', payload: { message: 'in general', room: 'general' } });
+    await c.client.next('new_message', (p) => p.message === 'in general');
+    await sleep(100);
+    assert.equal(a.client.all('new_message').filter((m) => m.room === 'general').length, 0);
+
+    c.client.send({ type: 'leave', payload: { room: x }, ref: 'lx' });
+    const left = await c.client.next('left');
+    assert.equal(left.room, x);
+    assert.equal(left.envelopeRef, 'lx');
+    a.client.send({ type: 'send_message', payload: { message: 'after leave' } });
+    await a.client.next('new_message', (p) => p.message === 'after leave');
+    await sleep(100);
+    assert.equal(c.client.all('new_message').filter((m) => m.message === 'after leave').length, 0);
+    for (const u of [a, b, c]) u.client.close();
+  });
+
+  test('joining a room answers with its latest seq', async () => {
+    const room = `s${Date.now()}`;
+    const [a, b] = await Promise.all([user(server), user(server)]);
+    a.client.send({ type: 'join', payload: { room } });
+    await a.client.next('joined');
+    for (let i = 0; i < 3; i++) a.client.send({ type: 'send_message', payload: { message: `m${i}`, room } });
+    await a.client.waitCount('new_message', 3);
+    b.client.send({ type: 'join', payload: { room } });
+    assert.equal((await b.client.next('joined')).seq, 3);
+    a.client.close();
+    b.client.close();
+  });
+
+  test('history returns newest first, pages with before', async () => {
+    const room = `h${Date.now()}`;
+    const a = await user(server);
+    a.client.send({ type: 'join', payload: { room } });
+    await a.client.next('joined');
+    for (let i = 1; i <= 5; i++) a.client.send({ type: 'send_message', payload: { message: `h${i}`, room } });
+    await a.client.waitCount('new_message', 5);
+    a.client.send({ type: 'history', payload: { room, limit: 2 }, ref: 'h1' });
+    const page1 = await a.client.next('history');
+    assert.deepEqual(page1.messages.map((m) => m.seq), [5, 4]);
+    assert.equal(page1.messages[0]?.from, a.name);
+    a.client.send({ type: 'history', payload: { room, before: 4 } });
+    const page2 = await a.client.next('history');
+    assert.deepEqual(page2.messages.map((m) => m.message), ['h3', 'h2', 'h1']);
+    a.client.close();
+  });
+
+  test('every refused event gets an error with its code and the connection stays open', async () => {
+    const a = await user(server);
+    const c = a.client;
+    const cases: [unknown, keyof typeof ErrorCodes][] = [
+      ['not json at all', 'bad_json'],
+      ['[1,2,3]', 'bad_event'],
+      ['42', 'bad_event'],
+      [{ payload: {} }, 'bad_event'],
+      [{ type: 7, payload: {} }, 'bad_event'],
+      [{ type: 'send_message', payload: { message: 'x' }, ref: { nested: true } }, 'bad_event'],
+      [{ type: 'explode', payload: {} }, 'unknown_type'],
+      [{ type: 'constructor', payload: {} }, 'unknown_type'],
+      [{ type: '__proto__', payload: {} }, 'unknown_type'],
+      [{ type: 'send_message' }, 'invalid_payload'],
+      [{ type: 'send_message', payload: { message: 5 } }, 'invalid_payload'],
+      [{ type: 'send_message', payload: { message: '' } }, 'invalid_payload'],
+      [{ type: 'join', payload: { room: 'bad room!' } }, 'invalid_room'],
+      [{ type: 'join', payload: { room: 'x'.repeat(65) } }, 'invalid_room'],
+      [{ type: 'send_message', payload: { message: 'x', room: 'elsewhere' } }, 'not_in_room'],
+      [{ type: 'leave', payload: { room: 'elsewhere' } }, 'not_in_room'],
+      [{ type: 'history', payload: { room: 'elsewhere' } }, 'not_in_room'],
+      [{ type: 'send_message', payload: { message: 'y'.repeat(101) } }, 'message_too_long'],
+    ];
+    let i = 0;
+    for (const [frame, code] of cases) {
+      const ref = `e${i++}`;
+      const withRef = typeof frame === 'object' && frame !== null && !('ref' in frame) ? { ...frame, ref } : frame;
+      c.send(withRef);
+      const err = await c.next('error');
+      assert.equal(err.code, code, `${JSON.stringify(frame)} → ${err.code}`);
+      assert.equal(typeof err.message, 'string');
+      if (withRef !== frame && code !== 'bad_event') assert.equal(err.ref, ref, `ref echoed in the error payload for ${code}`);
+    }
+    // Still open and working.
+    c.send({ type: 'send_message', payload: { message: 'still here' }, ref: 'ok' });
+    const ack = await c.next('ack');
+    assert.equal(ack.ref, 'ok');
+    assert.equal(c.closed, undefined);
+    c.close();
+  });
+
+  test('too_many_rooms past maxRoomsPerConnection', async () => {
+    const a = await user(server);
+    a.client.send({ type: 'join', payload: { room: 'm1' } });
+    a.client.send({ type: 'join', payload: { room: 'm2' } });
+    await a.client.waitCount('joined', 2);
+    a.client.send({ type: 'join', payload: { room: 'm3' } });
+    assert.equal((await a.client.next('error')).code, 'too_many_rooms');
+    a.client.close();
+  });
+
+  test('several connections of one user each receive the message once', async () => {
+    const a = await user(server);
+    const { connect, ticket } = await import('./helpers.js');
+    const second = await connect(server, await ticket(server, a.token));
+    a.client.send({ type: 'send_message', payload: { message: 'to both tabs' } });
+    await a.client.next('new_message', (p) => p.message === 'to both tabs');
+    await second.next('new_message', (p) => p.message === 'to both tabs');
+    await sleep(50);
+    assert.equal(second.all('new_message').filter((m) => m.message === 'to both tabs').length, 0);
+    a.client.close();
+    second.close();
+  });
+
+  test('a client that disconnects is removed from the hub', async () => {
+    const a = await user(server);
+    const before = server.hub.connections.size;
+    a.client.close();
+    await a.client.waitClose();
+    for (let i = 0; i < 50 && server.hub.connections.size >= before; i++) await sleep(10);
+    assert.equal(server.hub.connections.size, before - 1);
+  });
+});

@@ -1,0 +1,201 @@
+/**
+ * Test helpers: a real server on a random port with a real SQLite file in a temp dir, real
+ * HTTP requests, and a real WebSocket client that queues frames so tests can await them.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import WebSocket from 'ws';
+import type { Ref, ServerEvents, ServerEventType, ServerFrame } from '@parley/protocol';
+import { loadConfig, type ConfigKey } from '../src/config.js';
+import { startServer, type ParleyServer } from '../src/server.js';
+
+export interface TestServer extends ParleyServer {
+  dataDir: string;
+  /** Closes the server and removes its data dir. */
+  stop(): Promise<void>;
+}
+
+export async function startTestServer(overrides: Partial<Record<ConfigKey, unknown>> = {}): Promise<TestServer> {
+  const dataDir = (overrides.dataDir as string | undefined) ?? mkdtempSync(join(tmpdir(), 'parley-test-'));
+  const config = loadConfig({ overrides: { host: '127.0.0.1', port: 0, logLevel: 'silent', dataDir, ...overrides } });
+  const server = await startServer(config);
+  return Object.assign(server, {
+    dataDir,
+    stop: async () => {
+      await server.close();
+      if (overrides.dataDir === undefined) rmSync(dataDir, { recursive: true, force: true });
+    },
+  });
+}
+
+export interface HttpResult<T = unknown> {
+  status: number;
+  body: T;
+  headers: Headers;
+}
+
+export async function api<T = any>(base: string, path: string, body?: unknown, init: { token?: string; method?: string; headers?: Record<string, string>; raw?: string } = {}): Promise<HttpResult<T>> {
+  const headers: Record<string, string> = { ...(init.headers ?? {}) };
+  if (body !== undefined || init.raw !== undefined) headers['content-type'] ??= 'application/json';
+  if (init.token !== undefined) headers.authorization = `Bearer ${init.token}`;
+  const res = await fetch(base + path, { method: init.method ?? 'POST', headers, body: init.raw ?? (body === undefined ? undefined : JSON.stringify(body)) });
+  const text = await res.text();
+  let parsed: unknown = text;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    // not JSON (the page)
+  }
+  return { status: res.status, body: parsed as T, headers: res.headers };
+}
+
+let userCounter = 0;
+/** A unique valid user name for this process. */
+export const uniqueName = (prefix = 'u'): string => `${prefix}${process.pid}_${++userCounter}`;
+
+export interface Account {
+  name: string;
+  password: string;
+  token: string;
+  otp: string;
+}
+
+/** Registers (if needed) and logs in; returns the token and a first ticket. */
+export async function account(server: { url: string }, name = uniqueName(), password = 'correct horse'): Promise<Account> {
+  const reg = await api(server.url, '/register', { username: name, password });
+  if (reg.status !== 201 && reg.status !== 409) throw new Error(`register ${name}: ${reg.status} ${JSON.stringify(reg.body)}`);
+  const login = await api<{ token: string; otp: string }>(server.url, '/login', { username: name, password });
+  if (login.status !== 200) throw new Error(`login ${name}: ${login.status} ${JSON.stringify(login.body)}`);
+  return { name, password, token: login.body.token, otp: login.body.otp };
+}
+
+export async function ticket(server: { url: string }, token: string): Promise<string> {
+  const r = await api<{ otp: string }>(server.url, '/ticket', undefined, { token });
+  if (r.status !== 200) throw new Error(`ticket: ${r.status}`);
+  return r.body.otp;
+}
+
+export const wsUrl = (server: { url: string }, otp: string): string => `${server.url.replace(/^http/, 'ws')}/ws?otp=${encodeURIComponent(otp)}`;
+
+/** A WebSocket client that records every frame and close, for awaiting in tests. */
+export class TestClient {
+  readonly frames: ServerFrame[] = [];
+  readonly ws: WebSocket;
+  closed: { code: number; reason: string } | undefined;
+  private waiters: (() => void)[] = [];
+  readonly opened: Promise<void>;
+
+  constructor(url: string, options: WebSocket.ClientOptions = {}) {
+    this.ws = new WebSocket(url, options);
+    this.opened = new Promise((resolve, reject) => {
+      this.ws.once('open', () => resolve());
+      this.ws.once('unexpected-response', (_req, res) => reject(Object.assign(new Error(`unexpected response ${res.statusCode}`), { status: res.statusCode })));
+      this.ws.once('error', reject);
+    });
+    this.opened.catch(() => undefined);
+    this.ws.on('error', () => undefined);
+    this.ws.on('message', (data, isBinary) => {
+      this.frames.push(JSON.parse(isBinary ? '{}' : String(data)) as ServerFrame);
+      this.wake();
+    });
+    this.ws.on('close', (code, reason) => {
+      this.closed = { code, reason: String(reason) };
+      this.wake();
+    });
+  }
+
+  private wake(): void {
+    const w = this.waiters;
+    this.waiters = [];
+    for (const f of w) f();
+  }
+
+  private async until<T>(check: () => T | undefined, what: string, timeoutMs: number): Promise<T> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const v = check();
+      if (v !== undefined) return v;
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}; frames: ${JSON.stringify(this.frames.slice(-5))}; closed: ${JSON.stringify(this.closed)}`);
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, left);
+        this.waiters.push(() => {
+          clearTimeout(t);
+          resolve();
+        });
+      });
+    }
+  }
+
+  /** Sends a client frame (object) or a raw string/buffer. */
+  send(frame: unknown): void {
+    this.ws.send(typeof frame === 'string' || Buffer.isBuffer(frame) ? frame : JSON.stringify(frame));
+  }
+
+  /** Removes and returns the first frame of this type (optionally matching a predicate). */
+  async next<K extends ServerEventType>(type: K, match: (p: ServerEvents[K], f: ServerFrame<K>) => boolean = () => true, timeoutMs = 5000): Promise<ServerEvents[K] & { envelopeRef?: Ref }> {
+    const frame = await this.until(() => {
+      const i = this.frames.findIndex((f) => f.type === type && match(f.payload as ServerEvents[K], f as ServerFrame<K>));
+      if (i < 0) return undefined;
+      return this.frames.splice(i, 1)[0] as ServerFrame<K>;
+    }, `"${type}"`, timeoutMs);
+    const out: ServerEvents[K] & { envelopeRef?: Ref } = { ...frame.payload };
+    if (frame.ref !== undefined) out.envelopeRef = frame.ref;
+    return out;
+  }
+
+  /** Waits until `count` frames of `type` have arrived (without removing them). */
+  async waitCount(type: ServerEventType, count: number, timeoutMs = 10_000): Promise<ServerFrame[]> {
+    return this.until(() => {
+      const got = this.frames.filter((f) => f.type === type);
+      return got.length >= count ? got : undefined;
+    }, `${count} × "${type}"`, timeoutMs);
+  }
+
+  all<K extends ServerEventType>(type: K): ServerEvents[K][] {
+    return this.frames.filter((f) => f.type === type).map((f) => f.payload as ServerEvents[K]);
+  }
+
+  async waitClose(timeoutMs = 5000): Promise<{ code: number; reason: string }> {
+    return this.until(() => this.closed, 'close', timeoutMs);
+  }
+
+  close(): void {
+    this.ws.close();
+  }
+}
+
+/** Connects with a ticket and waits for the welcome and the initial `joined general`. */
+export async function connect(server: { url: string }, otp: string, options?: WebSocket.ClientOptions): Promise<TestClient> {
+  const c = new TestClient(wsUrl(server, otp), options);
+  await c.opened;
+  await c.next('welcome');
+  await c.next('joined', (p) => p.room === 'general');
+  return c;
+}
+
+/** An account with an open, ready connection. */
+export async function user(server: { url: string }, name?: string): Promise<Account & { client: TestClient }> {
+  const a = await account(server, name);
+  return { ...a, client: await connect(server, a.otp) };
+}
+
+/** Tries an upgrade and returns the HTTP status and JSON body it was refused with (or 101). */
+export function tryUpgrade(url: string, headers: Record<string, string> = {}): Promise<{ status: number; body: any }> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url, { headers });
+    ws.on('open', () => {
+      ws.close();
+      resolve({ status: 101, body: undefined });
+    });
+    ws.on('unexpected-response', (_req, res) => {
+      let text = '';
+      res.on('data', (c: Buffer) => (text += c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text.length > 0 ? JSON.parse(text) : undefined }));
+    });
+    ws.on('error', (err) => reject(err));
+  });
+}
+
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
