@@ -34,7 +34,7 @@ export interface ChatMessage {
 export interface ClientEvents {
   /** Send a message to `room` (default: the current room). The room must be joined. */
   send_message: { message: string; room?: string };
-  /** Leave the current room (unless it is also joined explicitly) and make `name` current. */
+  /** Leave the current room and make `name` current (followed). Other followed rooms stay. */
   change_room: { name: string };
   /** Follow one more room, in addition to those already followed. */
   join: { room: string };
@@ -74,9 +74,11 @@ export interface Limits {
 export interface ServerEvents {
   /**
    * First frame on every connection: who the server says you are, and its limits. The
-   * connection is in room `room` (`general`); a `joined` for that room with its seq follows.
+   * connection is in room `room` (`general`) and a `joined` for it with its seq follows; or,
+   * when it was opened with `/ws?otp=…&resume=1`, `room` is null and it follows nothing until
+   * its `resume`.
    */
-  welcome: { user: string; room: string; limits: Limits; heartbeatMs: number };
+  welcome: { user: string; room: string | null; limits: Limits; heartbeatMs: number };
   /** A message in a followed room. Sent to every connection in the room, the sender included. */
   new_message: ChatMessage;
   /** Reply to `change_room`: `name` is now the current room; `seq` is its latest seq. */
@@ -188,7 +190,7 @@ export const CloseCodes = {
   slow_consumer: 4000,
   /** The client did not answer a ping within pongTimeoutMs. Reconnect and resume. */
   heartbeat_timeout: 4001,
-  /** The session (token) was revoked by logout or expired. Log in again. */
+  /** The session (token) was revoked by logout. Log in again. */
   session_revoked: 4500,
 } as const;
 

@@ -27,8 +27,22 @@ export const configSchema = z
     port: int(0, 65535).default(8080),
     /** Directory for the SQLite database and other local state. */
     dataDir: z.string().min(1).default('./data'),
-    /** Message/user store driver. */
-    store: z.enum(['sqlite']).default('sqlite'),
+    /** Message/user store driver: `sqlite` (a file in dataDir) or `postgres` (postgresUrl). */
+    store: z.enum(['sqlite', 'postgres']).default('sqlite'),
+    /** PostgreSQL connection URL, for store=postgres. */
+    postgresUrl: optionalPath,
+    /** PostgreSQL schema holding Parley's tables (created if missing). */
+    postgresSchema: z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, 'a lower-case SQL identifier').default('public'),
+    /** Delete messages older than this many days (0 = keep forever). */
+    historyMaxAgeDays: z.coerce.number().min(0).default(0),
+    /** Keep at most this many newest messages per room (0 = no limit). */
+    historyMaxPerRoom: int(0).default(0),
+    /** How often retention runs, in ms. */
+    retentionIntervalMs: int(100).default(60_000),
+    /** How long a send_message ref is remembered for deduplicating retries, in ms. */
+    dedupeWindowMs: int(1000).default(24 * 3600_000),
+    /** Most messages one `resume` replays per room; a bigger gap answers recovered:false. */
+    resumeMaxMessages: int(1).default(1000),
     /** Lifetime of a one-time WebSocket ticket (otp), in ms. */
     ticketTtlMs: int(100, 10 * 60_000).default(10_000),
     /** Lifetime of a session token from /login, in ms (default 30 days). */
@@ -70,6 +84,9 @@ export const configSchema = z
   })
   .strict()
   .superRefine((c, ctx) => {
+    if (c.store === 'postgres' && c.postgresUrl === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['postgresUrl'], message: 'store=postgres needs postgresUrl (e.g. postgres://user@127.0.0.1:5432/parley)' });
+    }
     if ((c.tlsCert === undefined) !== (c.tlsKey === undefined)) {
       ctx.addIssue({ code: 'custom', path: [c.tlsCert === undefined ? 'tlsCert' : 'tlsKey'], message: 'tlsCert and tlsKey must be set together' });
     }
@@ -91,7 +108,14 @@ export const CONFIG_HELP: Record<ConfigKey, string> = {
   host: 'interface to listen on',
   port: 'TCP port for HTTP and WebSocket',
   dataDir: 'directory for the SQLite database',
-  store: 'store driver (sqlite)',
+  store: 'store driver: sqlite | postgres',
+  postgresUrl: 'PostgreSQL URL (store=postgres)',
+  postgresSchema: 'PostgreSQL schema for the tables',
+  historyMaxAgeDays: 'delete messages older than this, days (0 = keep)',
+  historyMaxPerRoom: 'keep at most this many messages per room (0 = all)',
+  retentionIntervalMs: 'how often retention runs, ms',
+  dedupeWindowMs: 'how long a send_message ref deduplicates retries, ms',
+  resumeMaxMessages: 'most messages one resume replays per room',
   ticketTtlMs: 'lifetime of a one-time ticket, ms',
   tokenTtlMs: 'lifetime of a session token, ms',
   allowedOrigins: 'comma list of extra allowed origins (* = any)',

@@ -32,6 +32,8 @@ export class Connection {
   current: string | undefined;
   /** When the last ping went unanswered since, or 0 when none is outstanding. */
   pingSentAt = 0;
+  /** Rooms being replayed after `resume`: live messages wait here until the replay is sent. */
+  replaying: Map<string, { seq: number; data: Buffer }[]> | undefined;
   /** Why the server closed the connection, for the disconnect log line. */
   closeReason: string | undefined;
   readonly connectedAt = Date.now();
@@ -96,6 +98,15 @@ export class Connection {
 
   send<K extends ServerEventType>(type: K, payload: ServerEvents[K], ref?: Ref): boolean {
     return this.sendRaw(encode(type, payload, ref));
+  }
+
+  /**
+   * Resolves true once the outgoing queue is below `bytes` (false if the connection closed).
+   * Used to pace a replay so a long resume does not look like a slow consumer.
+   */
+  async drained(bytes: number): Promise<boolean> {
+    while (this.open && this.ws.bufferedAmount > bytes) await new Promise((r) => setTimeout(r, 5));
+    return this.open;
   }
 
   /** Starts the closing handshake; destroys the socket if it does not complete in time. */

@@ -122,7 +122,7 @@ export class Api {
       case '/healthz':
         return this.json(res, 200, { status: 'ok' });
       case '/readyz':
-        return this.d.isClosing() ? this.json(res, 503, { status: 'closing' }) : this.json(res, 200, { status: 'ready' });
+        return this.ready(res);
       case '/register':
         return post(() => this.register(req));
       case '/login':
@@ -137,6 +137,18 @@ export class Api {
         if (method !== 'GET' && method !== 'HEAD') throw new HttpError('not_found');
         return this.staticFile(path, method, res);
     }
+  }
+
+  /** 200 when this node can serve: not shutting down and its store answers. */
+  private async ready(res: ServerResponse): Promise<void> {
+    if (this.d.isClosing()) return this.json(res, 503, { status: 'closing', store: 'unknown' });
+    try {
+      await this.d.store.ping();
+    } catch (err) {
+      this.d.log.warn({ err }, 'readiness: store unavailable');
+      return this.json(res, 503, { status: 'unavailable', store: 'down' });
+    }
+    return this.json(res, 200, { status: 'ready', store: 'up' });
   }
 
   // -------------------------------------------------------------------------------------------

@@ -36,6 +36,11 @@ export class ClientError extends Error {
   }
 }
 
+/** Messages read from the store per query during a resume. */
+const REPLAY_PAGE = 200;
+/** History page size when the client names none. */
+const DEFAULT_HISTORY_PAGE = 50;
+
 export class Hub {
   readonly connections = new Set<Connection>();
   private readonly rooms = new Map<string, Set<Connection>>();
@@ -50,7 +55,7 @@ export class Hub {
     private readonly log: Logger,
   ) {
     this.writer = new MessageWriter(store, (messages) => {
-      for (const m of messages) this.broadcast(m.room, encode('new_message', m));
+      for (const m of messages) this.deliver(m);
     });
     this.limits = {
       maxMessageBytes: config.maxMessageBytes,
@@ -64,9 +69,7 @@ export class Hub {
       join: (c, p, ref) => this.onJoin(c, p, ref),
       leave: (c, p, ref) => this.onLeave(c, p, ref),
       history: (c, p, ref) => this.onHistory(c, p, ref),
-      resume: () => {
-        throw new ClientError('unknown_type', 'resume is not supported by this server version');
-      },
+      resume: (c, p, ref) => this.onResume(c, p, ref),
       typing: () => {
         throw new ClientError('unknown_type', 'typing is not supported by this server version');
       },
@@ -76,9 +79,15 @@ export class Hub {
   // -------------------------------------------------------------------------------------------
   // Membership
 
-  add(conn: Connection): void {
+  /**
+   * Registers a new connection. It starts in DEFAULT_ROOM, unless it was opened with
+   * `resume=1`: then it follows nothing until its `resume` names the rooms to replay, so no live
+   * message can overtake the replay.
+   */
+  add(conn: Connection, autoJoin = true): void {
     this.connections.add(conn);
-    conn.send('welcome', { user: conn.user, room: DEFAULT_ROOM, limits: this.limits, heartbeatMs: this.config.pingIntervalMs });
+    conn.send('welcome', { user: conn.user, room: autoJoin ? DEFAULT_ROOM : null, limits: this.limits, heartbeatMs: this.config.pingIntervalMs });
+    if (!autoJoin) return;
     this.join(conn, DEFAULT_ROOM);
     conn.current = DEFAULT_ROOM;
     void this.replyWithSeq(conn, DEFAULT_ROOM, undefined, (seq) => conn.send('joined', { room: DEFAULT_ROOM, seq }));
@@ -115,6 +124,21 @@ export class Hub {
     if (members === undefined) return;
     const data = Buffer.from(frame);
     for (const conn of members) conn.sendRaw(data);
+  }
+
+  /**
+   * Delivers a stored message to the room: one serialization, the same bytes to every member.
+   * A member replaying the room (resume) gets it queued behind its replay instead.
+   */
+  deliver(m: ChatMessage): void {
+    const members = this.rooms.get(m.room);
+    if (members === undefined) return;
+    const data = Buffer.from(encode('new_message', m));
+    for (const conn of members) {
+      const held = conn.replaying?.get(m.room);
+      if (held === undefined) conn.sendRaw(data);
+      else held.push({ seq: m.seq, data });
+    }
   }
 
   /** Closes every connection opened with this session (logout). */
@@ -273,8 +297,15 @@ export class Hub {
     if (p.message.length > this.config.maxMessageChars) {
       throw new ClientError('message_too_long', `The message is longer than ${this.config.maxMessageChars} characters.`);
     }
-    const stored = await this.writer.submit({ room, from: conn.user, message: p.message, sent: new Date().toISOString() });
-    if (ref !== undefined) conn.send('ack', { ref, room, seq: stored.seq }, ref);
+    const stored = await this.writer.submit({
+      room,
+      from: conn.user,
+      message: p.message,
+      sent: new Date().toISOString(),
+      // The idempotency key: JSON keeps "1" and 1 apart.
+      ref: ref === undefined ? undefined : JSON.stringify(ref),
+    });
+    if (ref !== undefined) conn.send('ack', { ref, room: stored.message.room, seq: stored.message.seq }, ref);
   }
 
   private onChangeRoom(conn: Connection, p: ClientEvents['change_room'], ref: Ref | undefined): Promise<void> {
@@ -310,7 +341,75 @@ export class Hub {
   private async onHistory(conn: Connection, p: ClientEvents['history'], ref: Ref | undefined): Promise<void> {
     this.checkRoom(p.room);
     if (!conn.rooms.has(p.room)) throw new ClientError('not_in_room', `Not in room "${p.room}".`);
-    const messages: ChatMessage[] = await this.store.history(p.room, { before: p.before, limit: p.limit ?? 50 });
+    const messages: ChatMessage[] = await this.store.history(p.room, { before: p.before, limit: p.limit ?? DEFAULT_HISTORY_PAGE });
     conn.send('history', { room: p.room, messages }, ref);
+  }
+
+  /**
+   * resume: follow the rooms again and replay what was missed. Every room is joined and put
+   * in "replaying" mode at once, synchronously, so live messages from then on are held for the
+   * connection; the store is read from the client's seq on; then the held messages newer than
+   * the replay are sent, and `resumed` closes the room. Nothing is lost and nothing is doubled.
+   */
+  private async onResume(conn: Connection, p: ClientEvents['resume'], ref: Ref | undefined): Promise<void> {
+    const entries = Object.entries(p.rooms);
+    for (const [room] of entries) this.checkRoom(room);
+    const added = entries.filter(([room]) => !conn.rooms.has(room)).length;
+    if (conn.rooms.size + added > this.config.maxRoomsPerConnection) throw new ClientError('too_many_rooms');
+    conn.replaying ??= new Map();
+    for (const [room] of entries) {
+      this.join(conn, room);
+      conn.replaying.set(room, []);
+    }
+    for (let i = 0; i < entries.length; i++) {
+      const [room, after] = entries[i] as [string, number];
+      try {
+        await this.replay(conn, room, after, ref);
+      } catch (err) {
+        // Do not leave a room followed with a hole in it: drop the rooms not yet replayed.
+        for (const [r] of entries.slice(i)) {
+          conn.replaying.delete(r);
+          this.unjoin(conn, r);
+        }
+        throw err;
+      }
+      if (!conn.open) return;
+    }
+  }
+
+  private async replay(conn: Connection, room: string, after: number, ref: Ref | undefined): Promise<void> {
+    const held = conn.replaying?.get(room) ?? [];
+    // Pace the replay by the socket, so a long resume is not mistaken for a slow consumer.
+    const half = this.config.sendQueueMaxBytes / 2;
+    const paced = async (data: Buffer | string): Promise<boolean> => {
+      if (conn.ws.bufferedAmount > half && !(await conn.drained(half))) return false;
+      return conn.sendRaw(data);
+    };
+    const latest = await this.store.lastSeq(room);
+    let last = after;
+    let recovered = after <= latest && latest - after <= this.config.resumeMaxMessages;
+    while (recovered && last < latest) {
+      const page = await this.store.messagesAfter(room, last, REPLAY_PAGE);
+      if (page.length === 0) break;
+      if ((page[0] as ChatMessage).seq !== last + 1) {
+        recovered = false; // pruned by retention: a gap only history can explain
+        break;
+      }
+      for (const m of page) {
+        if (!(await paced(encode('new_message', m)))) return;
+        last = m.seq;
+      }
+    }
+    if (!recovered) last = Math.max(last, latest);
+    // Live messages held meanwhile (the array may grow while we wait for the socket).
+    for (let i = 0; i < held.length; i++) {
+      const h = held[i] as { seq: number; data: Buffer };
+      if (h.seq <= last) continue;
+      if (!(await paced(h.data))) return;
+      last = h.seq;
+    }
+    // No await between the loop's last check and here: nothing can slip in between.
+    conn.replaying?.delete(room);
+    conn.send('resumed', { room, seq: last, recovered }, ref);
   }
 }

@@ -20,6 +20,7 @@ import type { Config } from './config.js';
 import { Connection } from './connection.js';
 import { Api, clientAddress, errorBody } from './http.js';
 import { Hub } from './hub.js';
+import { Retention } from './retention.js';
 import { createStore } from './store/index.js';
 import type { Store } from './store/store.js';
 
@@ -37,6 +38,7 @@ export interface ParleyServer {
   readonly config: Config;
   readonly hub: Hub;
   readonly store: Store;
+  readonly retention: Retention;
   readonly log: Logger;
   /** The bound port (useful with port 0). */
   readonly port: number;
@@ -56,9 +58,11 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
   await store.init();
 
   const tickets = new TicketStore(config.ticketTtlMs);
+  const retention = new Retention(config, store, log);
   const hub = new Hub(config, store, log);
   let closing = false;
   const api = new Api({ config, store, hub, tickets, log, webRoot: resolve(options.webRoot ?? DEFAULT_WEB_ROOT), isClosing: () => closing });
+  retention.start();
 
   const tls = config.tlsCert !== undefined && config.tlsKey !== undefined;
   const http: HttpServer = tls
@@ -110,7 +114,7 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
       (session) => {
         if (session === undefined) return refuse(socket, 'ticket_invalid', 'The session behind this ticket was revoked or expired.');
         if (closing || socket.destroyed) return refuse(socket, 'unavailable');
-        wss.handleUpgrade(req, socket, head, (ws) => accept(ws, req, ticket.user, ticket.session));
+        wss.handleUpgrade(req, socket, head, (ws) => accept(ws, req, ticket.user, ticket.session, url.searchParams.get('resume') !== '1'));
       },
       (err: unknown) => {
         log.warn({ err }, 'store unavailable during upgrade');
@@ -119,7 +123,7 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
     );
   });
 
-  const accept = (ws: WebSocket, req: IncomingMessage, user: string, session: string) => {
+  const accept = (ws: WebSocket, req: IncomingMessage, user: string, session: string, autoJoin: boolean) => {
     const ip = clientAddress(req, config.trustProxy);
     const conn = new Connection(ws, user, session, ip, config);
     ws.on('message', (data: Buffer, isBinary: boolean) => hub.handleFrame(conn, data, isBinary));
@@ -135,7 +139,7 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
       hub.remove(conn);
       log.info({ event: 'disconnect', conn: conn.id, user, ip, rooms, code, reason: conn.closeReason, ms: Date.now() - conn.connectedAt }, 'disconnect');
     });
-    hub.add(conn);
+    hub.add(conn, autoJoin);
     log.info({ event: 'connect', conn: conn.id, user, ip, rooms: conn.rooms.size }, 'connect');
   };
 
@@ -162,6 +166,7 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
       hub.stopHeartbeat();
       await hub.closeAll(CloseCodes.going_away, 'server shutting down', deadline);
       await hub.writer.drain();
+      await retention.stop();
       http.closeAllConnections();
       await httpClosed;
       tickets.close();
@@ -172,5 +177,5 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
     return closed;
   };
 
-  return { config, hub, store, log, port, url, close };
+  return { config, hub, store, retention, log, port, url, close };
 }

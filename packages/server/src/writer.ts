@@ -3,14 +3,15 @@
  * in one store transaction, then handed to `onStored` in seq order, then each submitter's
  * promise settles. One batch is in flight at a time, so per-room order is the store's order.
  * A message is broadcast only after it is stored; if the store fails, the whole batch is
- * refused (StoreError 'unavailable') and nothing of it is broadcast.
+ * refused (StoreError 'unavailable') and nothing of it is broadcast. Duplicates (a retried
+ * `ref`) settle with the original seq and are not handed to `onStored` again.
  */
 import type { ChatMessage } from '@parley/protocol';
-import type { NewMessage, Store } from './store/store.js';
+import type { Appended, NewMessage, Store } from './store/store.js';
 
 interface Pending {
   msg: NewMessage;
-  resolve: (m: ChatMessage) => void;
+  resolve: (m: Appended) => void;
   reject: (err: unknown) => void;
 }
 
@@ -27,7 +28,7 @@ export class MessageWriter {
     private readonly onStored: (messages: readonly ChatMessage[]) => void,
   ) {}
 
-  submit(msg: NewMessage): Promise<ChatMessage> {
+  submit(msg: NewMessage): Promise<Appended> {
     return new Promise((resolve, reject) => {
       this.queue.push({ msg, resolve, reject });
       this.schedule();
@@ -49,15 +50,17 @@ export class MessageWriter {
   private async flush(): Promise<void> {
     const batch = this.queue.length <= MAX_BATCH ? this.queue : this.queue.slice(0, MAX_BATCH);
     this.queue = this.queue.length <= MAX_BATCH ? [] : this.queue.slice(MAX_BATCH);
-    let stored: ChatMessage[];
+    let stored: Appended[];
     try {
       stored = await this.store.appendMessages(batch.map((p) => p.msg));
     } catch (err) {
       for (const p of batch) p.reject(err);
       return;
     }
-    this.onStored(stored);
-    for (let i = 0; i < batch.length; i++) (batch[i] as Pending).resolve(stored[i] as ChatMessage);
+    const fresh: ChatMessage[] = [];
+    for (const a of stored) if (!a.duplicate) fresh.push(a.message);
+    this.onStored(fresh);
+    for (let i = 0; i < batch.length; i++) (batch[i] as Pending).resolve(stored[i] as Appended);
   }
 
   /** Resolves once everything submitted so far is stored (or refused). */

@@ -145,6 +145,12 @@ export class TestClient {
     return out;
   }
 
+  /** Waits for a frame of this type matching `match`, leaving it in place. */
+  async seen<K extends ServerEventType>(type: K, match: (p: ServerEvents[K]) => boolean, timeoutMs = 5000): Promise<ServerEvents[K]> {
+    const f = await this.until(() => this.frames.find((f) => f.type === type && match(f.payload as ServerEvents[K])), `"${type}" (seen)`, timeoutMs);
+    return f.payload as ServerEvents[K];
+  }
+
   /** Waits until `count` frames of `type` have arrived (without removing them). */
   async waitCount(type: ServerEventType, count: number, timeoutMs = 10_000): Promise<ServerFrame[]> {
     return this.until(() => {

@@ -4,7 +4,8 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { StoreError, type Store } from '../src/store/store.js';
+import type { ChatMessage } from '@parley/protocol';
+import { type Appended, type NewMessage, StoreError, type Store } from '../src/store/store.js';
 
 export interface StoreFixture {
   /** A fresh, initialized store on an empty database. */
@@ -15,7 +16,15 @@ export interface StoreFixture {
   destroy(): Promise<void>;
 }
 
-const msg = (room: string, i: number, from = 'alice') => ({ room, from, message: `m${i}`, sent: new Date(1_700_000_000_000 + i).toISOString() });
+/** Recent times, so the age-based retention test can tell its old messages apart. */
+const BASE = Date.now();
+const msg = (room: string, i: number, from = 'alice', ref?: string): NewMessage => ({ room, from, message: `m${i}`, sent: new Date(BASE + i).toISOString(), ref });
+/** The stored messages of a batch result (throws on a duplicate). */
+const stored = (out: Appended[]): ChatMessage[] =>
+  out.map((a) => {
+    assert.equal(a.duplicate, false);
+    return a.message as ChatMessage;
+  });
 
 export function storeContract(name: string, fixture: () => Promise<StoreFixture>): void {
   describe(`store contract: ${name}`, () => {
@@ -60,7 +69,7 @@ export function storeContract(name: string, fixture: () => Promise<StoreFixture>
     });
 
     test('appendMessages assigns per-room seqs 1, 2, 3… in batch order', async () => {
-      const out = await store.appendMessages([msg('a', 1), msg('b', 2), msg('a', 3)]);
+      const out = stored(await store.appendMessages([msg('a', 1), msg('b', 2), msg('a', 3)]));
       assert.deepEqual(out.map((m) => [m.room, m.seq, m.message]), [['a', 1, 'm1'], ['b', 1, 'm2'], ['a', 2, 'm3']]);
       assert.equal(out[0]?.from, 'alice');
       assert.equal(out[0]?.sent, msg('a', 1).sent);
@@ -72,12 +81,12 @@ export function storeContract(name: string, fixture: () => Promise<StoreFixture>
     test('seqs stay unique and gap-free under concurrent writers on one database', async () => {
       const other = await fx.reopen();
       try {
-        const writes: Promise<unknown>[] = [];
-        for (let i = 0; i < 40; i++) {
-          writes.push(store.appendMessages([msg('busy', i, 'w1'), msg('busy', i, 'w1')]));
-          writes.push(other.appendMessages([msg('busy', i, 'w2')]));
-        }
-        await Promise.all(writes);
+        // Two writers, each sending its batches one after another (as the MessageWriter does),
+        // racing each other on one database.
+        const run = async (s: Store, batch: (i: number) => NewMessage[]) => {
+          for (let i = 0; i < 40; i++) await s.appendMessages(batch(i));
+        };
+        await Promise.all([run(store, (i) => [msg('busy', i, 'w1'), msg('busy', i, 'w1')]), run(other, (i) => [msg('busy', i, 'w2')])]);
         const all = await store.history('busy', { limit: 100 });
         const more = await store.history('busy', { before: all.at(-1)?.seq, limit: 100 });
         const seqs = [...all, ...more].map((m) => m.seq).sort((x, y) => x - y);
@@ -94,7 +103,7 @@ export function storeContract(name: string, fixture: () => Promise<StoreFixture>
       await store.appendMessages([msg('persist', 1), msg('persist', 2)]);
       await store.close();
       store = await fx.reopen();
-      const [m] = await store.appendMessages([msg('persist', 3)]);
+      const [m] = stored(await store.appendMessages([msg('persist', 3)]));
       assert.equal(m?.seq, 3);
     });
 
@@ -111,10 +120,84 @@ export function storeContract(name: string, fixture: () => Promise<StoreFixture>
 
     test('text round-trips exactly', async () => {
       const text = 'emoji 🎉, quotes \' " \\, <b>html</b>, NUL-free unicode ∑ and newlines\nline2';
-      const [m] = await store.appendMessages([{ room: 'txt', from: 'alice', message: text, sent: new Date().toISOString() }]);
+      const [m] = stored(await store.appendMessages([{ room: 'txt', from: 'alice', message: text, sent: new Date().toISOString() }]));
       const [h] = await store.history('txt', { limit: 1 });
       assert.equal(h?.message, text);
       assert.equal(h?.seq, m?.seq);
+    });
+
+    test('a retried ref is stored once and answers with the original seq', async () => {
+      const first = await store.appendMessages([msg('dd', 1, 'alice', 'r1'), msg('dd', 2, 'bob', 'r1')]);
+      assert.deepEqual(first.map((a) => [a.duplicate, a.message.seq]), [[false, 1], [false, 2]], 'same ref, other user: not a duplicate');
+      const again = await store.appendMessages([msg('dd', 3, 'alice', 'r1'), msg('dd', 4, 'alice', 'r2'), msg('dd', 5, 'alice', 'r2')]);
+      assert.deepEqual(again.map((a) => [a.duplicate, a.message.room, a.message.seq]), [[true, 'dd', 1], [false, 'dd', 3], [true, 'dd', 3]]);
+      assert.equal(await store.lastSeq('dd'), 3, 'duplicates take no seq');
+      assert.deepEqual((await store.history('dd', { limit: 10 })).map((m) => m.message), ['m4', 'm2', 'm1']);
+      // Across processes too.
+      const other = await fx.reopen();
+      try {
+        const [dup] = await other.appendMessages([msg('elsewhere', 6, 'alice', 'r2')]);
+        assert.deepEqual([dup?.duplicate, dup?.message.room, dup?.message.seq], [true, 'dd', 3]);
+      } finally {
+        await other.close();
+      }
+    });
+
+    test('concurrent retries of one ref from two processes store it once', async () => {
+      const other = await fx.reopen();
+      try {
+        const results = await Promise.all(
+          Array.from({ length: 10 }, (_, i) => (i % 2 === 0 ? store : other).appendMessages([msg('race', i, 'alice', 'same-ref'), msg('race', i, 'bob')])),
+        );
+        const fresh = results.map((r) => r[0]).filter((a) => a?.duplicate === false);
+        assert.equal(fresh.length, 1, 'exactly one stored');
+        const seqs = new Set(results.map((r) => r[0]?.message.seq));
+        assert.equal(seqs.size, 1, 'every retry answers the same seq');
+        assert.equal(await store.lastSeq('race'), 11);
+      } finally {
+        await other.close();
+      }
+    });
+
+    test('messagesAfter returns the gap oldest first', async () => {
+      await store.appendMessages(Array.from({ length: 6 }, (_, i) => msg('after', i + 1)));
+      assert.deepEqual((await store.messagesAfter('after', 2, 10)).map((m) => m.seq), [3, 4, 5, 6]);
+      assert.deepEqual((await store.messagesAfter('after', 2, 2)).map((m) => m.seq), [3, 4]);
+      assert.deepEqual(await store.messagesAfter('after', 6, 10), []);
+    });
+
+    test('prune: by age, by count per room, old dedupe keys; in chunks', async () => {
+      const now = Date.now();
+      const old = new Date(now - 10 * 86_400_000).toISOString();
+      const fresh = new Date(now).toISOString();
+      await store.appendMessages([
+        { room: 'ret-age', from: 'a', message: 'old1', sent: old },
+        { room: 'ret-age', from: 'a', message: 'old2', sent: old },
+        { room: 'ret-age', from: 'a', message: 'new', sent: fresh },
+      ]);
+      await store.appendMessages(Array.from({ length: 12 }, (_, i) => ({ room: 'ret-count', from: 'a', message: `c${i}`, sent: fresh })));
+      // Age only, one row per call: the caller loops.
+      assert.equal(await store.prune({ olderThan: now - 86_400_000, dedupeOlderThan: 0, limit: 1 }), 1);
+      assert.equal(await store.prune({ olderThan: now - 86_400_000, dedupeOlderThan: 0, limit: 1 }), 1);
+      assert.equal(await store.prune({ olderThan: now - 86_400_000, dedupeOlderThan: 0, limit: 1 }), 0);
+      assert.deepEqual((await store.history('ret-age', { limit: 10 })).map((m) => m.message), ['new']);
+      assert.equal(await store.lastSeq('ret-age'), 3, 'seq never goes back');
+      // Count: keep the newest 5 of ret-count.
+      let n = 0;
+      while ((n = await store.prune({ maxPerRoom: 5, dedupeOlderThan: 0, limit: 3 })) > 0) assert.ok(n <= 3);
+      const left = await store.history('ret-count', { limit: 100 });
+      assert.deepEqual(left.map((m) => m.seq), [12, 11, 10, 9, 8]);
+      assert.deepEqual((await store.messagesAfter('ret-count', 0, 10)).map((m) => m.seq), [8, 9, 10, 11, 12]);
+      // Dedupe keys past the window are forgotten: the same ref is a new message again.
+      await store.appendMessages([msg('ret-dd', 1, 'alice', 'old-ref')]);
+      await store.prune({ dedupeOlderThan: Date.now() + 1000, limit: 100 });
+      const [again] = await store.appendMessages([msg('ret-dd', 2, 'alice', 'old-ref')]);
+      assert.equal(again?.duplicate, false);
+      assert.equal(again?.message.seq, 2);
+    });
+
+    test('ping answers while open', async () => {
+      await store.ping();
     });
   });
 }

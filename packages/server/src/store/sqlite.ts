@@ -9,7 +9,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import type { ChatMessage } from '@parley/protocol';
-import { type HistoryQuery, type NewMessage, type SessionRecord, type Store, StoreError, type UserRecord } from './store.js';
+import { type Appended, type HistoryQuery, type NewMessage, type PruneQuery, type SessionRecord, type Store, StoreError, type UserRecord } from './store.js';
 
 /** Migrations, applied in order; the index + 1 is the schema version kept in `user_version`. */
 const MIGRATIONS: readonly string[] = [
@@ -35,8 +35,19 @@ const MIGRATIONS: readonly string[] = [
      sender TEXT NOT NULL,
      body TEXT NOT NULL,
      sent TEXT NOT NULL,
+     at INTEGER NOT NULL,
      PRIMARY KEY (room, seq)
-   ) WITHOUT ROWID;`,
+   ) WITHOUT ROWID;
+   CREATE INDEX messages_at ON messages(at);
+   CREATE TABLE dedupe (
+     user_name TEXT NOT NULL,
+     ref TEXT NOT NULL,
+     room TEXT NOT NULL,
+     seq INTEGER NOT NULL,
+     at INTEGER NOT NULL,
+     PRIMARY KEY (user_name, ref)
+   ) WITHOUT ROWID;
+   CREATE INDEX dedupe_at ON dedupe(at);`,
 ];
 
 interface MessageRow {
@@ -103,7 +114,19 @@ export class SqliteStore implements Store {
       nextSeq: db.prepare<[string], { last_seq: number }>(
         'INSERT INTO rooms (name, last_seq) VALUES (?, 1) ON CONFLICT (name) DO UPDATE SET last_seq = last_seq + 1 RETURNING last_seq',
       ),
-      insertMessage: db.prepare<[string, number, string, string, string]>('INSERT INTO messages (room, seq, sender, body, sent) VALUES (?, ?, ?, ?, ?)'),
+      insertMessage: db.prepare<[string, number, string, string, string, number]>('INSERT INTO messages (room, seq, sender, body, sent, at) VALUES (?, ?, ?, ?, ?, ?)'),
+      findDedupe: db.prepare<[string, string], { room: string; seq: number }>('SELECT room, seq FROM dedupe WHERE user_name = ? AND ref = ?'),
+      insertDedupe: db.prepare<[string, string, string, number, number]>('INSERT INTO dedupe (user_name, ref, room, seq, at) VALUES (?, ?, ?, ?, ?)'),
+      after: db.prepare<[string, number, number], MessageRow>('SELECT room, seq, sender, body, sent FROM messages WHERE room = ? AND seq > ? ORDER BY seq LIMIT ?'),
+      pruneOld: db.prepare<[number, number]>('DELETE FROM messages WHERE (room, seq) IN (SELECT room, seq FROM messages WHERE at < ? LIMIT ?)'),
+      overfull: db.prepare<[{ keep: number }], { room: string; cutoff: number }>(
+        'SELECT r.name AS room, r.last_seq - @keep AS cutoff FROM rooms r WHERE EXISTS (SELECT 1 FROM messages m WHERE m.room = r.name AND m.seq <= r.last_seq - @keep)',
+      ),
+      pruneRoom: db.prepare<[{ room: string; cutoff: number; limit: number }]>(
+        'DELETE FROM messages WHERE room = @room AND seq IN (SELECT seq FROM messages WHERE room = @room AND seq <= @cutoff ORDER BY seq LIMIT @limit)',
+      ),
+      pruneDedupe: db.prepare<[number, number]>('DELETE FROM dedupe WHERE (user_name, ref) IN (SELECT user_name, ref FROM dedupe WHERE at < ? LIMIT ?)'),
+      ping: db.prepare('SELECT 1'),
       lastSeq: db.prepare<[string], { last_seq: number }>('SELECT last_seq FROM rooms WHERE name = ?'),
       historyLatest: db.prepare<[string, number], MessageRow>('SELECT room, seq, sender, body, sent FROM messages WHERE room = ? ORDER BY seq DESC LIMIT ?'),
       historyBefore: db.prepare<[string, number, number], MessageRow>(
@@ -165,17 +188,27 @@ export class SqliteStore implements Store {
     return this.s.deleteExpired.run(now).changes;
   }
 
-  async appendMessages(batch: readonly NewMessage[]): Promise<ChatMessage[]> {
+  async appendMessages(batch: readonly NewMessage[]): Promise<Appended[]> {
     const s = this.s;
     const db = this.db as Database.Database;
+    const now = Date.now();
     try {
+      // IMMEDIATE: take the write lock up front, so two processes never interleave seq updates.
       return db.transaction((items: readonly NewMessage[]) => {
-        const out: ChatMessage[] = new Array(items.length);
+        const out: Appended[] = new Array(items.length);
         for (let i = 0; i < items.length; i++) {
           const m = items[i] as NewMessage;
+          if (m.ref !== undefined) {
+            const seen = s.findDedupe.get(m.from, m.ref);
+            if (seen !== undefined) {
+              out[i] = { duplicate: true, message: seen };
+              continue;
+            }
+          }
           const seq = (s.nextSeq.get(m.room) as { last_seq: number }).last_seq;
-          s.insertMessage.run(m.room, seq, m.from, m.message, m.sent);
-          out[i] = { room: m.room, seq, from: m.from, message: m.message, sent: m.sent };
+          s.insertMessage.run(m.room, seq, m.from, m.message, m.sent, Date.parse(m.sent));
+          if (m.ref !== undefined) s.insertDedupe.run(m.from, m.ref, m.room, seq, now);
+          out[i] = { duplicate: false, message: { room: m.room, seq, from: m.from, message: m.message, sent: m.sent } };
         }
         return out;
       }).immediate(batch);
@@ -191,5 +224,35 @@ export class SqliteStore implements Store {
   async history(room: string, query: HistoryQuery): Promise<ChatMessage[]> {
     const rows = query.before === undefined ? this.s.historyLatest.all(room, query.limit) : this.s.historyBefore.all(room, query.before, query.limit);
     return rows.map(toMessage);
+  }
+
+  async messagesAfter(room: string, after: number, limit: number): Promise<ChatMessage[]> {
+    return this.s.after.all(room, after, limit).map(toMessage);
+  }
+
+  async prune(q: PruneQuery): Promise<number> {
+    const s = this.s;
+    try {
+      let deleted = 0;
+      if (q.olderThan !== undefined) deleted += s.pruneOld.run(q.olderThan, q.limit).changes;
+      if (q.maxPerRoom !== undefined && deleted < q.limit) {
+        for (const { room, cutoff } of s.overfull.all({ keep: q.maxPerRoom })) {
+          deleted += s.pruneRoom.run({ room, cutoff, limit: q.limit - deleted }).changes;
+          if (deleted >= q.limit) break;
+        }
+      }
+      if (deleted < q.limit) deleted += s.pruneDedupe.run(q.dedupeOlderThan, q.limit - deleted).changes;
+      return deleted;
+    } catch (err) {
+      throw wrap(err, 'prune');
+    }
+  }
+
+  async ping(): Promise<void> {
+    try {
+      this.s.ping.get();
+    } catch (err) {
+      throw wrap(err, 'ping');
+    }
   }
 }

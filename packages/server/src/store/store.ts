@@ -1,8 +1,9 @@
 /**
  * The store: users, sessions and message history behind one interface.
  *
- * Implementations: `sqlite.ts` (default, one file in dataDir, WAL). Every implementation passes
- * the shared contract suite in test/store.contract.ts.
+ * Implementations: `sqlite.ts` (default, one file in dataDir, WAL) and `postgres.ts` (several
+ * nodes sharing one database). Every implementation passes the shared contract suite in
+ * test/store.contract.ts.
  *
  * Guarantees every implementation gives:
  * - appendMessages is atomic: either every message of the batch is stored, each with its seq,
@@ -10,6 +11,9 @@
  * - seq is per room, starts at 1 and grows by exactly one per stored message, across restarts
  *   and across processes sharing one database. Within a batch, messages of one room get
  *   increasing seqs in batch order.
+ * - Idempotency: a message with a `ref` whose (from, ref) pair was stored before (and not yet
+ *   pruned from the dedupe window) is not stored again: the result says `duplicate` and carries
+ *   the original room and seq. This holds within one batch and across processes.
  */
 import type { ChatMessage } from '@parley/protocol';
 
@@ -35,6 +39,24 @@ export interface NewMessage {
   message: string;
   /** ISO-8601 acceptance time. */
   sent: string;
+  /** The client's idempotency key (`ref` of send_message, as a string), if any. */
+  ref?: string | undefined;
+}
+
+/** What became of one message of a batch. */
+export type Appended =
+  | { duplicate: false; message: ChatMessage }
+  | { duplicate: true; message: Pick<ChatMessage, 'room' | 'seq'> };
+
+export interface PruneQuery {
+  /** Delete messages accepted before this time (ms since the epoch). */
+  olderThan?: number | undefined;
+  /** Keep at most this many newest messages per room. */
+  maxPerRoom?: number | undefined;
+  /** Delete dedupe entries recorded before this time (ms since the epoch). */
+  dedupeOlderThan: number;
+  /** Delete at most this many rows per call (the caller loops, yielding between calls). */
+  limit: number;
 }
 
 export interface HistoryQuery {
@@ -79,9 +101,15 @@ export interface Store {
   deleteExpiredSessions(now: number): Promise<number>;
 
   /** Stores a batch atomically, assigning per-room seqs in batch order (see the module doc). */
-  appendMessages(batch: readonly NewMessage[]): Promise<ChatMessage[]>;
+  appendMessages(batch: readonly NewMessage[]): Promise<Appended[]>;
   /** The latest seq of a room, 0 when it has none. */
   lastSeq(room: string): Promise<number>;
   /** A page of history, newest first. */
   history(room: string, query: HistoryQuery): Promise<ChatMessage[]>;
+  /** Messages with seq > after, oldest first, at most `limit` (for resume). */
+  messagesAfter(room: string, after: number, limit: number): Promise<ChatMessage[]>;
+  /** Deletes up to `limit` rows past retention; resolves how many were deleted. */
+  prune(query: PruneQuery): Promise<number>;
+  /** Cheap round trip to the database, for readiness checks. Rejects when unavailable. */
+  ping(): Promise<void>;
 }

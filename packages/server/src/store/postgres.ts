@@ -1,0 +1,376 @@
+/**
+ * PostgreSQL store (pg): for several Parley nodes sharing one database.
+ *
+ * seq: each room has a row in `rooms`; a batch bumps it by the number of new messages with
+ * one upsert per room (`last_seq = last_seq + n RETURNING last_seq`), which row-locks the room
+ * until commit, so concurrent nodes get disjoint, gap-free ranges. Rooms (and dedupe keys) are
+ * locked in sorted order within a batch, so two batches never deadlock.
+ *
+ * Dedupe: `INSERT … ON CONFLICT DO NOTHING` on (user_name, ref) first; a concurrent insert of the
+ * same key in another transaction waits for that one to commit, then counts as a duplicate.
+ */
+import pg from 'pg';
+import type { ChatMessage } from '@parley/protocol';
+import { type Appended, type HistoryQuery, type NewMessage, type PruneQuery, type SessionRecord, type Store, StoreError, type UserRecord } from './store.js';
+
+const MIGRATIONS: readonly string[] = [
+  `CREATE TABLE users (
+     name TEXT NOT NULL PRIMARY KEY,
+     password_hash TEXT NOT NULL,
+     created_at BIGINT NOT NULL
+   );
+   CREATE UNIQUE INDEX users_name_lower ON users (lower(name));
+   CREATE TABLE sessions (
+     token_hash TEXT NOT NULL PRIMARY KEY,
+     user_name TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+     expires_at BIGINT NOT NULL
+   );
+   CREATE INDEX sessions_user ON sessions(user_name);
+   CREATE INDEX sessions_expiry ON sessions(expires_at);
+   CREATE TABLE rooms (
+     name TEXT NOT NULL PRIMARY KEY,
+     last_seq BIGINT NOT NULL
+   );
+   CREATE TABLE messages (
+     room TEXT NOT NULL,
+     seq BIGINT NOT NULL,
+     sender TEXT NOT NULL,
+     body TEXT NOT NULL,
+     sent TEXT NOT NULL,
+     at BIGINT NOT NULL,
+     PRIMARY KEY (room, seq)
+   );
+   CREATE INDEX messages_at ON messages(at);
+   CREATE TABLE dedupe (
+     user_name TEXT NOT NULL,
+     ref TEXT NOT NULL,
+     room TEXT NOT NULL,
+     seq BIGINT NOT NULL,
+     at BIGINT NOT NULL,
+     PRIMARY KEY (user_name, ref)
+   );
+   CREATE INDEX dedupe_at ON dedupe(at);`,
+];
+
+/** Arbitrary constant for pg_advisory_xact_lock: nodes starting together migrate one at a time. */
+const MIGRATION_LOCK = 0x7061726c; // "parl"
+
+// BIGINT columns come back as strings by default; seqs and times fit in a double.
+const INT8 = 20;
+
+interface MessageRow {
+  room: string;
+  seq: string | number;
+  sender: string;
+  body: string;
+  sent: string;
+}
+
+const toMessage = (r: MessageRow): ChatMessage => ({ room: r.room, seq: Number(r.seq), from: r.sender, message: r.body, sent: r.sent });
+
+function wrap(err: unknown, what: string): StoreError {
+  if (err instanceof StoreError) return err;
+  const code = (err as { code?: unknown }).code;
+  if (code === '23505') return new StoreError('conflict', `${what}: already exists`, { cause: err });
+  return new StoreError('unavailable', `${what}: ${(err as Error).message}`, { cause: err });
+}
+
+export interface PostgresStoreOptions {
+  url: string;
+  /** Schema holding Parley's tables (created if missing). */
+  schema?: string;
+  /** Most pool connections. */
+  poolSize?: number;
+  /** How long to wait for a connection before failing a call. */
+  connectTimeoutMs?: number;
+}
+
+export class PostgresStore implements Store {
+  readonly driver = 'postgres';
+  private pool: pg.Pool | undefined;
+  private readonly schema: string;
+
+  constructor(private readonly options: PostgresStoreOptions) {
+    this.schema = options.schema ?? 'public';
+    if (!/^[a-z_][a-z0-9_]{0,62}$/.test(this.schema)) throw new StoreError('unavailable', `invalid postgres schema name "${this.schema}"`);
+  }
+
+  async init(): Promise<void> {
+    const pool = new pg.Pool({
+      connectionString: this.options.url,
+      max: this.options.poolSize ?? 10,
+      connectionTimeoutMillis: this.options.connectTimeoutMs ?? 5000,
+      idleTimeoutMillis: 30_000,
+      types: { getTypeParser: ((oid: number, format?: string) => (oid === INT8 ? Number : pg.types.getTypeParser(oid, format as 'text'))) as typeof pg.types.getTypeParser },
+      options: `-c search_path=${this.schema}`,
+    });
+    // An idle client losing its connection must not crash the process; the next query reconnects.
+    pool.on('error', () => undefined);
+    this.pool = pool;
+    try {
+      await this.tx(async (c) => {
+        await c.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK]);
+        await c.query(`CREATE SCHEMA IF NOT EXISTS ${this.schema}`);
+        await c.query('CREATE TABLE IF NOT EXISTS parley_migrations (version INT NOT NULL PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())');
+        const { rows } = await c.query<{ v: number | null }>('SELECT max(version) AS v FROM parley_migrations');
+        for (let v = rows[0]?.v ?? 0; v < MIGRATIONS.length; v++) {
+          await c.query(MIGRATIONS[v] as string);
+          await c.query('INSERT INTO parley_migrations (version) VALUES ($1)', [v + 1]);
+        }
+      });
+    } catch (err) {
+      await pool.end().catch(() => undefined);
+      this.pool = undefined;
+      throw wrap(err, 'postgres migrate');
+    }
+  }
+
+  private get p(): pg.Pool {
+    if (this.pool === undefined) throw new StoreError('unavailable', 'postgres store is not open');
+    return this.pool;
+  }
+
+  private async q<R extends pg.QueryResultRow>(what: string, text: string, values: unknown[] = []): Promise<pg.QueryResult<R>> {
+    try {
+      return await this.p.query<R>(text, values);
+    } catch (err) {
+      throw wrap(err, what);
+    }
+  }
+
+  private async tx<T>(fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
+    const client = await this.p.connect();
+    // A checked-out client whose connection dies emits 'error'; the query in flight rejects
+    // with it too, so the listener only keeps the process alive.
+    let broken: Error | undefined;
+    const onError = (err: Error) => {
+      broken = err;
+    };
+    client.on('error', onError);
+    try {
+      await client.query('BEGIN');
+      const out = await fn(client);
+      await client.query('COMMIT');
+      return out;
+    } catch (err) {
+      broken ??= err instanceof Error && /terminat|ECONN|EPIPE/i.test(err.message) ? err : undefined;
+      if (broken === undefined) await client.query('ROLLBACK').catch(() => undefined);
+      throw err;
+    } finally {
+      client.off('error', onError);
+      // A broken connection is destroyed rather than returned to the pool.
+      client.release(broken);
+    }
+  }
+
+  async close(): Promise<void> {
+    const pool = this.pool;
+    this.pool = undefined;
+    await pool?.end();
+  }
+
+  async createUser(name: string, passwordHash: string): Promise<void> {
+    await this.q('create user', 'INSERT INTO users (name, password_hash, created_at) VALUES ($1, $2, $3)', [name, passwordHash, Date.now()]);
+  }
+
+  async getUser(name: string): Promise<UserRecord | undefined> {
+    const { rows } = await this.q<{ name: string; password_hash: string; created_at: number }>(
+      'get user',
+      'SELECT name, password_hash, created_at FROM users WHERE lower(name) = lower($1)',
+      [name],
+    );
+    const r = rows[0];
+    return r && { name: r.name, passwordHash: r.password_hash, createdAt: r.created_at };
+  }
+
+  async listUsers(): Promise<UserRecord[]> {
+    const { rows } = await this.q<{ name: string; password_hash: string; created_at: number }>('list users', 'SELECT name, password_hash, created_at FROM users ORDER BY lower(name)');
+    return rows.map((r) => ({ name: r.name, passwordHash: r.password_hash, createdAt: r.created_at }));
+  }
+
+  async deleteUser(name: string): Promise<boolean> {
+    return ((await this.q('delete user', 'DELETE FROM users WHERE lower(name) = lower($1)', [name])).rowCount ?? 0) > 0;
+  }
+
+  async createSession(s: SessionRecord): Promise<void> {
+    await this.q('create session', 'INSERT INTO sessions (token_hash, user_name, expires_at) VALUES ($1, $2, $3)', [s.tokenHash, s.user, s.expiresAt]);
+  }
+
+  async getSession(tokenHash: string, now: number): Promise<SessionRecord | undefined> {
+    const { rows } = await this.q<{ token_hash: string; user_name: string; expires_at: number }>(
+      'get session',
+      'SELECT token_hash, user_name, expires_at FROM sessions WHERE token_hash = $1 AND expires_at > $2',
+      [tokenHash, now],
+    );
+    const r = rows[0];
+    return r && { tokenHash: r.token_hash, user: r.user_name, expiresAt: r.expires_at };
+  }
+
+  async deleteSession(tokenHash: string): Promise<boolean> {
+    return ((await this.q('delete session', 'DELETE FROM sessions WHERE token_hash = $1', [tokenHash])).rowCount ?? 0) > 0;
+  }
+
+  async deleteExpiredSessions(now: number): Promise<number> {
+    return (await this.q('delete expired sessions', 'DELETE FROM sessions WHERE expires_at <= $1', [now])).rowCount ?? 0;
+  }
+
+  async appendMessages(batch: readonly NewMessage[]): Promise<Appended[]> {
+    if (batch.length === 0) return [];
+    const now = Date.now();
+    try {
+      return await this.tx(async (c) => {
+        const out: (Appended | undefined)[] = new Array(batch.length);
+        // 1. Claim dedupe keys (sorted, so concurrent batches lock them in one order).
+        const firstByKey = new Map<string, number>();
+        const sameAs = new Map<number, number>();
+        for (let i = 0; i < batch.length; i++) {
+          const m = batch[i] as NewMessage;
+          if (m.ref === undefined) continue;
+          const key = JSON.stringify([m.from, m.ref]);
+          const first = firstByKey.get(key);
+          if (first === undefined) firstByKey.set(key, i);
+          else sameAs.set(i, first);
+        }
+        const claimed = new Set<number>();
+        if (firstByKey.size > 0) {
+          const keys = [...firstByKey.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+          const users = keys.map(([, i]) => (batch[i] as NewMessage).from);
+          const refs = keys.map(([, i]) => (batch[i] as NewMessage).ref as string);
+          const { rows } = await c.query<{ user_name: string; ref: string }>(
+            `INSERT INTO dedupe (user_name, ref, room, seq, at)
+             SELECT u, r, '', 0, $3 FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS t(u, r, o) ORDER BY o
+             ON CONFLICT DO NOTHING RETURNING user_name, ref`,
+            [users, refs, now],
+          );
+          for (const r of rows) claimed.add(firstByKey.get(JSON.stringify([r.user_name, r.ref])) as number);
+          const dupes = keys.filter(([, i]) => !claimed.has(i));
+          if (dupes.length > 0) {
+            const found = await c.query<{ user_name: string; ref: string; room: string; seq: number }>(
+              'SELECT d.user_name, d.ref, d.room, d.seq FROM dedupe d JOIN unnest($1::text[], $2::text[]) AS t(u, r) ON d.user_name = t.u AND d.ref = t.r',
+              [dupes.map(([, i]) => (batch[i] as NewMessage).from), dupes.map(([, i]) => (batch[i] as NewMessage).ref as string)],
+            );
+            for (const r of found.rows) {
+              out[firstByKey.get(JSON.stringify([r.user_name, r.ref])) as number] = { duplicate: true, message: { room: r.room, seq: r.seq } };
+            }
+          }
+        }
+        // 2. Reserve seq ranges per room (sorted room order).
+        const fresh: number[] = [];
+        for (let i = 0; i < batch.length; i++) if (!sameAs.has(i) && out[i] === undefined) fresh.push(i);
+        const perRoom = new Map<string, number>();
+        for (const i of fresh) {
+          const room = (batch[i] as NewMessage).room;
+          perRoom.set(room, (perRoom.get(room) ?? 0) + 1);
+        }
+        const next = new Map<string, number>();
+        for (const room of [...perRoom.keys()].sort()) {
+          const n = perRoom.get(room) as number;
+          const { rows } = await c.query<{ last_seq: number }>(
+            'INSERT INTO rooms (name, last_seq) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET last_seq = rooms.last_seq + EXCLUDED.last_seq RETURNING last_seq',
+            [room, n],
+          );
+          next.set(room, (rows[0] as { last_seq: number }).last_seq - n + 1);
+        }
+        // 3. Insert the messages in one statement, and fill in the dedupe rows' seqs.
+        const cols = { room: [] as string[], seq: [] as number[], sender: [] as string[], body: [] as string[], sent: [] as string[], at: [] as number[] };
+        const dedupeFix = { u: [] as string[], r: [] as string[], room: [] as string[], seq: [] as number[] };
+        for (const i of fresh) {
+          const m = batch[i] as NewMessage;
+          const seq = next.get(m.room) as number;
+          next.set(m.room, seq + 1);
+          cols.room.push(m.room);
+          cols.seq.push(seq);
+          cols.sender.push(m.from);
+          cols.body.push(m.message);
+          cols.sent.push(m.sent);
+          cols.at.push(Date.parse(m.sent));
+          if (m.ref !== undefined) {
+            dedupeFix.u.push(m.from);
+            dedupeFix.r.push(m.ref);
+            dedupeFix.room.push(m.room);
+            dedupeFix.seq.push(seq);
+          }
+          out[i] = { duplicate: false, message: { room: m.room, seq, from: m.from, message: m.message, sent: m.sent } };
+        }
+        if (fresh.length > 0) {
+          await c.query(
+            'INSERT INTO messages (room, seq, sender, body, sent, at) SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::bigint[])',
+            [cols.room, cols.seq, cols.sender, cols.body, cols.sent, cols.at],
+          );
+        }
+        if (dedupeFix.u.length > 0) {
+          await c.query(
+            'UPDATE dedupe d SET room = t.room, seq = t.seq FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[]) AS t(u, r, room, seq) WHERE d.user_name = t.u AND d.ref = t.r',
+            [dedupeFix.u, dedupeFix.r, dedupeFix.room, dedupeFix.seq],
+          );
+        }
+        // 4. Repeats of a key within this batch answer like their first occurrence.
+        for (const [i, first] of sameAs) {
+          const f = out[first] as Appended;
+          out[i] = { duplicate: true, message: { room: f.message.room, seq: f.message.seq } };
+        }
+        return out as Appended[];
+      });
+    } catch (err) {
+      throw wrap(err, 'append messages');
+    }
+  }
+
+  async lastSeq(room: string): Promise<number> {
+    const { rows } = await this.q<{ last_seq: number }>('last seq', 'SELECT last_seq FROM rooms WHERE name = $1', [room]);
+    return rows[0]?.last_seq ?? 0;
+  }
+
+  async history(room: string, query: HistoryQuery): Promise<ChatMessage[]> {
+    const { rows } =
+      query.before === undefined
+        ? await this.q<MessageRow>('history', 'SELECT room, seq, sender, body, sent FROM messages WHERE room = $1 ORDER BY seq DESC LIMIT $2', [room, query.limit])
+        : await this.q<MessageRow>('history', 'SELECT room, seq, sender, body, sent FROM messages WHERE room = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3', [
+            room,
+            query.before,
+            query.limit,
+          ]);
+    return rows.map(toMessage);
+  }
+
+  async messagesAfter(room: string, after: number, limit: number): Promise<ChatMessage[]> {
+    const { rows } = await this.q<MessageRow>('messages after', 'SELECT room, seq, sender, body, sent FROM messages WHERE room = $1 AND seq > $2 ORDER BY seq LIMIT $3', [room, after, limit]);
+    return rows.map(toMessage);
+  }
+
+  async prune(q: PruneQuery): Promise<number> {
+    let deleted = 0;
+    if (q.olderThan !== undefined) {
+      deleted += (
+        await this.q('prune', 'DELETE FROM messages WHERE (room, seq) IN (SELECT room, seq FROM messages WHERE at < $1 LIMIT $2)', [q.olderThan, q.limit])
+      ).rowCount ?? 0;
+    }
+    if (q.maxPerRoom !== undefined && deleted < q.limit) {
+      const { rows } = await this.q<{ room: string; cutoff: number }>(
+        'prune',
+        'SELECT r.name AS room, r.last_seq - $1 AS cutoff FROM rooms r WHERE EXISTS (SELECT 1 FROM messages m WHERE m.room = r.name AND m.seq <= r.last_seq - $1)',
+        [q.maxPerRoom],
+      );
+      for (const { room, cutoff } of rows) {
+        deleted += (
+          await this.q('prune', 'DELETE FROM messages WHERE room = $1 AND seq IN (SELECT seq FROM messages WHERE room = $1 AND seq <= $2 ORDER BY seq LIMIT $3)', [
+            room,
+            cutoff,
+            q.limit - deleted,
+          ])
+        ).rowCount ?? 0;
+        if (deleted >= q.limit) break;
+      }
+    }
+    if (deleted < q.limit) {
+      deleted += (
+        await this.q('prune', 'DELETE FROM dedupe WHERE (user_name, ref) IN (SELECT user_name, ref FROM dedupe WHERE at < $1 LIMIT $2)', [q.dedupeOlderThan, q.limit - deleted])
+      ).rowCount ?? 0;
+    }
+    return deleted;
+  }
+
+  async ping(): Promise<void> {
+    await this.q('ping', 'SELECT 1');
+  }
+}

@@ -1,0 +1,356 @@
+/**
+ * Durable history end to end: acks, idempotent retries, resume without gaps or duplicates
+ * (also while traffic goes on, and across a server restart), retention, and a store outage.
+ * Runs on SQLite and on Postgres.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer, type Server, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, test } from 'node:test';
+import type { ChatMessage } from '@parley/protocol';
+import type { ConfigKey } from '../src/config.js';
+import { account, api, connect, sleep, startTestServer, TestClient, ticket, wsUrl, type Account, type TestServer } from './helpers.js';
+import { dropSchema, freshSchema, PG_URL } from './pg.js';
+
+const FAST = { rateLimitPerSec: 100_000, rateLimitBurst: 100_000 };
+
+/** Opens a socket for resuming (no auto-join) and waits for its welcome. */
+async function resumeSocket(server: { url: string }, otp: string): Promise<TestClient> {
+  const c = new TestClient(wsUrl(server, otp) + '&resume=1');
+  await c.opened;
+  const welcome = await c.next('welcome');
+  assert.equal(welcome.room, null, 'a resume=1 socket follows nothing until it resumes');
+  return c;
+}
+
+/** Sends `n` messages from `c` to `room` and waits for their acks; returns the acked seqs. */
+async function sendMany(c: TestClient, room: string, n: number, tag: string): Promise<number[]> {
+  for (let i = 0; i < n; i++) c.send({ type: 'send_message', payload: { message: `${tag}-${i}`, room }, ref: `${tag}-${i}` });
+  const seqs: number[] = [];
+  for (let i = 0; i < n; i++) seqs.push((await c.next('ack', (p) => p.ref === `${tag}-${i}`, 20_000)).seq);
+  return seqs;
+}
+
+/** Every new_message of `room` received by `c`, in arrival order. */
+const received = (c: TestClient, room: string): ChatMessage[] => c.all('new_message').filter((m) => m.room === room);
+
+const assertContiguous = (msgs: ChatMessage[], from: number, to: number, what: string) => {
+  assert.deepEqual(
+    msgs.map((m) => m.seq),
+    Array.from({ length: to - from + 1 }, (_, i) => from + i),
+    `${what}: seqs ${from}..${to} exactly once, in order`,
+  );
+};
+
+function drivers(): { name: string; overrides: () => Promise<{ o: Partial<Record<ConfigKey, unknown>>; cleanup: () => Promise<void> }> }[] {
+  return [
+    {
+      name: 'sqlite',
+      overrides: async () => {
+        const dataDir = mkdtempSync(join(tmpdir(), 'parley-resume-'));
+        return { o: { dataDir }, cleanup: async () => rmSync(dataDir, { recursive: true, force: true }) };
+      },
+    },
+    {
+      name: 'postgres',
+      overrides: async () => {
+        const schema = freshSchema();
+        return { o: { store: 'postgres', postgresUrl: PG_URL, postgresSchema: schema }, cleanup: () => dropSchema(schema) };
+      },
+    },
+  ];
+}
+
+for (const driver of drivers()) {
+  describe(`history and resume (${driver.name})`, () => {
+    const cleanups: (() => Promise<void>)[] = [];
+    after(async () => {
+      for (const c of cleanups.reverse()) await c();
+    });
+    const server = async (extra: Partial<Record<ConfigKey, unknown>> = {}) => {
+      const { o, cleanup } = await driver.overrides();
+      const s = await startTestServer({ ...FAST, ...o, ...extra });
+      cleanups.push(async () => {
+        await s.close();
+        await cleanup();
+      });
+      return { s, o };
+    };
+
+    test('a send with ref is acked once stored; a retried ref is acked again and not stored or broadcast twice', async () => {
+      const { s } = await server();
+      const a = await account(s);
+      const b = await account(s);
+      const ca = await connect(s, a.otp);
+      const cb = await connect(s, b.otp);
+      ca.send({ type: 'send_message', payload: { message: 'once' }, ref: 'k1' });
+      const ack1 = await ca.next('ack');
+      assert.equal(ack1.ref, 'k1');
+      assert.equal(ack1.room, 'general');
+      assert.equal(ack1.envelopeRef, 'k1');
+      // Retry on the same socket, then from a new socket (as after a reconnect).
+      ca.send({ type: 'send_message', payload: { message: 'once' }, ref: 'k1' });
+      const ack2 = await ca.next('ack');
+      ca.close();
+      const ca2 = await connect(s, await ticket(s, a.token));
+      ca2.send({ type: 'send_message', payload: { message: 'once' }, ref: 'k1' });
+      const ack3 = await ca2.next('ack');
+      assert.equal(ack2.seq, ack1.seq);
+      assert.equal(ack3.seq, ack1.seq);
+      // A different ref is a different message; the same ref from another user too.
+      cb.send({ type: 'send_message', payload: { message: 'bob' }, ref: 'k1' });
+      const ackB = await cb.next('ack');
+      assert.equal(ackB.seq, ack1.seq + 1);
+      await cb.next('new_message', (m) => m.message === 'bob');
+      assert.equal(received(cb, 'general').filter((m) => m.message === 'once').length, 1, 'broadcast once');
+      ca2.send({ type: 'history', payload: { room: 'general' } });
+      const h = await ca2.next('history');
+      assert.deepEqual(h.messages.map((m) => m.message), ['bob', 'once'], 'stored once');
+      ca2.close();
+      cb.close();
+    });
+
+    test('history pages newest first, at most 100 a page', async () => {
+      const { s } = await server();
+      const a = await account(s);
+      const c = await connect(s, a.otp);
+      await sendMany(c, 'general', 130, 'h');
+      c.send({ type: 'history', payload: { room: 'general', limit: 100 } });
+      const p1 = await c.next('history');
+      assert.equal(p1.messages.length, 100);
+      assert.equal(p1.messages[0]?.seq, 130);
+      c.send({ type: 'history', payload: { room: 'general', before: p1.messages.at(-1)?.seq, limit: 100 } });
+      const p2 = await c.next('history');
+      assert.deepEqual(p2.messages.map((m) => m.seq), Array.from({ length: 30 }, (_, i) => 30 - i));
+      c.send({ type: 'history', payload: { room: 'general', limit: 101 } });
+      assert.equal((await c.next('error')).code, 'invalid_payload');
+      c.close();
+    });
+
+    test('resume after a disconnect: exactly the 200 missed messages, in order, no duplicates', async () => {
+      const { s } = await server();
+      const [a, b] = [await account(s), await account(s)];
+      const ca = await connect(s, a.otp);
+      ca.send({ type: 'join', payload: { room: 'side' } });
+      const side0 = (await ca.next('joined')).seq;
+      const cb = await connect(s, b.otp);
+      cb.send({ type: 'join', payload: { room: 'side' } });
+      await cb.next('joined');
+      await sendMany(cb, 'general', 3, 'before');
+      await ca.waitCount('new_message', 3);
+      const lastGeneral = received(ca, 'general').at(-1)?.seq ?? 0;
+      ca.close();
+      await ca.waitClose();
+
+      await sendMany(cb, 'general', 120, 'gap-g');
+      await sendMany(cb, 'side', 80, 'gap-s');
+
+      const back = await resumeSocket(s, await ticket(s, a.token));
+      back.send({ type: 'resume', payload: { rooms: { general: lastGeneral, side: side0 } }, ref: 'r' });
+      const rg = await back.next('resumed', (p) => p.room === 'general', 20_000);
+      const rs = await back.next('resumed', (p) => p.room === 'side', 20_000);
+      assert.deepEqual([rg.recovered, rs.recovered], [true, true]);
+      assertContiguous(received(back, 'general'), lastGeneral + 1, lastGeneral + 120, 'general');
+      assertContiguous(received(back, 'side'), side0 + 1, side0 + 80, 'side');
+      assert.equal(rg.seq, lastGeneral + 120);
+      assert.equal(rs.seq, side0 + 80);
+      assert.equal(received(back, 'general').length + received(back, 'side').length, 200);
+      // Live again afterwards.
+      await sendMany(cb, 'side', 1, 'live');
+      const live = await back.next('new_message', (m) => m.message === 'live-0');
+      assert.equal(live.seq, side0 + 81);
+      back.close();
+      cb.close();
+    });
+
+    test('resume while messages keep arriving: none lost, none doubled', async () => {
+      const { s } = await server();
+      const [a, b] = [await account(s), await account(s)];
+      const ca = await connect(s, a.otp);
+      const start = (await sendMany(ca, 'general', 1, 'first'))[0] as number;
+      ca.close();
+      await ca.waitClose();
+      const cb = await connect(s, b.otp);
+      await sendMany(cb, 'general', 200, 'missed');
+      // Keep sending while the resume runs: a steady trickle from b.
+      let sending = true;
+      let sent = 0;
+      const trickle = (async () => {
+        while (sending) {
+          cb.send({ type: 'send_message', payload: { message: `during-${sent}` }, ref: `during-${sent}` });
+          sent++;
+          await sleep(1);
+        }
+      })();
+      const back = await resumeSocket(s, await ticket(s, a.token));
+      back.send({ type: 'resume', payload: { rooms: { general: start } } });
+      const r = await back.next('resumed', () => true, 20_000);
+      assert.equal(r.recovered, true);
+      await sleep(50);
+      sending = false;
+      await trickle;
+      const lastAck = (await cb.next('ack', (p) => p.ref === `during-${sent - 1}`, 20_000)).seq;
+      await back.seen('new_message', (m) => m.seq === lastAck, 20_000);
+      assertContiguous(received(back, 'general'), start + 1, lastAck, 'replay + live');
+      assert.ok(r.seq >= start + 200, 'resumed after the replay');
+      assert.ok(sent > 0);
+      back.close();
+      cb.close();
+    });
+
+    test('resume across a server restart', async () => {
+      const { s, o } = await server();
+      const [a, b] = [await account(s), await account(s)];
+      const ca = await connect(s, a.otp);
+      const seen = (await sendMany(ca, 'general', 5, 'pre'))[4] as number;
+      ca.close();
+      const cb = await connect(s, b.otp);
+      await sendMany(cb, 'general', 200, 'pre-restart');
+      cb.close();
+      await s.close();
+
+      // Same database, new process state: tokens and history survive, seqs go on.
+      const s2 = await startTestServer({ ...FAST, ...o });
+      cleanups.push(() => s2.close());
+      const back = await resumeSocket(s2, await ticket(s2, a.token));
+      back.send({ type: 'resume', payload: { rooms: { general: seen } } });
+      const r = await back.next('resumed', () => true, 20_000);
+      assert.equal(r.recovered, true);
+      assertContiguous(received(back, 'general'), seen + 1, seen + 200, 'after restart');
+      const cb2 = await connect(s2, await ticket(s2, b.token));
+      const [next] = await sendMany(cb2, 'general', 1, 'post-restart');
+      assert.equal(next, seen + 201, 'seq continues after the restart');
+      back.close();
+      cb2.close();
+    });
+
+    test('recovered:false when the gap is beyond retention', async () => {
+      const { s } = await server({ historyMaxPerRoom: 10 });
+      const a = await account(s);
+      const c = await connect(s, a.otp);
+      await sendMany(c, 'general', 30, 'ret');
+      await s.retention.runOnce();
+      c.send({ type: 'history', payload: { room: 'general', limit: 100 } });
+      assert.deepEqual((await c.next('history')).messages.map((m) => m.seq), [30, 29, 28, 27, 26, 25, 24, 23, 22, 21]);
+      c.close();
+      const back = await resumeSocket(s, await ticket(s, a.token));
+      back.send({ type: 'resume', payload: { rooms: { general: 2 } } });
+      const r = await back.next('resumed');
+      assert.equal(r.recovered, false);
+      assert.equal(r.seq, 30);
+      assert.equal(received(back, 'general').length, 0, 'no partial replay across a gap');
+      // Within retention it recovers.
+      back.send({ type: 'resume', payload: { rooms: { general: 25 } } });
+      const ok = await back.next('resumed');
+      assert.equal(ok.recovered, true);
+      assertContiguous(received(back, 'general'), 26, 30, 'within retention');
+      // A client ahead of the server (database reset) is told to reload too.
+      back.send({ type: 'resume', payload: { rooms: { general: 99 } } });
+      assert.equal((await back.next('resumed')).recovered, false);
+      back.close();
+    });
+
+    test('resume validates its rooms', async () => {
+      const { s } = await server({ maxRoomsPerConnection: 2 });
+      const a = await account(s);
+      const c = await resumeSocket(s, a.otp);
+      c.send({ type: 'resume', payload: { rooms: { 'bad room': 1 } } });
+      assert.equal((await c.next('error')).code, 'invalid_room');
+      c.send({ type: 'resume', payload: { rooms: { a: 0, b: 0, c: 0 } } });
+      assert.equal((await c.next('error')).code, 'too_many_rooms');
+      c.send({ type: 'resume', payload: { rooms: { a: -1 } } });
+      assert.equal((await c.next('error')).code, 'invalid_payload');
+      c.close();
+    });
+  });
+}
+
+/** A TCP proxy to Postgres that can be made to refuse connections, like a database going down. */
+class Outage {
+  private server: Server | undefined;
+  private readonly sockets = new Set<Socket>();
+  port = 0;
+
+  async up(): Promise<void> {
+    const target = new URL(PG_URL);
+    this.server = createServer((client) => {
+      const upstream = (async () => {
+        const { connect: tcp } = await import('node:net');
+        return tcp(Number(target.port || 5432), target.hostname);
+      })();
+      upstream.then((u) => {
+        this.sockets.add(client).add(u);
+        client.pipe(u).pipe(client);
+        const drop = () => {
+          client.destroy();
+          u.destroy();
+        };
+        client.on('error', drop).on('close', drop);
+        u.on('error', drop).on('close', drop);
+      });
+    });
+    await new Promise<void>((r) => (this.server as Server).listen(this.port, '127.0.0.1', r));
+    this.port = (this.server.address() as { port: number }).port;
+  }
+
+  async down(): Promise<void> {
+    for (const s of this.sockets) s.destroy();
+    this.sockets.clear();
+    await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
+  }
+
+  url(): string {
+    const u = new URL(PG_URL);
+    u.hostname = '127.0.0.1';
+    u.port = String(this.port);
+    return u.toString();
+  }
+}
+
+describe('store outage (postgres refusing connections)', () => {
+  test('send_message gets unavailable, is never acked or broadcast, and the server recovers', async () => {
+    const schema = freshSchema();
+    const outage = new Outage();
+    await outage.up();
+    const s = await startTestServer({ ...FAST, store: 'postgres', postgresUrl: outage.url(), postgresSchema: schema });
+    try {
+      const a: Account = await account(s);
+      const b: Account = await account(s);
+      const ca = await connect(s, a.otp);
+      const cb = await connect(s, b.otp);
+      const [before] = await sendMany(ca, 'general', 1, 'ok');
+
+      await outage.down();
+      for (let i = 0; i < 5; i++) ca.send({ type: 'send_message', payload: { message: `lost-${i}` }, ref: `lost-${i}` });
+      for (let i = 0; i < 5; i++) {
+        const err = await ca.next('error', (p) => p.ref === `lost-${i}`, 15_000);
+        assert.equal(err.code, 'unavailable');
+      }
+      assert.equal(ca.all('ack').filter((p) => String(p.ref).startsWith('lost')).length, 0, 'no phantom acks');
+      const ready = await api(s.url, '/readyz', undefined, { method: 'GET' });
+      assert.equal(ready.status, 503, 'not ready while the store is down');
+      assert.equal(ca.closed, undefined, 'clients stay connected');
+
+      await outage.up();
+      const [after] = await sendMany(ca, 'general', 1, 'back');
+      assert.equal(after, (before as number) + 1, 'refused messages took no seq');
+      assert.equal((await api(s.url, '/readyz', undefined, { method: 'GET' })).status, 200);
+      await cb.next('new_message', (m) => m.message === 'back-0');
+      assert.equal(received(cb, 'general').filter((m) => m.message.startsWith('lost')).length, 0, 'nothing refused was broadcast');
+      cb.send({ type: 'history', payload: { room: 'general' } });
+      assert.deepEqual((await cb.next('history')).messages.map((m) => m.message), ['back-0', 'ok-0']);
+      // A refused message can be retried with the same ref once the store is back: stored once.
+      ca.send({ type: 'send_message', payload: { message: 'lost-0' }, ref: 'lost-0' });
+      const retry = await ca.next('ack', (p) => p.ref === 'lost-0');
+      assert.equal(retry.seq, (after as number) + 1);
+      ca.close();
+      cb.close();
+    } finally {
+      await s.close();
+      await outage.down();
+      await dropSchema(schema);
+    }
+  });
+});
