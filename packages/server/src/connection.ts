@@ -3,6 +3,7 @@
  * outgoing queue and its heartbeat state. The Hub owns membership; the Connection owns its
  * socket. A slow connection is closed, never waited for.
  */
+import { randomBytes } from 'node:crypto';
 import type { WebSocket } from 'ws';
 import { CloseCodes, type Ref, type ServerEvents, type ServerEventType } from '@parley/protocol';
 import { encode } from './frames.js';
@@ -21,17 +22,23 @@ export interface ConnectionLimits {
 export type RateVerdict = 'ok' | 'limited' | 'flood';
 
 let nextId = 1;
+/** Tells this process's connections apart from other nodes' (presence keys). */
+const NODE = randomBytes(6).toString('base64url');
 /** Frames are JSON text, also when handed over as a Buffer (a broadcast encoded once). */
 const TEXT = { binary: false } as const;
 
 export class Connection {
   readonly id = nextId++;
+  /** Cluster-wide unique key of this connection. */
+  readonly key = `${NODE}:${this.id}`;
   /** Rooms this connection follows. */
   readonly rooms = new Set<string>();
   /** The room `send_message` goes to when it names none (`change_room` sets it). */
   current: string | undefined;
   /** When the last ping went unanswered since, or 0 when none is outstanding. */
   pingSentAt = 0;
+  /** Last typing notice passed on, per room. */
+  typingAt: Map<string, number> | undefined;
   /** Rooms being replayed after `resume`: live messages wait here until the replay is sent. */
   replaying: Map<string, { seq: number; data: Buffer }[]> | undefined;
   /** Why the server closed the connection, for the disconnect log line. */

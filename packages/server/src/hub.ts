@@ -23,6 +23,7 @@ import { encode } from './frames.js';
 import { clientEventSchemas, isClientEventType, isRef } from './schemas.js';
 import { StoreError, type Store } from './store/store.js';
 import { MessageWriter } from './writer.js';
+import type { Presence } from './presence/presence.js';
 
 type Handler<K extends ClientEventType> = (conn: Connection, payload: ClientEvents[K], ref: Ref | undefined) => void | Promise<void>;
 
@@ -38,6 +39,8 @@ export class ClientError extends Error {
 
 /** Messages read from the store per query during a resume. */
 const REPLAY_PAGE = 200;
+/** Typing notices are passed on at most this often per connection and room; extra ones are dropped. */
+export const TYPING_INTERVAL_MS = 1000;
 /** History page size when the client names none. */
 const DEFAULT_HISTORY_PAGE = 50;
 
@@ -53,6 +56,7 @@ export class Hub {
     private readonly config: Config,
     private readonly store: Store,
     private readonly log: Logger,
+    private readonly presence: Presence,
   ) {
     this.writer = new MessageWriter(store, (messages) => {
       for (const m of messages) this.deliver(m);
@@ -70,9 +74,7 @@ export class Hub {
       leave: (c, p, ref) => this.onLeave(c, p, ref),
       history: (c, p, ref) => this.onHistory(c, p, ref),
       resume: (c, p, ref) => this.onResume(c, p, ref),
-      typing: () => {
-        throw new ClientError('unknown_type', 'typing is not supported by this server version');
-      },
+      typing: (c, p) => this.onTyping(c, p),
     };
   }
 
@@ -100,30 +102,59 @@ export class Hub {
   }
 
   private join(conn: Connection, room: string): void {
+    if (conn.rooms.has(room)) return;
     conn.rooms.add(room);
     let members = this.rooms.get(room);
     if (members === undefined) this.rooms.set(room, (members = new Set()));
     members.add(conn);
+    void this.announceJoin(conn, room);
   }
 
   private unjoin(conn: Connection, room: string): void {
-    conn.rooms.delete(room);
+    if (!conn.rooms.delete(room)) return;
+    conn.typingAt?.delete(room);
     const members = this.rooms.get(room);
-    if (members === undefined) return;
-    members.delete(conn);
-    if (members.size === 0) this.rooms.delete(room);
+    if (members !== undefined) {
+      members.delete(conn);
+      if (members.size === 0) this.rooms.delete(room);
+    }
+    void this.announceLeave(conn, room);
+  }
+
+  /** Presence after a join: `user_joined` to the others on the user's first connection, `presence` to the joiner. */
+  private async announceJoin(conn: Connection, room: string): Promise<void> {
+    try {
+      const first = await this.presence.add(room, conn.user, conn.key);
+      if (first) this.broadcast(room, encode('user_joined', { room, user: conn.user }), conn);
+      const users = await this.presence.list(room);
+      if (conn.rooms.has(room)) conn.send('presence', { room, users });
+    } catch (err) {
+      this.log.warn({ err, room, user: conn.user }, 'presence update failed');
+    }
+  }
+
+  /** Presence after a leave: `user_left` to the room when it was the user's last connection there. */
+  private async announceLeave(conn: Connection, room: string): Promise<void> {
+    try {
+      if (await this.presence.remove(room, conn.user, conn.key)) this.broadcast(room, encode('user_left', { room, user: conn.user }));
+    } catch (err) {
+      this.log.warn({ err, room, user: conn.user }, 'presence update failed');
+    }
   }
 
   roomSize(room: string): number {
     return this.rooms.get(room)?.size ?? 0;
   }
 
-  /** Sends one frame, serialized once, to every connection in the room. */
-  broadcast(room: string, frame: string): void {
+  /** Sends one frame, serialized once, to every connection in the room (but `except`). */
+  broadcast(room: string, frame: string, except?: Connection | ((c: Connection) => boolean)): void {
     const members = this.rooms.get(room);
     if (members === undefined) return;
     const data = Buffer.from(frame);
-    for (const conn of members) conn.sendRaw(data);
+    for (const conn of members) {
+      if (conn === except || (typeof except === 'function' && except(conn))) continue;
+      conn.sendRaw(data);
+    }
   }
 
   /**
@@ -336,6 +367,17 @@ export class Hub {
     this.unjoin(conn, p.room);
     if (conn.current === p.room) conn.current = undefined;
     conn.send('left', { room: p.room }, ref);
+  }
+
+  /** typing: to the room's other users, at most once per TYPING_INTERVAL_MS per connection and room. */
+  private onTyping(conn: Connection, p: ClientEvents['typing']): void {
+    this.checkRoom(p.room);
+    if (!conn.rooms.has(p.room)) throw new ClientError('not_in_room', `Not in room "${p.room}".`);
+    const now = Date.now();
+    conn.typingAt ??= new Map();
+    if (now - (conn.typingAt.get(p.room) ?? 0) < TYPING_INTERVAL_MS) return;
+    conn.typingAt.set(p.room, now);
+    this.broadcast(p.room, encode('typing', { room: p.room, user: conn.user }), (c) => c.user === conn.user);
   }
 
   private async onHistory(conn: Connection, p: ClientEvents['history'], ref: Ref | undefined): Promise<void> {

@@ -21,6 +21,7 @@ import { Connection } from './connection.js';
 import { Api, clientAddress, errorBody } from './http.js';
 import { Hub } from './hub.js';
 import { Retention } from './retention.js';
+import { createPresence, type Presence } from './presence/index.js';
 import { createStore } from './store/index.js';
 import type { Store } from './store/store.js';
 
@@ -31,6 +32,7 @@ export interface ServerOptions {
   logger?: Logger;
   /** Use this store instead of the one the config names (tests, embedding). */
   store?: Store;
+  presence?: Presence;
   webRoot?: string;
 }
 
@@ -59,7 +61,8 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
 
   const tickets = new TicketStore(config.ticketTtlMs);
   const retention = new Retention(config, store, log);
-  const hub = new Hub(config, store, log);
+  const presence = options.presence ?? createPresence(config);
+  const hub = new Hub(config, store, log, presence);
   let closing = false;
   const api = new Api({ config, store, hub, tickets, log, webRoot: resolve(options.webRoot ?? DEFAULT_WEB_ROOT), isClosing: () => closing });
   retention.start();
@@ -172,6 +175,7 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
       tickets.close();
       api.close();
       await store.close();
+      await presence.close();
       log.info('parley stopped');
     })();
     return closed;

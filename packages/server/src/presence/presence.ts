@@ -1,0 +1,20 @@
+/**
+ * Presence: who is online in which room. Several connections of one user count once: `add`
+ * reports the user's first connection in a room, `remove` their last.
+ *
+ * Implementations: `memory.ts` (one node). Every implementation passes
+ * test/presence.contract.ts.
+ *
+ * Guarantees: `add` resolves true exactly once per (room, user) until a `remove` of that user's
+ * last connection resolves true; `list` reflects every add/remove that has resolved.
+ */
+export interface Presence {
+  readonly driver: string;
+  /** Records connection `conn` of `user` in `room`; resolves true when it is the user's first there. */
+  add(room: string, user: string, conn: string): Promise<boolean>;
+  /** Forgets the connection; resolves true when it was the user's last one in the room. */
+  remove(room: string, user: string, conn: string): Promise<boolean>;
+  /** The users online in the room, sorted. */
+  list(room: string): Promise<string[]>;
+  close(): Promise<void>;
+}
