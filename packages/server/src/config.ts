@@ -33,6 +33,16 @@ export const configSchema = z
     postgresUrl: optionalPath,
     /** PostgreSQL schema holding Parley's tables (created if missing). */
     postgresSchema: z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, 'a lower-case SQL identifier').default('public'),
+    /** Cross-node fan-out: `memory` (one node) or `redis` (several nodes; needs redisUrl). */
+    broker: z.enum(['memory', 'redis']).default('memory'),
+    /** Presence driver: `memory` (one node) or `redis` (shared; needs redisUrl). */
+    presence: z.enum(['memory', 'redis']).default('memory'),
+    /** Redis URL. When set, tickets and the login throttle are kept in Redis, shared by all nodes. */
+    redisUrl: optionalPath,
+    /** Prefix of every Redis key and channel (several deployments can share one Redis). */
+    redisPrefix: z.string().regex(/^[A-Za-z0-9_.:-]{0,64}$/).default('parley:'),
+    /** A node refreshes its presence entries every ttl/3; a dead node's users vanish within this. */
+    presenceTtlMs: int(300).default(30_000),
     /** Delete messages older than this many days (0 = keep forever). */
     historyMaxAgeDays: z.coerce.number().min(0).default(0),
     /** Keep at most this many newest messages per room (0 = no limit). */
@@ -87,6 +97,11 @@ export const configSchema = z
     if (c.store === 'postgres' && c.postgresUrl === undefined) {
       ctx.addIssue({ code: 'custom', path: ['postgresUrl'], message: 'store=postgres needs postgresUrl (e.g. postgres://user@127.0.0.1:5432/parley)' });
     }
+    for (const k of ['broker', 'presence'] as const) {
+      if (c[k] === 'redis' && c.redisUrl === undefined) {
+        ctx.addIssue({ code: 'custom', path: ['redisUrl'], message: `${k}=redis needs redisUrl (e.g. redis://127.0.0.1:6379)` });
+      }
+    }
     if ((c.tlsCert === undefined) !== (c.tlsKey === undefined)) {
       ctx.addIssue({ code: 'custom', path: [c.tlsCert === undefined ? 'tlsCert' : 'tlsKey'], message: 'tlsCert and tlsKey must be set together' });
     }
@@ -111,6 +126,11 @@ export const CONFIG_HELP: Record<ConfigKey, string> = {
   store: 'store driver: sqlite | postgres',
   postgresUrl: 'PostgreSQL URL (store=postgres)',
   postgresSchema: 'PostgreSQL schema for the tables',
+  broker: 'cross-node fan-out: memory | redis',
+  presence: 'presence driver: memory | redis',
+  redisUrl: 'Redis URL (tickets and login throttle shared when set)',
+  redisPrefix: 'prefix of Redis keys and channels',
+  presenceTtlMs: 'presence entry TTL; a dead node\'s users vanish within it, ms',
   historyMaxAgeDays: 'delete messages older than this, days (0 = keep)',
   historyMaxPerRoom: 'keep at most this many messages per room (0 = all)',
   retentionIntervalMs: 'how often retention runs, ms',

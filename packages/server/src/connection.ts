@@ -39,6 +39,8 @@ export class Connection {
   pingSentAt = 0;
   /** Last typing notice passed on, per room. */
   typingAt: Map<string, number> | undefined;
+  /** Per room, the seq a finished replay reached: live copies up to it are skipped. */
+  after: Map<string, number> | undefined;
   /** Rooms being replayed after `resume`: live messages wait here until the replay is sent. */
   replaying: Map<string, { seq: number; data: Buffer }[]> | undefined;
   /** Why the server closed the connection, for the disconnect log line. */

@@ -18,8 +18,8 @@ import {
 import type { Config } from './config.js';
 import type { Hub } from './hub.js';
 import { dummyHash, hashPassword, verifyPassword } from './auth/password.js';
-import { LoginThrottle } from './auth/throttle.js';
-import { newSecret, sha256, type TicketStore } from './auth/tokens.js';
+import type { LoginThrottle } from './auth/throttle.js';
+import { newSecret, sha256, type Tickets } from './auth/tokens.js';
 import { StoreError, type Store } from './store/store.js';
 
 /** Largest JSON body accepted by the API routes. */
@@ -67,7 +67,10 @@ export interface ApiDeps {
   config: Config;
   store: Store;
   hub: Hub;
-  tickets: TicketStore;
+  tickets: Tickets;
+  throttle: LoginThrottle;
+  /** Extra readiness checks (e.g. the broker): name → healthy. */
+  health: () => Record<string, boolean>;
   log: Logger;
   /** Directory of the chat page's static files. */
   webRoot: string;
@@ -88,11 +91,7 @@ export class Api {
   private readonly throttle: LoginThrottle;
 
   constructor(private readonly d: ApiDeps) {
-    this.throttle = new LoginThrottle(d.config.loginWindowMs);
-  }
-
-  close(): void {
-    this.throttle.close();
+    this.throttle = d.throttle;
   }
 
   /** The request listener. Never throws; every failure becomes a JSON error. */
@@ -139,16 +138,20 @@ export class Api {
     }
   }
 
-  /** 200 when this node can serve: not shutting down and its store answers. */
+  /** 200 when this node can serve: not shutting down, its store answers, its broker is connected. */
   private async ready(res: ServerResponse): Promise<void> {
-    if (this.d.isClosing()) return this.json(res, 503, { status: 'closing', store: 'unknown' });
+    if (this.d.isClosing()) return this.json(res, 503, { status: 'closing' });
+    const checks: Record<string, 'up' | 'down'> = {};
     try {
       await this.d.store.ping();
+      checks.store = 'up';
     } catch (err) {
       this.d.log.warn({ err }, 'readiness: store unavailable');
-      return this.json(res, 503, { status: 'unavailable', store: 'down' });
+      checks.store = 'down';
     }
-    return this.json(res, 200, { status: 'ready', store: 'up' });
+    for (const [name, ok] of Object.entries(this.d.health())) checks[name] = ok ? 'up' : 'down';
+    const ready = Object.values(checks).every((v) => v === 'up');
+    return this.json(res, ready ? 200 : 503, { status: ready ? 'ready' : 'unavailable', ...checks });
   }
 
   // -------------------------------------------------------------------------------------------
@@ -175,28 +178,31 @@ export class Api {
     const userKey = `u:${username.toLowerCase()}`;
     const ipKey = `a:${ip}`;
     const now = Date.now();
-    const wait = Math.max(this.throttle.blockedFor(userKey, config.loginMaxFailures, now), this.throttle.blockedFor(ipKey, config.loginMaxFailures * IP_FAILURE_FACTOR, now));
+    const [userWait, ipWait] = await Promise.all([
+      this.throttle.blockedFor(userKey, config.loginMaxFailures),
+      this.throttle.blockedFor(ipKey, config.loginMaxFailures * IP_FAILURE_FACTOR),
+    ]);
+    const wait = Math.max(userWait, ipWait);
     if (wait > 0) throw new HttpError('too_many_attempts', undefined, { 'Retry-After': String(Math.ceil(wait / 1000)) });
 
     const user = await store.getUser(username);
     const ok = await verifyPassword(password, user?.passwordHash ?? (await dummyHash()));
     if (user === undefined || !ok) {
-      this.throttle.fail(userKey, now);
-      this.throttle.fail(ipKey, now);
+      await Promise.all([this.throttle.fail(userKey), this.throttle.fail(ipKey)]);
       this.d.log.info({ user: username, ip }, 'login failed');
       throw new HttpError('invalid_credentials');
     }
-    this.throttle.reset(userKey);
+    await this.throttle.reset(userKey);
     const token = newSecret();
     const session = sha256(token);
     await store.createSession({ tokenHash: session, user: user.name, expiresAt: now + config.tokenTtlMs });
-    const otp = tickets.issue(user.name, session, now);
+    const otp = await tickets.issue(user.name, session);
     return [200, { token, otp, user: { name: user.name }, expiresAt: new Date(now + config.tokenTtlMs).toISOString() }];
   }
 
   private async ticket(req: IncomingMessage): Promise<[number, unknown]> {
     const session = await this.authenticate(req);
-    return [200, { otp: this.d.tickets.issue(session.user, session.tokenHash) }];
+    return [200, { otp: await this.d.tickets.issue(session.user, session.tokenHash) }];
   }
 
   private async logout(req: IncomingMessage): Promise<[number, unknown]> {

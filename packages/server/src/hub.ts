@@ -4,6 +4,7 @@
  *
  * A broadcast is serialized once into one Buffer and the same bytes go to every member.
  */
+import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import {
   type ChatMessage,
@@ -23,6 +24,7 @@ import { encode } from './frames.js';
 import { clientEventSchemas, isClientEventType, isRef } from './schemas.js';
 import { StoreError, type Store } from './store/store.js';
 import { MessageWriter } from './writer.js';
+import type { Broker } from './broker/broker.js';
 import type { Presence } from './presence/presence.js';
 
 type Handler<K extends ClientEventType> = (conn: Connection, payload: ClientEvents[K], ref: Ref | undefined) => void | Promise<void>;
@@ -44,9 +46,36 @@ export const TYPING_INTERVAL_MS = 1000;
 /** History page size when the client names none. */
 const DEFAULT_HISTORY_PAGE = 50;
 
+/** How long a node waits for a missing seq before reading it from the store. */
+const GAP_WAIT_MS = 150;
+/** Messages read from the store per query when filling a gap or resyncing. */
+const FILL_PAGE = 500;
+
+/**
+ * A room with members on this node. `next` is the next seq this node delivers: messages are
+ * passed to members strictly in seq order, each once. One that arrives early (another node's
+ * publication overtaken by a later one, or a gap left by a broker outage) waits in `held`; if
+ * the gap is not filled within GAP_WAIT_MS the missing messages are read from the store.
+ */
+interface Room {
+  readonly name: string;
+  readonly members: Set<Connection>;
+  /** Undefined until the room's latest seq has been read from the store. */
+  next: number | undefined;
+  readonly ready: Promise<void>;
+  readonly held: Map<number, ChatMessage>;
+  gapTimer: NodeJS.Timeout | undefined;
+  filling: boolean;
+}
+
+/** What nodes publish to each other. `n`: the publishing node (it ignores its own). */
+type Envelope = { n: string; k: 'm'; m: ChatMessage } | { n: string; k: 'f'; f: string; x?: string };
+
 export class Hub {
   readonly connections = new Set<Connection>();
-  private readonly rooms = new Map<string, Set<Connection>>();
+  private readonly rooms = new Map<string, Room>();
+  /** Tells this hub's publications apart from other nodes'. */
+  readonly nodeId = randomBytes(6).toString('base64url');
   readonly writer: MessageWriter;
   readonly limits: Limits;
   private pingTimer: NodeJS.Timeout | undefined;
@@ -57,9 +86,13 @@ export class Hub {
     private readonly store: Store,
     private readonly log: Logger,
     private readonly presence: Presence,
+    private readonly broker: Broker,
   ) {
     this.writer = new MessageWriter(store, (messages) => {
-      for (const m of messages) this.deliver(m);
+      for (const m of messages) {
+        this.accept(m);
+        this.publish(m.room, { n: this.nodeId, k: 'm', m });
+      }
     });
     this.limits = {
       maxMessageBytes: config.maxMessageBytes,
@@ -101,31 +134,72 @@ export class Hub {
     conn.disposed();
   }
 
-  private join(conn: Connection, room: string): void {
-    if (conn.rooms.has(room)) return;
-    conn.rooms.add(room);
-    let members = this.rooms.get(room);
-    if (members === undefined) this.rooms.set(room, (members = new Set()));
-    members.add(conn);
-    void this.announceJoin(conn, room);
+  private join(conn: Connection, name: string): Room {
+    let room = this.rooms.get(name);
+    if (room === undefined) room = this.openRoom(name);
+    if (conn.rooms.has(name)) return room;
+    conn.rooms.add(name);
+    room.members.add(conn);
+    void this.announceJoin(conn, name);
+    return room;
   }
 
-  private unjoin(conn: Connection, room: string): void {
-    if (!conn.rooms.delete(room)) return;
-    conn.typingAt?.delete(room);
-    const members = this.rooms.get(room);
-    if (members !== undefined) {
-      members.delete(conn);
-      if (members.size === 0) this.rooms.delete(room);
+  private unjoin(conn: Connection, name: string): void {
+    if (!conn.rooms.delete(name)) return;
+    conn.typingAt?.delete(name);
+    conn.after?.delete(name);
+    const room = this.rooms.get(name);
+    if (room !== undefined) {
+      room.members.delete(conn);
+      if (room.members.size === 0) this.closeRoom(room);
     }
-    void this.announceLeave(conn, room);
+    void this.announceLeave(conn, name);
+  }
+
+  /** First member on this node: subscribe to the room's fan-out, then learn its latest seq. */
+  private openRoom(name: string): Room {
+    const room: Room = { name, members: new Set(), next: undefined, ready: Promise.resolve(), held: new Map(), gapTimer: undefined, filling: false };
+    (room as { ready: Promise<void> }).ready = (async () => {
+      try {
+        await this.broker.subscribe(name);
+      } catch (err) {
+        this.log.warn({ err, room: name }, 'broker subscribe failed; local delivery only until it reconnects');
+      }
+      try {
+        const latest = await this.store.lastSeq(name);
+        room.next = latest + 1;
+      } catch (err) {
+        this.log.warn({ err, room: name }, 'cannot read the latest seq; starting from the first message seen');
+        const first = Math.min(...room.held.keys());
+        room.next = Number.isFinite(first) ? first : undefined;
+      }
+      if (room.next !== undefined) this.drain(room);
+    })();
+    this.rooms.set(name, room);
+    return room;
+  }
+
+  private closeRoom(room: Room): void {
+    this.rooms.delete(room.name);
+    if (room.gapTimer !== undefined) clearTimeout(room.gapTimer);
+    this.broker.unsubscribe(room.name).catch((err: unknown) => this.log.debug({ err, room: room.name }, 'broker unsubscribe failed'));
+  }
+
+  /** The seq a member of `name` has seen everything up to, once the room is ready. */
+  private async seqOf(name: string): Promise<number> {
+    const room = this.rooms.get(name);
+    if (room !== undefined) {
+      await room.ready;
+      if (room.next !== undefined) return room.next - 1;
+    }
+    return this.store.lastSeq(name);
   }
 
   /** Presence after a join: `user_joined` to the others on the user's first connection, `presence` to the joiner. */
   private async announceJoin(conn: Connection, room: string): Promise<void> {
     try {
       const first = await this.presence.add(room, conn.user, conn.key);
-      if (first) this.broadcast(room, encode('user_joined', { room, user: conn.user }), conn);
+      if (first) this.announce(room, encode('user_joined', { room, user: conn.user }), conn);
       const users = await this.presence.list(room);
       if (conn.rooms.has(room)) conn.send('presence', { room, users });
     } catch (err) {
@@ -136,19 +210,19 @@ export class Hub {
   /** Presence after a leave: `user_left` to the room when it was the user's last connection there. */
   private async announceLeave(conn: Connection, room: string): Promise<void> {
     try {
-      if (await this.presence.remove(room, conn.user, conn.key)) this.broadcast(room, encode('user_left', { room, user: conn.user }));
+      if (await this.presence.remove(room, conn.user, conn.key)) this.announce(room, encode('user_left', { room, user: conn.user }));
     } catch (err) {
       this.log.warn({ err, room, user: conn.user }, 'presence update failed');
     }
   }
 
   roomSize(room: string): number {
-    return this.rooms.get(room)?.size ?? 0;
+    return this.rooms.get(room)?.members.size ?? 0;
   }
 
-  /** Sends one frame, serialized once, to every connection in the room (but `except`). */
+  /** Sends one frame, serialized once, to every local connection in the room (but `except`). */
   broadcast(room: string, frame: string, except?: Connection | ((c: Connection) => boolean)): void {
-    const members = this.rooms.get(room);
+    const members = this.rooms.get(room)?.members;
     if (members === undefined) return;
     const data = Buffer.from(frame);
     for (const conn of members) {
@@ -157,18 +231,133 @@ export class Hub {
     }
   }
 
+  /** An ephemeral room event (presence, typing): to local members now, and to the other nodes. */
+  private announce(room: string, frame: string, except?: Connection, exceptUser?: string): void {
+    this.broadcast(room, frame, exceptUser !== undefined ? (c) => c.user === exceptUser : except);
+    this.publish(room, exceptUser === undefined ? { n: this.nodeId, k: 'f', f: frame } : { n: this.nodeId, k: 'f', f: frame, x: exceptUser });
+  }
+
+  private publish(room: string, env: Envelope): void {
+    if (!this.broker.fanout) return;
+    this.broker.publish(room, JSON.stringify(env)).catch((err: unknown) => {
+      // Other nodes will read stored messages from the store when they notice the gap.
+      this.log.debug({ err, room }, 'broker publish failed');
+    });
+  }
+
+  /** A payload from another node. Never throws: a malformed payload is logged and dropped. */
+  fromBroker(room: string, payload: string): void {
+    let env: Envelope;
+    try {
+      env = JSON.parse(payload) as Envelope;
+    } catch (err) {
+      this.log.warn({ err, room }, 'malformed broker payload');
+      return;
+    }
+    if (env.n === this.nodeId) return;
+    if (env.k === 'm' && typeof env.m?.seq === 'number' && env.m.room === room) this.accept(env.m);
+    else if (env.k === 'f' && typeof env.f === 'string') this.broadcast(room, env.f, env.x === undefined ? undefined : (c) => c.user === env.x);
+  }
+
+  /** After a broker outage: read from the store what the other nodes published meanwhile. */
+  resync(): void {
+    for (const room of this.rooms.values()) void this.fill(room, Number.MAX_SAFE_INTEGER);
+  }
+
+  /** The ordering gate: delivers in seq order, once; early messages wait (see Room). */
+  private accept(m: ChatMessage): void {
+    const room = this.rooms.get(m.room);
+    if (room === undefined) return;
+    if (room.next === undefined) {
+      room.held.set(m.seq, m);
+      return;
+    }
+    if (m.seq < room.next) return; // delivered already (our own echo, or a filled gap)
+    if (m.seq > room.next) {
+      room.held.set(m.seq, m);
+      this.armGap(room);
+      return;
+    }
+    this.deliver(room, m);
+    room.next = m.seq + 1;
+    this.drain(room);
+  }
+
+  private drain(room: Room): void {
+    let next = room.next as number;
+    for (const seq of room.held.keys()) if (seq < next) room.held.delete(seq);
+    for (let m = room.held.get(next); m !== undefined; m = room.held.get(next)) {
+      room.held.delete(next);
+      this.deliver(room, m);
+      next++;
+    }
+    room.next = next;
+    if (room.held.size === 0 && room.gapTimer !== undefined) {
+      clearTimeout(room.gapTimer);
+      room.gapTimer = undefined;
+    } else if (room.held.size > 0) this.armGap(room);
+  }
+
+  private armGap(room: Room): void {
+    if (room.gapTimer !== undefined) return;
+    room.gapTimer = setTimeout(() => {
+      room.gapTimer = undefined;
+      if (room.held.size > 0) void this.fill(room, Math.min(...room.held.keys()));
+    }, GAP_WAIT_MS);
+    room.gapTimer.unref();
+  }
+
+  /** Reads messages after `next - 1` (up to `until`) from the store and delivers them in order. */
+  private async fill(room: Room, until: number): Promise<void> {
+    if (room.filling || room.next === undefined) return;
+    room.filling = true;
+    try {
+      while (room.next !== undefined && room.next < until && this.rooms.get(room.name) === room) {
+        const page = await this.store.messagesAfter(room.name, room.next - 1, Math.min(FILL_PAGE, until - room.next));
+        if (page.length === 0) break;
+        for (const m of page) if (m.seq >= (room.next as number)) room.held.set(m.seq, m);
+        if (!room.held.has(room.next)) {
+          // The store has nothing at `next` (pruned): skip to what it has.
+          room.next = Math.min(...room.held.keys());
+        }
+        this.drain(room);
+        if (page.length < FILL_PAGE) break;
+      }
+      if (room.held.size > 0 && room.next !== undefined && !room.held.has(room.next) && until !== Number.MAX_SAFE_INTEGER) {
+        this.log.warn({ room: room.name, missing: room.next, next: Math.min(...room.held.keys()) }, 'seq gap not found in the store; skipping ahead');
+        room.next = Math.min(...room.held.keys());
+        this.drain(room);
+      }
+    } catch (err) {
+      this.log.warn({ err, room: room.name }, 'cannot fill a seq gap from the store; retrying');
+      if (room.held.size > 0) this.armGap(room);
+    } finally {
+      room.filling = false;
+    }
+  }
+
   /**
-   * Delivers a stored message to the room: one serialization, the same bytes to every member.
-   * A member replaying the room (resume) gets it queued behind its replay instead.
+   * Passes a stored message to the room's members: one serialization, the same bytes to all.
+   * A member replaying the room (resume) gets it queued behind its replay instead, and one that
+   * has just replayed past it does not get it twice.
    */
-  deliver(m: ChatMessage): void {
-    const members = this.rooms.get(m.room);
-    if (members === undefined) return;
+  private deliver(room: Room, m: ChatMessage): void {
+    if (room.members.size === 0) return;
     const data = Buffer.from(encode('new_message', m));
-    for (const conn of members) {
+    for (const conn of room.members) {
       const held = conn.replaying?.get(m.room);
-      if (held === undefined) conn.sendRaw(data);
-      else held.push({ seq: m.seq, data });
+      if (held !== undefined) {
+        held.push({ seq: m.seq, data });
+        continue;
+      }
+      if (conn.after !== undefined) {
+        const floor = conn.after.get(m.room);
+        if (floor !== undefined) {
+          if (m.seq <= floor) continue;
+          conn.after.delete(m.room);
+        }
+      }
+      conn.sendRaw(data);
     }
   }
 
@@ -310,7 +499,7 @@ export class Hub {
 
   private async replyWithSeq(conn: Connection, room: string, ref: Ref | undefined, reply: (seq: number) => void): Promise<void> {
     try {
-      reply(await this.store.lastSeq(room));
+      reply(await this.seqOf(room));
     } catch (err) {
       this.handlerFailed(conn, 'join', ref, err);
     }
@@ -377,7 +566,7 @@ export class Hub {
     conn.typingAt ??= new Map();
     if (now - (conn.typingAt.get(p.room) ?? 0) < TYPING_INTERVAL_MS) return;
     conn.typingAt.set(p.room, now);
-    this.broadcast(p.room, encode('typing', { room: p.room, user: conn.user }), (c) => c.user === conn.user);
+    this.announce(p.room, encode('typing', { room: p.room, user: conn.user }), undefined, conn.user);
   }
 
   private async onHistory(conn: Connection, p: ClientEvents['history'], ref: Ref | undefined): Promise<void> {
@@ -452,6 +641,8 @@ export class Hub {
     }
     // No await between the loop's last check and here: nothing can slip in between.
     conn.replaying?.delete(room);
+    // Messages the replay read from the store may still be on their way through the gate.
+    (conn.after ??= new Map()).set(room, last);
     conn.send('resumed', { room, seq: last, recovered }, ref);
   }
 }

@@ -15,7 +15,10 @@ import { fileURLToPath } from 'node:url';
 import { pino, type Logger } from 'pino';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { CloseCodes, type HttpErrorCode, HttpErrorCodes } from '@parley/protocol';
-import { TicketStore } from './auth/tokens.js';
+import { MemoryTickets, type Tickets } from './auth/tokens.js';
+import { MemoryThrottle, type LoginThrottle } from './auth/throttle.js';
+import { redisClient, RedisThrottle, RedisTickets } from './auth/redis.js';
+import { createBroker, type Broker } from './broker/index.js';
 import type { Config } from './config.js';
 import { Connection } from './connection.js';
 import { Api, clientAddress, errorBody } from './http.js';
@@ -33,6 +36,7 @@ export interface ServerOptions {
   /** Use this store instead of the one the config names (tests, embedding). */
   store?: Store;
   presence?: Presence;
+  broker?: Broker;
   webRoot?: string;
 }
 
@@ -41,6 +45,7 @@ export interface ParleyServer {
   readonly hub: Hub;
   readonly store: Store;
   readonly retention: Retention;
+  readonly broker: Broker;
   readonly log: Logger;
   /** The bound port (useful with port 0). */
   readonly port: number;
@@ -59,12 +64,26 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
   const store = options.store ?? createStore(config);
   await store.init();
 
-  const tickets = new TicketStore(config.ticketTtlMs);
+  // Shared state lives in Redis when there is one, so any node can serve any request.
+  const redis = config.redisUrl === undefined ? undefined : redisClient(config.redisUrl);
+  const tickets: Tickets = redis === undefined ? new MemoryTickets(config.ticketTtlMs) : new RedisTickets(redis, config.ticketTtlMs, config.redisPrefix);
+  const throttle: LoginThrottle = redis === undefined ? new MemoryThrottle(config.loginWindowMs) : new RedisThrottle(redis, config.loginWindowMs, config.redisPrefix);
+  const broker = options.broker ?? createBroker(config);
   const retention = new Retention(config, store, log);
   const presence = options.presence ?? createPresence(config);
-  const hub = new Hub(config, store, log, presence);
+  const hub = new Hub(config, store, log, presence, broker);
+  await broker.init((room, payload) => hub.fromBroker(room, payload));
+  broker.onHealth((healthy) => {
+    if (healthy) {
+      log.info({ broker: broker.driver }, 'broker connected; reading what was missed from the store');
+      hub.resync();
+    } else {
+      log.error({ broker: broker.driver }, 'broker connection lost; serving local clients only, reconnecting');
+    }
+  });
+  const health = (): Record<string, boolean> => (broker.fanout ? { broker: broker.healthy } : {});
   let closing = false;
-  const api = new Api({ config, store, hub, tickets, log, webRoot: resolve(options.webRoot ?? DEFAULT_WEB_ROOT), isClosing: () => closing });
+  const api = new Api({ config, store, hub, tickets, throttle, health, log, webRoot: resolve(options.webRoot ?? DEFAULT_WEB_ROOT), isClosing: () => closing });
   retention.start();
 
   const tls = config.tlsCert !== undefined && config.tlsKey !== undefined;
@@ -111,19 +130,19 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
     if (!originAllowed(req)) return refuse(socket, 'origin_forbidden', `Origin ${req.headers.origin} is not allowed.`);
     const otp = url.searchParams.get('otp');
     if (otp === null || otp === '') return refuse(socket, 'ticket_required');
-    const ticket = tickets.take(otp);
-    if (ticket === undefined) return refuse(socket, 'ticket_invalid');
-    store.getSession(ticket.session, Date.now()).then(
-      (session) => {
+    tickets
+      .take(otp)
+      .then(async (ticket) => {
+        if (ticket === undefined) return refuse(socket, 'ticket_invalid');
+        const session = await store.getSession(ticket.session, Date.now());
         if (session === undefined) return refuse(socket, 'ticket_invalid', 'The session behind this ticket was revoked or expired.');
         if (closing || socket.destroyed) return refuse(socket, 'unavailable');
         wss.handleUpgrade(req, socket, head, (ws) => accept(ws, req, ticket.user, ticket.session, url.searchParams.get('resume') !== '1'));
-      },
-      (err: unknown) => {
-        log.warn({ err }, 'store unavailable during upgrade');
+      })
+      .catch((err: unknown) => {
+        log.warn({ err }, 'backend unavailable during upgrade');
         refuse(socket, 'unavailable');
-      },
-    );
+      });
   });
 
   const accept = (ws: WebSocket, req: IncomingMessage, user: string, session: string, autoJoin: boolean) => {
@@ -172,14 +191,16 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
       await retention.stop();
       http.closeAllConnections();
       await httpClosed;
-      tickets.close();
-      api.close();
+      await tickets.close();
+      await throttle.close();
+      await broker.close();
       await store.close();
       await presence.close();
+      await redis?.quit().catch(() => redis.disconnect());
       log.info('parley stopped');
     })();
     return closed;
   };
 
-  return { config, hub, store, retention, log, port, url, close };
+  return { config, hub, store, retention, broker, log, port, url, close };
 }

@@ -1,8 +1,17 @@
 /**
  * Failed-login throttle: a fixed window per key (user name, client address). Once a key has
  * `max` failures inside the window, attempts are refused with 429 until the window ends.
+ * Implementations: MemoryThrottle (one node) and RedisThrottle (shared by every node).
  */
-export class LoginThrottle {
+export interface LoginThrottle {
+  /** Milliseconds until `key` may try again, or 0 when it may try now. */
+  blockedFor(key: string, max: number): Promise<number>;
+  fail(key: string): Promise<void>;
+  reset(key: string): Promise<void>;
+  close(): Promise<void>;
+}
+
+export class MemoryThrottle implements LoginThrottle {
   private readonly windows = new Map<string, { count: number; resetAt: number }>();
   private readonly sweeper: NodeJS.Timeout;
 
@@ -14,24 +23,25 @@ export class LoginThrottle {
     this.sweeper.unref();
   }
 
-  /** Milliseconds until `key` may try again, or 0 when it may try now. */
-  blockedFor(key: string, max: number, now = Date.now()): number {
+  async blockedFor(key: string, max: number): Promise<number> {
+    const now = Date.now();
     const w = this.windows.get(key);
     if (w === undefined || w.resetAt <= now || w.count < max) return 0;
     return w.resetAt - now;
   }
 
-  fail(key: string, now = Date.now()): void {
+  async fail(key: string): Promise<void> {
+    const now = Date.now();
     const w = this.windows.get(key);
     if (w === undefined || w.resetAt <= now) this.windows.set(key, { count: 1, resetAt: now + this.windowMs });
     else w.count++;
   }
 
-  reset(key: string): void {
+  async reset(key: string): Promise<void> {
     this.windows.delete(key);
   }
 
-  close(): void {
+  async close(): Promise<void> {
     clearInterval(this.sweeper);
   }
 }

@@ -15,10 +15,19 @@ export interface Ticket {
 }
 
 /**
- * One-time tickets ("otp" in the seed). `take` consumes: a ticket redeems once, then never.
- * Memory implementation; expired tickets are swept every few seconds.
+ * One-time tickets ("otp" in the seed). `take` consumes: a ticket redeems once, then never,
+ * on whichever node it is presented. Implementations: MemoryTickets (one node) and
+ * RedisTickets (shared by every node).
  */
-export class TicketStore {
+export interface Tickets {
+  issue(user: string, session: string): Promise<string>;
+  /** Resolves the ticket and deletes it, or undefined when unknown, used or expired. */
+  take(otp: string): Promise<Ticket | undefined>;
+  close(): Promise<void>;
+}
+
+/** Tickets in this process's memory; expired ones are swept every few seconds. */
+export class MemoryTickets implements Tickets {
   private readonly tickets = new Map<string, Ticket>();
   private readonly sweeper: NodeJS.Timeout;
 
@@ -27,14 +36,14 @@ export class TicketStore {
     this.sweeper.unref();
   }
 
-  issue(user: string, session: string, now = Date.now()): string {
+  async issue(user: string, session: string): Promise<string> {
     const otp = newSecret();
-    this.tickets.set(otp, { user, session, expiresAt: now + this.ttlMs });
+    this.tickets.set(otp, { user, session, expiresAt: Date.now() + this.ttlMs });
     return otp;
   }
 
-  /** Returns the ticket and deletes it, or undefined when unknown, used or expired. */
-  take(otp: string, now = Date.now()): Ticket | undefined {
+  async take(otp: string): Promise<Ticket | undefined> {
+    const now = Date.now();
     const t = this.tickets.get(otp);
     if (t === undefined) return undefined;
     this.tickets.delete(otp);
@@ -49,7 +58,7 @@ export class TicketStore {
     for (const [k, t] of this.tickets) if (t.expiresAt <= now) this.tickets.delete(k);
   }
 
-  close(): void {
+  async close(): Promise<void> {
     clearInterval(this.sweeper);
     this.tickets.clear();
   }

@@ -1,0 +1,73 @@
+/** Tickets and the login throttle in Redis, so every node shares them. */
+import { Redis } from 'ioredis';
+import { StoreError } from '../store/store.js';
+import type { LoginThrottle } from './throttle.js';
+import { newSecret, type Ticket, type Tickets } from './tokens.js';
+
+/** Runs a Redis call; a failure (Redis down) becomes StoreError('unavailable'): HTTP 503. */
+async function guarded<T>(what: string, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    throw new StoreError('unavailable', `redis ${what}: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+export function redisClient(url: string): Redis {
+  const r = new Redis(url, { maxRetriesPerRequest: 1, enableOfflineQueue: false, retryStrategy: (n: number) => Math.min(100 * 2 ** Math.min(n, 6), 5000) });
+  r.on('error', () => undefined); // commands fail fast while down; ioredis reconnects
+  return r;
+}
+
+/** A ticket is a key with a TTL; GETDEL redeems it atomically, once, on any node. */
+export class RedisTickets implements Tickets {
+  constructor(
+    private readonly redis: Redis,
+    private readonly ttlMs: number,
+    private readonly prefix = 'parley:',
+  ) {}
+
+  async issue(user: string, session: string): Promise<string> {
+    const otp = newSecret();
+    const ticket: Ticket = { user, session, expiresAt: Date.now() + this.ttlMs };
+    await guarded('ticket', () => this.redis.set(`${this.prefix}ticket:${otp}`, JSON.stringify(ticket), 'PX', this.ttlMs));
+    return otp;
+  }
+
+  async take(otp: string): Promise<Ticket | undefined> {
+    const raw = await guarded('ticket', () => this.redis.getdel(`${this.prefix}ticket:${otp}`));
+    if (raw === null) return undefined;
+    const t = JSON.parse(raw) as Ticket;
+    return t.expiresAt > Date.now() ? t : undefined;
+  }
+
+  async close(): Promise<void> {}
+}
+
+/** Fixed-window failure counters: SET NX PX opens a window, INCR counts in it. */
+export class RedisThrottle implements LoginThrottle {
+  constructor(
+    private readonly redis: Redis,
+    private readonly windowMs: number,
+    private readonly prefix = 'parley:',
+  ) {}
+
+  private key = (k: string) => `${this.prefix}login:${k}`;
+
+  async blockedFor(key: string, max: number): Promise<number> {
+    const [[, count], [, ttl]] = (await guarded('throttle', () => this.redis.multi().get(this.key(key)).pttl(this.key(key)).exec())) as [[unknown, string | null], [unknown, number]];
+    return count !== null && Number(count) >= max && ttl > 0 ? ttl : 0;
+  }
+
+  async fail(key: string): Promise<void> {
+    const k = this.key(key);
+    // One transaction: the window's TTL is set with its first failure, never lost.
+    await guarded('throttle', () => this.redis.multi().set(k, 0, 'PX', this.windowMs, 'NX').incr(k).exec());
+  }
+
+  async reset(key: string): Promise<void> {
+    await guarded('throttle', () => this.redis.del(this.key(key)));
+  }
+
+  async close(): Promise<void> {}
+}

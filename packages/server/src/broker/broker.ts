@@ -1,0 +1,33 @@
+/**
+ * The broker: fan-out between Parley nodes. Each node stores a message, delivers it to its own
+ * clients at once, and publishes it so every other node delivers it to theirs.
+ *
+ * Implementations: `memory.ts` (default; one node, or several in one process sharing a bus) and
+ * `redis.ts` (several nodes; Redis pub/sub). Every implementation passes
+ * test/broker.contract.ts.
+ *
+ * Guarantees every implementation gives:
+ * - publish: at-most-once per subscribed node. A payload published while the backend is down is
+ *   not delivered (publish rejects); receivers detect the missing seqs and read them from the
+ *   store, so no stored message is lost for clients.
+ * - order: payloads one node publishes to one room reach each subscriber in publish order.
+ *   Payloads of different nodes may interleave; receivers restore seq order per room.
+ * - scope: a node receives only rooms it subscribed to, its own publications included.
+ */
+export type BrokerHandler = (room: string, payload: string) => void;
+
+export interface Broker {
+  readonly driver: string;
+  /** False when no other node can receive publications (a lone memory broker): skip publishing. */
+  readonly fanout: boolean;
+  /** Connects; `onMessage` receives every payload of every subscribed room. */
+  init(onMessage: BrokerHandler): Promise<void>;
+  publish(room: string, payload: string): Promise<void>;
+  subscribe(room: string): Promise<void>;
+  unsubscribe(room: string): Promise<void>;
+  /** False while the backend is unreachable. */
+  readonly healthy: boolean;
+  /** Called on every change of `healthy` (after a reconnect: true, so the node can resync). */
+  onHealth(fn: (healthy: boolean) => void): void;
+  close(): Promise<void>;
+}

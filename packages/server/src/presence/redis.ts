@@ -1,0 +1,96 @@
+/**
+ * Redis presence, shared by every node. Per room and user a sorted set of that user's
+ * connections scored by expiry time, and per room a sorted set of users scored by their latest
+ * expiry. Each node refreshes its own connections every ttl/3; a node that dies stops
+ * refreshing, so its users drop out of `list` within the TTL. First/last detection runs in Lua,
+ * atomically, so two nodes adding the same user at once report "first" exactly once.
+ */
+import { Redis } from 'ioredis';
+import type { Presence } from './presence.js';
+
+const ADD = `
+local now = tonumber(ARGV[1]); local exp = tonumber(ARGV[2]); local ttl = tonumber(ARGV[3])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+local before = redis.call('ZCARD', KEYS[1])
+redis.call('ZADD', KEYS[1], exp, ARGV[4])
+redis.call('PEXPIRE', KEYS[1], ttl)
+redis.call('ZADD', KEYS[2], 'GT', exp, ARGV[5])
+redis.call('PEXPIRE', KEYS[2], ttl)
+if before == 0 then return 1 else return 0 end`;
+
+const REMOVE = `
+local now = tonumber(ARGV[1])
+local removed = redis.call('ZREM', KEYS[1], ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+if redis.call('ZCARD', KEYS[1]) == 0 then
+  redis.call('ZREM', KEYS[2], ARGV[3])
+  if removed == 1 then return 1 end
+end
+return 0`;
+
+export class RedisPresence implements Presence {
+  readonly driver = 'redis';
+  private readonly redis: Redis;
+  /** This node's entries, refreshed every ttl/3. */
+  private readonly local = new Map<string, { room: string; user: string; conn: string }>();
+  private readonly timer: NodeJS.Timeout;
+
+  constructor(
+    url: string,
+    private readonly ttlMs: number,
+    private readonly prefix = 'parley:',
+  ) {
+    this.redis = new Redis(url, { maxRetriesPerRequest: 1, enableOfflineQueue: false, retryStrategy: (n: number) => Math.min(100 * 2 ** Math.min(n, 6), 5000) });
+    this.redis.on('error', () => undefined);
+    this.redis.defineCommand('parleyPresenceAdd', { numberOfKeys: 2, lua: ADD });
+    this.redis.defineCommand('parleyPresenceRemove', { numberOfKeys: 2, lua: REMOVE });
+    this.timer = setInterval(() => void this.refresh().catch(() => undefined), Math.max(100, Math.floor(ttlMs / 3)));
+    this.timer.unref();
+  }
+
+  private userKey = (room: string, user: string) => `${this.prefix}presence:${room}:u:${user}`;
+  private roomKey = (room: string) => `${this.prefix}presence:${room}`;
+
+  async add(room: string, user: string, conn: string): Promise<boolean> {
+    this.local.set(`${room}\0${conn}`, { room, user, conn });
+    const now = Date.now();
+    const r = (await (this.redis as unknown as Scripts).parleyPresenceAdd(this.userKey(room, user), this.roomKey(room), now, now + this.ttlMs, this.ttlMs, conn, user)) as number;
+    return r === 1;
+  }
+
+  async remove(room: string, user: string, conn: string): Promise<boolean> {
+    this.local.delete(`${room}\0${conn}`);
+    const r = (await (this.redis as unknown as Scripts).parleyPresenceRemove(this.userKey(room, user), this.roomKey(room), Date.now(), conn, user)) as number;
+    return r === 1;
+  }
+
+  async list(room: string): Promise<string[]> {
+    const users = await this.redis.zrangebyscore(this.roomKey(room), Date.now(), '+inf');
+    return users.sort();
+  }
+
+  /** Pushes this node's entries' expiry forward (one pipeline). */
+  async refresh(): Promise<void> {
+    if (this.local.size === 0) return;
+    const now = Date.now();
+    const exp = now + this.ttlMs;
+    const p = this.redis.pipeline();
+    for (const { room, user, conn } of this.local.values()) {
+      p.zadd(this.userKey(room, user), exp, conn);
+      p.pexpire(this.userKey(room, user), this.ttlMs);
+      p.zadd(this.roomKey(room), 'GT', exp, user);
+      p.pexpire(this.roomKey(room), this.ttlMs);
+    }
+    await p.exec();
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.timer);
+    await this.redis.quit().catch(() => this.redis.disconnect());
+  }
+}
+
+interface Scripts {
+  parleyPresenceAdd(...args: (string | number)[]): Promise<unknown>;
+  parleyPresenceRemove(...args: (string | number)[]): Promise<unknown>;
+}

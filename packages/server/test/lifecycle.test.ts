@@ -1,0 +1,562 @@
+/**
+ * The real `parley` CLI in child processes: graceful shutdown on SIGTERM/SIGINT, TLS with a
+ * certificate from `parley gencert`, configuration precedence and rejection, and offline
+ * account management with `parley user add|list|remove`. Also unit tests of loadConfig.
+ */
+import { after, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { request as httpsRequest } from 'node:https';
+import { createServer, type AddressInfo, type Server } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { CloseCodes } from '@parley/protocol';
+import { ConfigError, envName, flagName, loadConfig } from '../src/config.js';
+import { account, api, connect, type TestClient } from './helpers.js';
+
+const CLI = fileURLToPath(new URL('../src/cli.js', import.meta.url));
+
+const tempDirs: string[] = [];
+const children = new Set<ChildProcess>();
+const tempDir = (): string => {
+  const d = mkdtempSync(join(tmpdir(), 'parley-life-'));
+  tempDirs.push(d);
+  return d;
+};
+after(() => {
+  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  for (const d of tempDirs) rmSync(d, { recursive: true, force: true });
+});
+
+/** The environment without any PARLEY_* variable of the test runner's own, plus `extra`. */
+function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('PARLEY_')) env[k] = v;
+  return { ...env, ...extra };
+}
+
+/** `n` distinct ports that were free a moment ago (all listened on at once with port 0, then closed). */
+async function freePorts(n: number): Promise<number[]> {
+  const servers = await Promise.all(
+    Array.from(
+      { length: n },
+      () =>
+        new Promise<Server>((resolve, reject) => {
+          const s = createServer();
+          s.once('error', reject);
+          s.listen(0, '127.0.0.1', () => resolve(s));
+        }),
+    ),
+  );
+  const ports = servers.map((s) => (s.address() as AddressInfo).port);
+  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
+  return ports;
+}
+
+const freePort = async (): Promise<number> => (await freePorts(1))[0] as number;
+
+interface Exit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
+interface RunResult extends Exit {
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the CLI to completion (killed after timeoutMs). */
+function runCli(args: string[], opts: { env?: Record<string, string>; input?: string; timeoutMs?: number } = {}): Promise<RunResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [CLI, ...args], { env: cleanEnv(opts.env), stdio: ['pipe', 'pipe', 'pipe'] });
+    children.add(child);
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c: Buffer) => (stdout += c));
+    child.stderr.on('data', (c: Buffer) => (stderr += c));
+    child.stdin.end(opts.input ?? '');
+    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 15_000);
+    child.once('error', reject);
+    child.once('close', (code, signal) => {
+      clearTimeout(timer);
+      children.delete(child);
+      resolve({ code, signal, stdout, stderr });
+    });
+  });
+}
+
+interface LogLine {
+  level: number;
+  msg: string;
+  event?: string;
+  user?: string;
+  rooms?: number;
+  code?: number;
+  signal?: string;
+  url?: string;
+  [k: string]: unknown;
+}
+
+interface RunningServer {
+  proc: ChildProcess;
+  url: string;
+  port: number;
+  /** Parsed pino lines from stdout so far. */
+  lines: LogLine[];
+  stderr: () => string;
+  exited: Promise<Exit>;
+  /** Sends a signal and waits for the exit (SIGKILL after timeoutMs). */
+  stop(signal?: NodeJS.Signals, timeoutMs?: number): Promise<Exit>;
+}
+
+/** Starts `parley start …` and resolves once it logged "parley listening". */
+function startCli(args: string[], env: Record<string, string> = {}, timeoutMs = 15_000): Promise<RunningServer> {
+  const proc = spawn(process.execPath, [CLI, 'start', ...args], { env: cleanEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
+  children.add(proc);
+  const lines: LogLine[] = [];
+  let stderr = '';
+  let rest = '';
+  const exited = new Promise<Exit>((resolve) => proc.once('close', (code, signal) => resolve({ code, signal })));
+  void exited.then(() => children.delete(proc));
+  return new Promise((resolve, reject) => {
+    let ready = false;
+    const timer = setTimeout(() => {
+      proc.kill('SIGKILL');
+      reject(new Error(`server did not start in ${timeoutMs} ms; stderr: ${stderr}`));
+    }, timeoutMs);
+    proc.stderr!.on('data', (c: Buffer) => (stderr += c));
+    proc.stdout!.on('data', (c: Buffer) => {
+      rest += c;
+      const parts = rest.split('\n');
+      rest = parts.pop() ?? '';
+      for (const p of parts) {
+        if (p.trim() === '') continue;
+        const line = JSON.parse(p) as LogLine;
+        lines.push(line);
+        if (!ready && line.msg === 'parley listening' && typeof line.url === 'string') {
+          ready = true;
+          clearTimeout(timer);
+          const url = line.url.replace('localhost', '127.0.0.1');
+          const server: RunningServer = {
+            proc,
+            url,
+            port: Number(new URL(url).port),
+            lines,
+            stderr: () => stderr,
+            exited,
+            stop: async (signal = 'SIGTERM', stopTimeoutMs = 10_000) => {
+              if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
+              const t = setTimeout(() => proc.kill('SIGKILL'), stopTimeoutMs);
+              const e = await exited;
+              clearTimeout(t);
+              return e;
+            },
+          };
+          resolve(server);
+        }
+      }
+    });
+    void exited.then((e) => {
+      clearTimeout(timer);
+      if (!ready) reject(new Error(`server exited (${e.code ?? e.signal}) before listening; stderr: ${stderr}`));
+    });
+  });
+}
+
+/** Resolves with the exit, or with 'timeout' if the process is still running after ms. */
+const exitWithin = (s: RunningServer, ms: number): Promise<Exit | 'timeout'> =>
+  Promise.race([s.exited, new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), ms).unref())]);
+
+async function shutdownTest(signal: NodeJS.Signals): Promise<void> {
+  const dataDir = tempDir();
+  const port = await freePort();
+  const srv = await startCli(['--host', '127.0.0.1', '--port', String(port), '--data-dir', dataDir, '--shutdown-timeout-ms', '3000']);
+  assert.equal(srv.port, port);
+  const a = await account(srv);
+  const b = await account(srv);
+  const ca = await connect(srv, a.otp);
+  const cb = await connect(srv, b.otp);
+  cb.send({ type: 'join', payload: { room: 'second' }, ref: 1 });
+  await cb.next('joined', (p) => p.room === 'second');
+  // Both connections are live: a message goes round.
+  ca.send({ type: 'send_message', payload: { message: 'before shutdown' } });
+  await cb.next('new_message', (p) => p.message === 'before shutdown');
+
+  srv.proc.kill(signal);
+  const [closeA, closeB] = await Promise.all([ca.waitClose(5000), cb.waitClose(5000)]);
+  assert.equal(closeA.code, CloseCodes.going_away);
+  assert.equal(closeB.code, CloseCodes.going_away);
+  const exit = await exitWithin(srv, 5000);
+  assert.notEqual(exit, 'timeout', 'the process exits within 5 s');
+  assert.deepEqual(exit, { code: 0, signal: null });
+
+  const lines = srv.lines;
+  assert.ok(
+    lines.some((l) => l.msg === 'shutting down' && l.signal === signal),
+    `a "shutting down" line names ${signal}`,
+  );
+  assert.ok(lines.some((l) => l.msg === 'parley stopped'));
+  for (const [acct, rooms] of [
+    [a, 1],
+    [b, 2],
+  ] as const) {
+    const connects = lines.filter((l) => l.event === 'connect' && l.user === acct.name);
+    assert.equal(connects.length, 1, `one connect line for ${acct.name}`);
+    const disconnects = lines.filter((l) => l.event === 'disconnect' && l.user === acct.name);
+    assert.equal(disconnects.length, 1, `one disconnect line for ${acct.name}`);
+    const d = disconnects[0] as LogLine;
+    assert.equal(d.code, CloseCodes.going_away);
+    assert.equal(d.rooms, rooms);
+    assert.equal(d.msg, 'disconnect');
+  }
+  assert.equal(srv.stderr(), '');
+}
+
+describe('graceful shutdown', () => {
+  test('SIGTERM closes every client with 1001, logs each disconnect and exits 0', () => shutdownTest('SIGTERM'));
+  test('SIGINT does the same', () => shutdownTest('SIGINT'));
+
+  test('shutdown with no clients exits 0 and /healthz stops answering', async () => {
+    const srv = await startCli(['--host', '127.0.0.1', '--port', String(await freePort()), '--data-dir', tempDir()]);
+    const h = await api(srv.url, '/healthz', undefined, { method: 'GET' });
+    assert.equal(h.status, 200);
+    assert.deepEqual(await srv.stop('SIGTERM'), { code: 0, signal: null });
+    await assert.rejects(fetch(srv.url + '/healthz'));
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// TLS
+
+interface HttpsResult {
+  status: number;
+  body: any;
+}
+
+function httpsJson(url: string, method: string, body: unknown, ca: string | undefined): Promise<HttpsResult> {
+  return new Promise((resolve, reject) => {
+    const data = body === undefined ? undefined : JSON.stringify(body);
+    const req = httpsRequest(url, { method, ca, headers: data === undefined ? {} : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) } }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (text += c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text === '' ? undefined : JSON.parse(text) }));
+    });
+    req.on('error', reject);
+    req.end(data);
+  });
+}
+
+describe('TLS', () => {
+  test('gencert writes a pair; the server speaks https and wss with it', async () => {
+    const out = join(tempDir(), 'certs');
+    const gen = await runCli(['gencert', '--out', out], { timeoutMs: 30_000 });
+    assert.equal(gen.code, 0, gen.stderr);
+    const certFile = join(out, 'server.crt');
+    const keyFile = join(out, 'server.key');
+    assert.ok(existsSync(certFile) && existsSync(keyFile), gen.stdout);
+    const cert = readFileSync(certFile, 'utf8');
+    assert.match(cert, /-----BEGIN CERTIFICATE-----/);
+    assert.match(readFileSync(keyFile, 'utf8'), /-----BEGIN (RSA )?PRIVATE KEY-----/);
+    assert.equal(statSync(keyFile).mode & 0o077, 0, 'the key is readable by its owner only');
+
+    const srv = await startCli(['--host', '127.0.0.1', '--port', String(await freePort()), '--data-dir', tempDir(), '--tls-cert', certFile, '--tls-key', keyFile]);
+    try {
+      assert.match(srv.url, /^https:\/\//);
+      const health = await httpsJson(`${srv.url}/healthz`, 'GET', undefined, cert);
+      assert.equal(health.status, 200);
+      assert.deepEqual(health.body, { status: 'ok' });
+      // Without the certificate as a CA the self-signed certificate is refused: it really is TLS.
+      await assert.rejects(httpsJson(`${srv.url}/healthz`, 'GET', undefined, undefined), /self[- ]signed|certificate/i);
+
+      const creds = { username: 'tls_user', password: 'tls password' };
+      assert.equal((await httpsJson(`${srv.url}/register`, 'POST', creds, cert)).status, 201);
+      const login = await httpsJson(`${srv.url}/login`, 'POST', creds, cert);
+      assert.equal(login.status, 200);
+      let client: TestClient | undefined;
+      try {
+        client = await connect(srv, login.body.otp as string, { ca: cert });
+        assert.match(client.ws.url, /^wss:\/\//);
+        client.send({ type: 'send_message', payload: { message: 'over wss' }, ref: 'tls1' });
+        const ack = await client.next('ack');
+        assert.equal(ack.ref, 'tls1');
+        const m = await client.next('new_message', (p) => p.seq === ack.seq);
+        assert.equal(m.message, 'over wss');
+        assert.equal(m.from, 'tls_user');
+      } finally {
+        client?.close();
+      }
+    } finally {
+      assert.deepEqual(await srv.stop('SIGTERM'), { code: 0, signal: null });
+    }
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// Configuration
+
+describe('configuration via the CLI', () => {
+  test('precedence: flag over env over config file', async () => {
+    const [portA, portB, portC] = (await freePorts(3)) as [number, number, number];
+    const dir = tempDir();
+    const file = join(dir, 'parley.json');
+    writeFileSync(file, JSON.stringify({ port: portA, host: '127.0.0.1', dataDir: join(dir, 'data') }));
+
+    const cases: { args: string[]; env: Record<string, string>; expect: number; what: string }[] = [
+      { args: ['--config', file, '--port', String(portC)], env: { PARLEY_PORT: String(portB) }, expect: portC, what: 'flag' },
+      { args: ['--config', file], env: { PARLEY_PORT: String(portB) }, expect: portB, what: 'env' },
+      { args: ['--config', file], env: {}, expect: portA, what: 'file' },
+      { args: [], env: { PARLEY_CONFIG: file }, expect: portA, what: 'file named by PARLEY_CONFIG' },
+    ];
+    for (const c of cases) {
+      const srv = await startCli(c.args, c.env);
+      try {
+        assert.equal(srv.port, c.expect, `${c.what}: listening on the expected port`);
+        const h = await api(`http://127.0.0.1:${c.expect}`, '/healthz', undefined, { method: 'GET' });
+        assert.equal(h.status, 200, c.what);
+        assert.deepEqual(h.body, { status: 'ok' });
+      } finally {
+        assert.deepEqual(await srv.stop(), { code: 0, signal: null });
+      }
+    }
+  });
+
+  test('--port abc is rejected, naming port and --port', async () => {
+    const r = await runCli(['start', '--port', 'abc', '--data-dir', tempDir()]);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /\bport\b/);
+    assert.match(r.stderr, /--port\b/);
+    assert.match(r.stderr, /abc/);
+    assert.equal(r.stdout, '', 'nothing was started');
+  });
+
+  test('PARLEY_PING_INTERVAL_MS=-5 is rejected, naming the key and the variable', async () => {
+    const r = await runCli(['start', '--port', '0', '--data-dir', tempDir()], { env: { PARLEY_PING_INTERVAL_MS: '-5' } });
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /pingIntervalMs/);
+    assert.match(r.stderr, /PARLEY_PING_INTERVAL_MS/);
+  });
+
+  test('an unknown key in the config file is rejected, naming the key', async () => {
+    const dir = tempDir();
+    const file = join(dir, 'bad.json');
+    writeFileSync(file, JSON.stringify({ port: 0, colour: 'blue' }));
+    const r = await runCli(['start', '--config', file, '--data-dir', dir]);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /colour/);
+    assert.match(r.stderr, /unknown key/);
+  });
+
+  test('a config file that is not JSON is rejected', async () => {
+    const dir = tempDir();
+    const file = join(dir, 'broken.json');
+    writeFileSync(file, '{ port: 1');
+    const r = await runCli(['start', '--config', file, '--data-dir', dir]);
+    assert.equal(r.code, 2, r.stderr);
+    assert.ok(r.stderr.includes(file), r.stderr);
+  });
+
+  test('tlsCert without tlsKey is rejected', async () => {
+    const dir = tempDir();
+    const cert = join(dir, 'server.crt');
+    writeFileSync(cert, 'not used');
+    const r = await runCli(['start', '--port', '0', '--data-dir', dir, '--tls-cert', cert]);
+    assert.notEqual(r.code, 0);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /tlsKey/);
+    assert.match(r.stderr, /together/);
+  });
+});
+
+describe('loadConfig', () => {
+  test('defaults', () => {
+    const c = loadConfig();
+    assert.equal(c.host, '0.0.0.0');
+    assert.equal(c.port, 8080);
+    assert.equal(c.dataDir, './data');
+    assert.equal(c.store, 'sqlite');
+    assert.equal(c.registration, 'open');
+    assert.deepEqual(c.allowedOrigins, []);
+    assert.equal(c.pingIntervalMs, 25_000);
+    assert.equal(c.pongTimeoutMs, 10_000);
+    assert.equal(c.maxMessageBytes, 64 * 1024);
+    assert.equal(c.maxMessageChars, 4000);
+    assert.equal(c.rateLimitPerSec, 20);
+    assert.equal(c.rateLimitBurst, 40);
+    assert.equal(c.sendQueueMaxBytes, 1024 * 1024);
+    assert.equal(c.trustProxy, false);
+    assert.equal(c.tlsCert, undefined);
+    assert.equal(c.tlsKey, undefined);
+    assert.equal(c.logLevel, 'info');
+  });
+
+  test('the process environment is read only when passed', () => {
+    const saved = process.env.PARLEY_PORT;
+    process.env.PARLEY_PORT = '1234';
+    try {
+      assert.equal(loadConfig().port, 8080);
+      assert.equal(loadConfig({ env: process.env }).port, 1234);
+    } finally {
+      if (saved === undefined) delete process.env.PARLEY_PORT;
+      else process.env.PARLEY_PORT = saved;
+    }
+  });
+
+  test('precedence: defaults < file < env < overrides, key by key', () => {
+    const file = join(tempDir(), 'c.json');
+    writeFileSync(file, JSON.stringify({ port: 1111, pingIntervalMs: 1000, registration: 'closed', maxMessageChars: 50 }));
+    const env = { PARLEY_PORT: '2222', PARLEY_PING_INTERVAL_MS: '3000' };
+    const all = loadConfig({ file, env, overrides: { port: '3333' } });
+    assert.equal(all.port, 3333);
+    assert.equal(all.pingIntervalMs, 3000);
+    assert.equal(all.registration, 'closed');
+    assert.equal(all.maxMessageChars, 50);
+    assert.equal(all.pongTimeoutMs, 10_000);
+    assert.equal(loadConfig({ file, env }).port, 2222);
+    assert.equal(loadConfig({ file }).port, 1111);
+    assert.equal(loadConfig({ file }).pingIntervalMs, 1000);
+    // An undefined override does not hide a lower source.
+    assert.equal(loadConfig({ file, env, overrides: { port: undefined } }).port, 2222);
+  });
+
+  test('allowedOrigins: comma list, trimmed, empty items dropped; * allowed; bad origins rejected', () => {
+    assert.deepEqual(loadConfig({ env: { PARLEY_ALLOWED_ORIGINS: 'https://a.example.com, http://b.example:8080,,' } }).allowedOrigins, [
+      'https://a.example.com',
+      'http://b.example:8080',
+    ]);
+    assert.deepEqual(loadConfig({ overrides: { allowedOrigins: '*' } }).allowedOrigins, ['*']);
+    assert.deepEqual(loadConfig({ overrides: { allowedOrigins: ['https://c.example'] } }).allowedOrigins, ['https://c.example']);
+    assert.deepEqual(loadConfig({ env: { PARLEY_ALLOWED_ORIGINS: '' } }).allowedOrigins, []);
+    assert.throws(
+      () => loadConfig({ env: { PARLEY_ALLOWED_ORIGINS: 'https://ok.example,chat.example.com' } }),
+      (err: unknown) => err instanceof ConfigError && /allowedOrigins/.test(err.message) && /chat\.example\.com/.test(err.message),
+    );
+    assert.throws(() => loadConfig({ overrides: { allowedOrigins: 'https://a.example/path' } }), ConfigError);
+  });
+
+  test('registration is open or closed', () => {
+    assert.equal(loadConfig({ env: { PARLEY_REGISTRATION: 'closed' } }).registration, 'closed');
+    assert.equal(loadConfig({ overrides: { registration: 'open' } }).registration, 'open');
+    assert.throws(
+      () => loadConfig({ env: { PARLEY_REGISTRATION: 'invite' } }),
+      (err: unknown) => err instanceof ConfigError && /registration/.test(err.message) && /PARLEY_REGISTRATION/.test(err.message) && /invite/.test(err.message),
+    );
+  });
+
+  test('errors name the key and its source', () => {
+    const file = join(tempDir(), 'e.json');
+    writeFileSync(file, JSON.stringify({ maxMessageBytes: 10 }));
+    assert.throws(
+      () => loadConfig({ file }),
+      (err: unknown) => err instanceof ConfigError && err.code === 'invalid_config' && /maxMessageBytes/.test(err.message) && err.message.includes(file),
+    );
+    assert.throws(
+      () => loadConfig({ overrides: { pongTimeoutMs: 'soon' } }),
+      (err: unknown) => err instanceof ConfigError && /pongTimeoutMs/.test(err.message) && /--pong-timeout-ms/.test(err.message),
+    );
+    assert.throws(
+      () => loadConfig({ overrides: { port: 70000 } }),
+      (err: unknown) => err instanceof ConfigError && /port/.test(err.message),
+    );
+    assert.throws(
+      () => loadConfig({ overrides: { tlsKey: '/k.pem' } }),
+      (err: unknown) => err instanceof ConfigError && /tlsCert/.test(err.message),
+    );
+    assert.equal(loadConfig({ overrides: { tlsCert: '/c.pem', tlsKey: '/k.pem' } }).tlsKey, '/k.pem');
+    assert.equal(loadConfig({ env: { PARLEY_TLS_CERT: '', PARLEY_TLS_KEY: '' } }).tlsCert, undefined, 'an empty path means unset');
+  });
+
+  test('trustProxy takes true/false/1/0', () => {
+    assert.equal(loadConfig({ env: { PARLEY_TRUST_PROXY: 'true' } }).trustProxy, true);
+    assert.equal(loadConfig({ env: { PARLEY_TRUST_PROXY: '1' } }).trustProxy, true);
+    assert.equal(loadConfig({ env: { PARLEY_TRUST_PROXY: '0' } }).trustProxy, false);
+    assert.throws(() => loadConfig({ env: { PARLEY_TRUST_PROXY: 'yes' } }), ConfigError);
+  });
+
+  test('env and flag names', () => {
+    assert.equal(envName('pingIntervalMs'), 'PARLEY_PING_INTERVAL_MS');
+    assert.equal(envName('port'), 'PARLEY_PORT');
+    assert.equal(flagName('pingIntervalMs'), 'ping-interval-ms');
+    assert.equal(flagName('tlsCert'), 'tls-cert');
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// parley user add | list | remove
+
+async function listUsers(dataDir: string): Promise<string[]> {
+  const r = await runCli(['user', 'list', '--json', '--data-dir', dataDir]);
+  assert.equal(r.code, 0, r.stderr);
+  return (JSON.parse(r.stdout) as { name: string; createdAt: string }[]).map((u) => u.name);
+}
+
+describe('parley user', () => {
+  test('add, list, log in, remove', async () => {
+    const dataDir = tempDir();
+    const add1 = await runCli(['user', 'add', 'alice', '--data-dir', dataDir], { env: { PARLEY_USER_PASSWORD: 'alice password' } });
+    assert.equal(add1.code, 0, add1.stderr);
+    assert.match(add1.stdout, /added user alice/);
+    // From stdin (the trailing newline is not part of the password).
+    const add2 = await runCli(['user', 'add', 'bob', '--data-dir', dataDir], { input: 'bob password\n' });
+    assert.equal(add2.code, 0, add2.stderr);
+
+    assert.deepEqual(await listUsers(dataDir), ['alice', 'bob']);
+    const plain = await runCli(['user', 'list', '--data-dir', dataDir]);
+    assert.equal(plain.code, 0);
+    assert.match(plain.stdout, /^alice\t\d{4}-\d\d-\d\dT/m);
+    assert.match(plain.stdout, /^bob\t/m);
+
+    const dup = await runCli(['user', 'add', 'alice', '--data-dir', dataDir], { env: { PARLEY_USER_PASSWORD: 'another password' } });
+    assert.notEqual(dup.code, 0);
+    assert.match(dup.stderr, /exists/);
+
+    // A server on that data dir, with registration closed, lets both log in.
+    const srv = await startCli(['--host', '127.0.0.1', '--port', String(await freePort()), '--data-dir', dataDir, '--registration', 'closed']);
+    try {
+      const reg = await api(srv.url, '/register', { username: 'carol', password: 'carol password' });
+      assert.equal(reg.status, 403);
+      assert.equal(reg.body.error.code, 'registration_closed');
+      const wrong = await api(srv.url, '/login', { username: 'alice', password: 'not her password' });
+      assert.equal(wrong.status, 401);
+      const login = await api<{ token: string; otp: string }>(srv.url, '/login', { username: 'alice', password: 'alice password' });
+      assert.equal(login.status, 200);
+      const client = await connect(srv, login.body.otp);
+      client.close();
+      const bob = await api(srv.url, '/login', { username: 'bob', password: 'bob password' });
+      assert.equal(bob.status, 200, 'the stdin password has no trailing newline');
+
+      // Removing alice (while the server runs) deletes her account and her sessions.
+      const rm = await runCli(['user', 'remove', 'alice', '--data-dir', dataDir]);
+      assert.equal(rm.code, 0, rm.stderr);
+      assert.match(rm.stdout, /removed user alice/);
+      assert.deepEqual(await listUsers(dataDir), ['bob']);
+      const t = await api(srv.url, '/ticket', undefined, { token: login.body.token });
+      assert.equal(t.status, 401, 'her token no longer works');
+      const again = await api(srv.url, '/login', { username: 'alice', password: 'alice password' });
+      assert.equal(again.status, 401);
+    } finally {
+      assert.deepEqual(await srv.stop(), { code: 0, signal: null });
+    }
+
+    const rm2 = await runCli(['user', 'remove', 'alice', '--data-dir', dataDir]);
+    assert.notEqual(rm2.code, 0);
+    assert.match(rm2.stderr, /no user alice/);
+  });
+
+  test('a short password or an invalid name is refused', async () => {
+    const dataDir = tempDir();
+    const short = await runCli(['user', 'add', 'dave', '--data-dir', dataDir], { env: { PARLEY_USER_PASSWORD: 'short' } });
+    assert.notEqual(short.code, 0);
+    assert.match(short.stderr, /at least 8/);
+    const shortStdin = await runCli(['user', 'add', 'dave', '--data-dir', dataDir], { input: 'tiny\n' });
+    assert.notEqual(shortStdin.code, 0);
+    const badName = await runCli(['user', 'add', 'not a name!', '--data-dir', dataDir], { env: { PARLEY_USER_PASSWORD: 'long enough password' } });
+    assert.notEqual(badName.code, 0);
+    assert.match(badName.stderr, /user names/);
+    const tooLong = await runCli(['user', 'add', 'x'.repeat(33), '--data-dir', dataDir], { env: { PARLEY_USER_PASSWORD: 'long enough password' } });
+    assert.notEqual(tooLong.code, 0);
+    assert.deepEqual(await listUsers(dataDir), [], 'nothing was added');
+  });
+});
