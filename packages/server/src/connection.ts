@@ -101,7 +101,7 @@ export class Connection {
       return false;
     }
     // Always a text frame: broadcasts hand over a Buffer, which ws would otherwise send as binary.
-    ws.send(data, { binary: false });
+    ws.send(data, TEXT);
     return true;
   }
 

@@ -16,10 +16,13 @@ export class MemoryBroker implements Broker {
 
   readonly fanout: boolean;
 
+  private readonly bus: EventEmitter;
+
   /** @param bus share one bus between servers in one process; without it this node is alone. */
-  constructor(private readonly bus: EventEmitter = new EventEmitter(), shared = bus.listenerCount('publish') >= 0 && arguments.length > 0) {
-    bus.setMaxListeners(0);
-    this.fanout = shared;
+  constructor(bus?: EventEmitter) {
+    this.bus = bus ?? new EventEmitter();
+    this.bus.setMaxListeners(0);
+    this.fanout = bus !== undefined;
   }
 
   async init(onMessage: BrokerHandler): Promise<void> {
