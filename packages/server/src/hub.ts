@@ -302,7 +302,7 @@ export class Hub {
     if (room.gapTimer !== undefined) return;
     room.gapTimer = setTimeout(() => {
       room.gapTimer = undefined;
-      if (room.held.size > 0) void this.fill(room, Math.min(...room.held.keys()));
+      if (room.held.size > 0 && !room.filling) void this.fill(room, Math.min(...room.held.keys()));
     }, GAP_WAIT_MS);
     room.gapTimer.unref();
   }
@@ -314,26 +314,27 @@ export class Hub {
     try {
       while (room.next !== undefined && room.next < until && this.rooms.get(room.name) === room) {
         const page = await this.store.messagesAfter(room.name, room.next - 1, Math.min(FILL_PAGE, until - room.next));
-        if (page.length === 0) break;
-        for (const m of page) if (m.seq >= (room.next as number)) room.held.set(m.seq, m);
-        if (!room.held.has(room.next)) {
-          // The store has nothing at `next` (pruned): skip to what it has.
-          room.next = Math.min(...room.held.keys());
+        if (page.length === 0) {
+          // The store has nothing in [next, until): pruned by retention. Skip to what we hold.
+          if (until !== Number.MAX_SAFE_INTEGER && room.held.size > 0) {
+            this.log.warn({ room: room.name, missing: room.next, next: until }, 'seq gap not in the store (pruned?); skipping ahead');
+            room.next = until;
+            this.drain(room);
+          }
+          break;
         }
+        for (const m of page) if (m.seq >= room.next) room.held.set(m.seq, m);
+        if (!room.held.has(room.next)) room.next = Math.min(...room.held.keys()); // partly pruned
         this.drain(room);
         if (page.length < FILL_PAGE) break;
       }
-      if (room.held.size > 0 && room.next !== undefined && !room.held.has(room.next) && until !== Number.MAX_SAFE_INTEGER) {
-        this.log.warn({ room: room.name, missing: room.next, next: Math.min(...room.held.keys()) }, 'seq gap not found in the store; skipping ahead');
-        room.next = Math.min(...room.held.keys());
-        this.drain(room);
-      }
     } catch (err) {
       this.log.warn({ err, room: room.name }, 'cannot fill a seq gap from the store; retrying');
-      if (room.held.size > 0) this.armGap(room);
     } finally {
       room.filling = false;
     }
+    // A new gap may have opened while we were reading: wait for it in turn.
+    if (room.held.size > 0 && this.rooms.get(room.name) === room) this.armGap(room);
   }
 
   /**
@@ -621,7 +622,10 @@ export class Hub {
     let recovered = after <= latest && latest - after <= this.config.resumeMaxMessages;
     while (recovered && last < latest) {
       const page = await this.store.messagesAfter(room, last, REPLAY_PAGE);
-      if (page.length === 0) break;
+      if (page.length === 0) {
+        recovered = false; // everything after `last` was pruned
+        break;
+      }
       if ((page[0] as ChatMessage).seq !== last + 1) {
         recovered = false; // pruned by retention: a gap only history can explain
         break;
@@ -631,7 +635,8 @@ export class Hub {
         last = m.seq;
       }
     }
-    if (!recovered) last = Math.max(last, latest);
+    // Not recovered: the client reloads history; live messages go on from the latest seq.
+    if (!recovered) last = latest;
     // Live messages held meanwhile (the array may grow while we wait for the socket).
     for (let i = 0; i < held.length; i++) {
       const h = held[i] as { seq: number; data: Buffer };

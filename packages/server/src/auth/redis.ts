@@ -14,7 +14,7 @@ async function guarded<T>(what: string, fn: () => Promise<T>): Promise<T> {
 }
 
 export function redisClient(url: string): Redis {
-  const r = new Redis(url, { maxRetriesPerRequest: 1, enableOfflineQueue: false, retryStrategy: (n: number) => Math.min(100 * 2 ** Math.min(n, 6), 5000) });
+  const r = new Redis(url, { maxRetriesPerRequest: 1, retryStrategy: (n: number) => Math.min(100 * 2 ** Math.min(n, 6), 5000) });
   r.on('error', () => undefined); // commands fail fast while down; ioredis reconnects
   return r;
 }

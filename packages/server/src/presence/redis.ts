@@ -40,7 +40,7 @@ export class RedisPresence implements Presence {
     private readonly ttlMs: number,
     private readonly prefix = 'parley:',
   ) {
-    this.redis = new Redis(url, { maxRetriesPerRequest: 1, enableOfflineQueue: false, retryStrategy: (n: number) => Math.min(100 * 2 ** Math.min(n, 6), 5000) });
+    this.redis = new Redis(url, { maxRetriesPerRequest: 1, retryStrategy: (n: number) => Math.min(100 * 2 ** Math.min(n, 6), 5000) });
     this.redis.on('error', () => undefined);
     this.redis.defineCommand('parleyPresenceAdd', { numberOfKeys: 2, lua: ADD });
     this.redis.defineCommand('parleyPresenceRemove', { numberOfKeys: 2, lua: REMOVE });

@@ -1,0 +1,23 @@
+/** Redis for tests: PARLEY_TEST_REDIS_URL or the local server; a fresh key prefix per use, deleted after. */
+import { randomBytes } from 'node:crypto';
+import { Redis } from 'ioredis';
+
+export const REDIS_URL = process.env.PARLEY_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
+
+export const freshPrefix = (): string => `parley-test:${process.pid}:${randomBytes(4).toString('hex')}:`;
+
+/** Deletes every key under the prefix. */
+export async function dropPrefix(prefix: string, url = REDIS_URL): Promise<void> {
+  const r = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 1 });
+  await r.connect();
+  try {
+    let cursor = '0';
+    do {
+      const [next, keys] = await r.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 500);
+      cursor = next;
+      if (keys.length > 0) await r.del(...keys);
+    } while (cursor !== '0');
+  } finally {
+    r.disconnect();
+  }
+}
