@@ -1,0 +1,117 @@
+/**
+ * One node versus three nodes on the same work (deliveries/s, delivered ratio, p50/p99 latency,
+ * server CPU per delivered message), all servers pinned to core 0, this load generator to core 1.
+ *
+ *   npm run bench:cluster
+ *
+ * Writes bench/results/cluster.json and bench/results/cluster.md.
+ */
+import { writeFileSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import pg from 'pg';
+import { Redis } from 'ioredis';
+import { cpuMicros, runParleyLoad, type LoadResult } from './load.js';
+import { startParley, type BenchNode } from './nodes.js';
+
+const { values } = parseArgs({
+  options: {
+    clients: { type: 'string', default: '600' },
+    'room-size': { type: 'string', default: '30' },
+    senders: { type: 'string', default: '40' },
+    rate: { type: 'string', default: '10' },
+    seconds: { type: 'string', default: '10' },
+    'pg-url': { type: 'string', default: process.env.PARLEY_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test' },
+    'redis-url': { type: 'string', default: process.env.PARLEY_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379' },
+    out: { type: 'string', default: new URL('../../results/', import.meta.url).pathname },
+  },
+});
+
+interface Row extends LoadResult {
+  setup: string;
+  nodes: number;
+  cpuUsPerDelivery: number;
+}
+
+const work = {
+  clients: Number(values.clients),
+  roomSize: Number(values['room-size']),
+  senders: Number(values.senders),
+  ratePerSender: Number(values.rate),
+  seconds: Number(values.seconds),
+};
+
+async function measure(setup: string, nodes: BenchNode[]): Promise<Row> {
+  let cpu0 = 0;
+  let cpu1 = 0;
+  const total = () => nodes.reduce((s, n) => s + cpuMicros(n.pid), 0);
+  const r = await runParleyLoad({
+    urls: nodes.map((n) => n.url),
+    ...work,
+    onWindow: (phase) => {
+      if (phase === 'start') cpu0 = total();
+      else cpu1 = total();
+    },
+  });
+  const row = { setup, nodes: nodes.length, ...r, cpuUsPerDelivery: (cpu1 - cpu0) / Math.max(1, r.delivered * (r.deliveriesPerSec > 0 ? 1 : 0)) };
+  console.error(`${setup}: ${r.deliveriesPerSec} deliveries/s, ratio ${r.deliveredRatio.toFixed(4)}, p50 ${r.latencyMs.p50.toFixed(1)} ms, p99 ${r.latencyMs.p99.toFixed(1)} ms`);
+  return row;
+}
+
+const rows: Row[] = [];
+const schemaFor = (tag: string) => `parley_bench_${tag}_${process.pid}`;
+const dropSchema = async (schema: string) => {
+  const c = new pg.Client({ connectionString: values['pg-url'] });
+  await c.connect();
+  await c.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+  await c.end();
+};
+const dropPrefix = async (prefix: string) => {
+  const r = new Redis(values['redis-url']);
+  const keys = await r.keys(`${prefix}*`);
+  if (keys.length > 0) await r.del(...keys);
+  r.disconnect();
+};
+
+{
+  const n = await startParley({});
+  rows.push(await measure('1 node, SQLite + memory broker', [n]));
+  await n.stop();
+}
+for (const count of [1, 3]) {
+  const schema = schemaFor(`n${count}`);
+  const prefix = `parley-bench:${process.pid}:${count}:`;
+  const env = {
+    PARLEY_STORE: 'postgres',
+    PARLEY_POSTGRES_URL: values['pg-url'],
+    PARLEY_POSTGRES_SCHEMA: schema,
+    PARLEY_BROKER: 'redis',
+    PARLEY_PRESENCE: 'redis',
+    PARLEY_REDIS_URL: values['redis-url'],
+    PARLEY_REDIS_PREFIX: prefix,
+  };
+  const nodes: BenchNode[] = [];
+  for (let i = 0; i < count; i++) nodes.push(await startParley(env));
+  rows.push(await measure(`${count} node${count > 1 ? 's' : ''}, Postgres + Redis`, nodes));
+  await Promise.all(nodes.map((n) => n.stop()));
+  await dropSchema(schema);
+  await dropPrefix(prefix);
+}
+
+const machine = `${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, Node ${process.version}; servers on core 0, load generator on core 1`;
+const md = [
+  `One node versus three (${new Date().toISOString().slice(0, 10)}, ${machine}).`,
+  `Work: ${work.clients} clients in rooms of ${work.roomSize}, ${work.senders} senders at ${work.ratePerSender} msg/s, ${work.seconds} s measured.`,
+  '',
+  '| setup | deliveries/s | delivered ratio | p50 ms | p99 ms | max ms | server CPU µs / delivery |',
+  '|---|---:|---:|---:|---:|---:|---:|',
+  ...rows.map(
+    (r) =>
+      `| ${r.setup} | ${r.deliveriesPerSec.toLocaleString('en-US')} | ${r.deliveredRatio.toFixed(4)} | ${r.latencyMs.p50.toFixed(1)} | ${r.latencyMs.p99.toFixed(1)} | ${r.latencyMs.max.toFixed(1)} | ${r.cpuUsPerDelivery.toFixed(1)} |`,
+  ),
+  '',
+].join('\n');
+writeFileSync(join(values.out, 'cluster.json'), JSON.stringify({ date: new Date().toISOString(), machine, work, rows }, null, 2) + '\n');
+writeFileSync(join(values.out, 'cluster.md'), md);
+console.log(md);

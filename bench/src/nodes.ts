@@ -1,0 +1,69 @@
+/** Starting Parley nodes for benchmarks: the real CLI, pinned to a core with taskset. */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const CLI = fileURLToPath(new URL('../../../packages/server/dist/src/cli.js', import.meta.url));
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+export interface BenchNode {
+  url: string;
+  pid: number;
+  proc: ChildProcess;
+  stop(): Promise<void>;
+}
+
+/** Starts `parley start` under `taskset -c <core>` with the given environment and waits for /readyz. */
+export async function startParley(env: Record<string, string>, core = '0'): Promise<BenchNode> {
+  const port = await freePort();
+  const dataDir = mkdtempSync(join(tmpdir(), 'parley-bench-'));
+  const proc = spawn('taskset', ['-c', core, process.execPath, CLI, 'start'], {
+    env: {
+      ...process.env,
+      PARLEY_HOST: '127.0.0.1',
+      PARLEY_PORT: String(port),
+      PARLEY_DATA_DIR: dataDir,
+      PARLEY_LOG_LEVEL: 'warn',
+      PARLEY_RATE_LIMIT_PER_SEC: '1000',
+      PARLEY_RATE_LIMIT_BURST: '1000',
+      PARLEY_LOGIN_MAX_FAILURES: '1000',
+      ...env,
+    },
+    stdio: ['ignore', 'inherit', 'inherit'],
+  });
+  const url = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    try {
+      if ((await fetch(`${url}/readyz`)).status === 200) break;
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() > deadline) throw new Error(`node on ${port} did not become ready`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return {
+    url,
+    pid: proc.pid as number,
+    proc,
+    stop: async () => {
+      if (proc.exitCode !== null) return;
+      const done = new Promise((r) => proc.once('exit', r));
+      proc.kill('SIGTERM');
+      await done;
+    },
+  };
+}
