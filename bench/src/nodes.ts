@@ -39,6 +39,7 @@ export async function startParley(env: Record<string, string>, core = '0'): Prom
       PARLEY_LOG_LEVEL: 'warn',
       PARLEY_RATE_LIMIT_PER_SEC: '1000',
       PARLEY_RATE_LIMIT_BURST: '1000',
+      PARLEY_USER_RATE_LIMIT_PER_SEC: '0',
       PARLEY_LOGIN_MAX_FAILURES: '1000',
       ...env,
     },

@@ -73,6 +73,8 @@ export const configSchema = z
     rateLimitPerSec: int(1).default(20),
     /** Events a connection may send in a burst above the sustained rate. */
     rateLimitBurst: int(1).default(40),
+    /** Messages per second one user may send over all connections (and, with Redis, all nodes); 0 = off. */
+    userRateLimitPerSec: int(0).default(50),
     /** Bytes that may wait in one connection's outgoing queue before it is closed as a slow consumer (4000). */
     sendQueueMaxBytes: int(1024).default(MiB),
     /** Most rooms one connection may follow. */
@@ -146,6 +148,7 @@ export const CONFIG_HELP: Record<ConfigKey, string> = {
   maxMessageChars: 'longest message text, characters',
   rateLimitPerSec: 'sustained events per second per connection',
   rateLimitBurst: 'burst above the sustained rate',
+  userRateLimitPerSec: 'messages/s per user over all connections and nodes (0 = off)',
   sendQueueMaxBytes: 'outgoing queue bound per connection, bytes (else close 4000)',
   maxRoomsPerConnection: 'rooms one connection may follow',
   loginMaxFailures: 'failed logins per user before 429 (per address: 4x)',

@@ -25,6 +25,7 @@ import { clientEventSchemas, isClientEventType, isRef } from './schemas.js';
 import { StoreError, type Store } from './store/store.js';
 import { MessageWriter } from './writer.js';
 import type { Broker } from './broker/broker.js';
+import type { UserRateLimit } from './auth/ratelimit.js';
 import type { Presence } from './presence/presence.js';
 
 type Handler<K extends ClientEventType> = (conn: Connection, payload: ClientEvents[K], ref: Ref | undefined) => void | Promise<void>;
@@ -87,6 +88,7 @@ export class Hub {
     private readonly log: Logger,
     private readonly presence: Presence,
     private readonly broker: Broker,
+    private readonly userLimit: UserRateLimit,
   ) {
     this.writer = new MessageWriter(store, (messages) => {
       for (const m of messages) {
@@ -517,6 +519,10 @@ export class Hub {
     }
     if (p.message.length > this.config.maxMessageChars) {
       throw new ClientError('message_too_long', `The message is longer than ${this.config.maxMessageChars} characters.`);
+    }
+    const perUser = this.config.userRateLimitPerSec;
+    if (perUser > 0 && !(await this.userLimit.hit(conn.user, perUser))) {
+      throw new ClientError('rate_limited', `More than ${perUser} messages per second from user ${conn.user} across connections.`);
     }
     const stored = await this.writer.submit({
       room,

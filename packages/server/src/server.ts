@@ -5,7 +5,7 @@
  *   ...
  *   await server.close();
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -19,6 +19,7 @@ import { MemoryTickets, type Tickets } from './auth/tokens.js';
 import { MemoryThrottle, type LoginThrottle } from './auth/throttle.js';
 import { redisClient, RedisThrottle, RedisTickets } from './auth/redis.js';
 import { createBroker, type Broker } from './broker/index.js';
+import { MemoryRateLimit, RedisRateLimit, type UserRateLimit } from './auth/ratelimit.js';
 import type { Config } from './config.js';
 import { Connection } from './connection.js';
 import { Api, clientAddress, errorBody } from './http.js';
@@ -28,8 +29,9 @@ import { createPresence, type Presence } from './presence/index.js';
 import { createStore } from './store/index.js';
 import type { Store } from './store/store.js';
 
-/** The chat page: packages/web/public, resolved from this file (dist/src/server.js). */
-export const DEFAULT_WEB_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../../web/public');
+/** The chat page: the built packages/web/dist/public when it exists, else the plain packages/web/public (resolved from dist/src/server.js). */
+const WEB_PACKAGE = resolve(dirname(fileURLToPath(import.meta.url)), '../../../web');
+export const DEFAULT_WEB_ROOT = existsSync(resolve(WEB_PACKAGE, 'dist/public/index.html')) ? resolve(WEB_PACKAGE, 'dist/public') : resolve(WEB_PACKAGE, 'public');
 
 export interface ServerOptions {
   logger?: Logger;
@@ -69,9 +71,10 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
   const tickets: Tickets = redis === undefined ? new MemoryTickets(config.ticketTtlMs) : new RedisTickets(redis, config.ticketTtlMs, config.redisPrefix);
   const throttle: LoginThrottle = redis === undefined ? new MemoryThrottle(config.loginWindowMs) : new RedisThrottle(redis, config.loginWindowMs, config.redisPrefix);
   const broker = options.broker ?? createBroker(config);
+  const userLimit: UserRateLimit = redis === undefined ? new MemoryRateLimit() : new RedisRateLimit(redis, config.redisPrefix);
   const retention = new Retention(config, store, log);
   const presence = options.presence ?? createPresence(config);
-  const hub = new Hub(config, store, log, presence, broker);
+  const hub = new Hub(config, store, log, presence, broker, userLimit);
   await broker.init((room, payload) => hub.fromBroker(room, payload));
   broker.onHealth((healthy) => {
     if (healthy) {
@@ -193,6 +196,7 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
       await httpClosed;
       await tickets.close();
       await throttle.close();
+      await userLimit.close();
       await broker.close();
       await store.close();
       await presence.close();

@@ -155,6 +155,38 @@ describe('three nodes on Redis and Postgres', () => {
     cb.close();
   });
 
+  test('the per-user message rate limit is shared by nodes', async () => {
+    const limited = { PARLEY_USER_RATE_LIMIT_PER_SEC: '5' };
+    const d = await cluster.startNode(undefined, limited);
+    const e = await cluster.startNode(undefined, limited);
+    try {
+      await cluster.ready(d);
+      await cluster.ready(e);
+      const u = await account(d);
+      const onD = await connect(d, u.otp);
+      const onE = await connect(e, await ticket(e, u.token));
+      // Start just after a second boundary, so all 40 sends fall into one one-second window.
+      await sleep(1000 - (Date.now() % 1000) + 30);
+      for (let i = 0; i < 20; i++) {
+        onD.send({ type: 'send_message', payload: { message: `d${i}` }, ref: `d${i}` });
+        onE.send({ type: 'send_message', payload: { message: `e${i}` }, ref: `e${i}` });
+      }
+      await onD.waitCount('error', 1, 5000);
+      await sleep(500);
+      const acked = (c: TestClient) => c.all('ack').length;
+      const refused = (c: TestClient) => c.all('error').filter((p) => p.code === 'rate_limited').length;
+      assert.equal(acked(onD) + refused(onD), 20);
+      assert.equal(acked(onE) + refused(onE), 20);
+      // Shared: 5 for the user in this second, whichever node took them (separate counts would let 10 through).
+      assert.equal(acked(onD) + acked(onE), 5);
+      onD.close();
+      onE.close();
+    } finally {
+      await d.kill('SIGKILL');
+      await e.kill('SIGKILL');
+    }
+  });
+
   test('kill -9 of a node: its users drop out of presence within the TTL', async () => {
     const [a, , c] = cluster.nodes as [typeof cluster.nodes[0], typeof cluster.nodes[0], typeof cluster.nodes[0]];
     const room = `crash${Date.now()}`;

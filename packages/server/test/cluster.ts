@@ -124,15 +124,16 @@ export class Cluster {
       PARLEY_PRESENCE_TTL_MS: '1500',
       PARLEY_RATE_LIMIT_PER_SEC: '10000',
       PARLEY_RATE_LIMIT_BURST: '10000',
+      PARLEY_USER_RATE_LIMIT_PER_SEC: '0',
       PARLEY_LOG_LEVEL: 'info',
       PARLEY_SHUTDOWN_TIMEOUT_MS: '2000',
       ...this.opts.env,
     };
   }
 
-  async startNode(port?: number): Promise<Node> {
+  async startNode(port?: number, extraEnv: Record<string, string> = {}): Promise<Node> {
     const p = port ?? (await freePort());
-    const proc = spawn(process.execPath, [CLI, 'start'], { env: this.env(p), stdio: ['ignore', 'pipe', 'pipe'] });
+    const proc = spawn(process.execPath, [CLI, 'start'], { env: { ...this.env(p), ...extraEnv }, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     proc.stdout?.on('data', (d: Buffer) => (out += d));
     proc.stderr?.on('data', (d: Buffer) => (out += d));

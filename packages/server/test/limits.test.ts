@@ -174,7 +174,7 @@ describe('slow consumer', () => {
   const sendQueueMaxBytes = 16 * 1024;
   let server: TestServer;
   before(async () => {
-    server = await startTestServer({ sendQueueMaxBytes, rateLimitPerSec: 100_000, rateLimitBurst: 100_000 });
+    server = await startTestServer({ sendQueueMaxBytes, rateLimitPerSec: 100_000, rateLimitBurst: 100_000, userRateLimitPerSec: 0 });
   });
   after(() => server.stop());
 

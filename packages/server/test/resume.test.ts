@@ -14,7 +14,7 @@ import type { ConfigKey } from '../src/config.js';
 import { account, api, connect, sleep, startTestServer, TestClient, ticket, wsUrl, type Account, type TestServer } from './helpers.js';
 import { dropSchema, freshSchema, PG_URL } from './pg.js';
 
-const FAST = { rateLimitPerSec: 100_000, rateLimitBurst: 100_000 };
+const FAST = { rateLimitPerSec: 100_000, rateLimitBurst: 100_000, userRateLimitPerSec: 0 };
 
 /** Opens a socket for resuming (no auto-join) and waits for its welcome. */
 async function resumeSocket(server: { url: string }, otp: string): Promise<TestClient> {
