@@ -77,6 +77,8 @@ export const configSchema = z
     userRateLimitPerSec: int(0).default(50),
     /** Bytes that may wait in one connection's outgoing queue before it is closed as a slow consumer (4000). */
     sendQueueMaxBytes: int(1024).default(MiB),
+    /** Opt-in write delay, in ms: hold each socket's frames this long to batch more per write (0 = one write per loop turn). */
+    writeDelayMs: int(0, 1000).default(0),
     /** Most rooms one connection may follow. */
     maxRoomsPerConnection: int(1).default(100),
     /** Failed logins allowed per user name, and per address ×4, within loginWindowMs before 429. */
@@ -150,6 +152,7 @@ export const CONFIG_HELP: Record<ConfigKey, string> = {
   rateLimitBurst: 'burst above the sustained rate',
   userRateLimitPerSec: 'messages/s per user over all connections and nodes (0 = off)',
   sendQueueMaxBytes: 'outgoing queue bound per connection, bytes (else close 4000)',
+  writeDelayMs: 'opt-in write batching delay, ms (0 = per loop turn)',
   maxRoomsPerConnection: 'rooms one connection may follow',
   loginMaxFailures: 'failed logins per user before 429 (per address: 4x)',
   loginWindowMs: 'window for counting failed logins, ms',

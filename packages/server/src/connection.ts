@@ -4,9 +4,10 @@
  * socket. A slow connection is closed, never waited for.
  */
 import { randomBytes } from 'node:crypto';
+import type { Duplex } from 'node:stream';
 import type { WebSocket } from 'ws';
 import { CloseCodes, type Ref, type ServerEvents, type ServerEventType } from '@parley/protocol';
-import { encode } from './frames.js';
+import { encode, frameText } from './frames.js';
 
 /** Rejected events within this window count towards closing a flooding client with 1008. */
 export const FLOOD_WINDOW_MS = 10_000;
@@ -24,8 +25,31 @@ export type RateVerdict = 'ok' | 'limited' | 'flood';
 let nextId = 1;
 /** Tells this process's connections apart from other nodes' (presence keys). */
 const NODE = randomBytes(6).toString('base64url');
-/** Frames are JSON text, also when handed over as a Buffer (a broadcast encoded once). */
-const TEXT = { binary: false } as const;
+
+/**
+ * Releases corked sockets once per event-loop turn (setImmediate), or after `delayMs` when an
+ * opt-in write delay trades a little latency for bigger writes.
+ */
+export class Flusher {
+  private pending: Connection[] = [];
+  private scheduled = false;
+  private readonly run = () => {
+    const list = this.pending;
+    this.pending = [];
+    this.scheduled = false;
+    for (const c of list) c.uncork();
+  };
+
+  constructor(private readonly delayMs = 0) {}
+
+  add(conn: Connection): void {
+    this.pending.push(conn);
+    if (this.scheduled) return;
+    this.scheduled = true;
+    if (this.delayMs > 0) setTimeout(this.run, this.delayMs);
+    else setImmediate(this.run);
+  }
+}
 
 export class Connection {
   readonly id = nextId++;
@@ -53,8 +77,15 @@ export class Connection {
   private strikesSince = 0;
   private closeTimer: NodeJS.Timeout | undefined;
 
+  private corked = false;
+  /** Bytes written since the socket was corked this turn. */
+  private corkedBytes = 0;
+
   constructor(
     readonly ws: WebSocket,
+    /** The upgraded TCP (or TLS) socket under `ws`. */
+    private readonly socket: Duplex,
+    private readonly flusher: Flusher,
     readonly user: string,
     /** Hash of the session token this connection was opened with. */
     readonly session: string,
@@ -90,19 +121,48 @@ export class Connection {
   }
 
   /**
-   * Queues an already serialized frame. The queue is bounded: when more than sendQueueMaxBytes
-   * wait, the connection is closed with 4000 (slow_consumer) and false is returned.
+   * Writes a complete WebSocket frame (see frames.ts). The queue is bounded: when more than
+   * sendQueueMaxBytes wait, the connection is closed with 4000 (slow_consumer) and false is
+   * returned. Writes are corked and released once per event-loop turn by the Flusher, so all the
+   * frames a socket gets in one turn leave in one write system call.
+   *
+   * Writing to the socket directly is safe: permessage-deflate is off, so ws never holds frames
+   * back in a queue of its own; its pings and close frames go through the same socket in order.
    */
-  sendRaw(data: Buffer | string): boolean {
-    const ws = this.ws;
-    if (ws.readyState !== 1) return false;
-    if (ws.bufferedAmount > this.limits.sendQueueMaxBytes) {
+  sendFrame(frame: Buffer): boolean {
+    if (this.ws.readyState !== 1) return false;
+    const socket = this.socket;
+    // What earlier turns left unsent counts; this turn's frames (still corked) do not.
+    if (socket.writableLength - this.corkedBytes > this.limits.sendQueueMaxBytes) {
       this.close(CloseCodes.slow_consumer, 'slow consumer');
       return false;
     }
-    // Always a text frame: broadcasts hand over a Buffer, which ws would otherwise send as binary.
-    ws.send(data, TEXT);
+    if (!this.corked) {
+      this.corked = true;
+      socket.cork();
+      this.flusher.add(this);
+    }
+    this.corkedBytes += frame.length;
+    socket.write(frame);
     return true;
+  }
+
+  /** Frames and writes one serialized event (a reply to this connection only). */
+  sendRaw(text: string): boolean {
+    return this.sendFrame(frameText(text));
+  }
+
+  /** Bytes written to this connection in earlier turns that the kernel has not taken yet. */
+  get queuedBytes(): number {
+    return this.socket.writableLength - this.corkedBytes;
+  }
+
+  /** Called by the Flusher: lets this turn's frames go. */
+  uncork(): void {
+    if (!this.corked) return;
+    this.corked = false;
+    this.corkedBytes = 0;
+    this.socket.uncork();
   }
 
   send<K extends ServerEventType>(type: K, payload: ServerEvents[K], ref?: Ref): boolean {
@@ -114,7 +174,7 @@ export class Connection {
    * Used to pace a replay so a long resume does not look like a slow consumer.
    */
   async drained(bytes: number): Promise<boolean> {
-    while (this.open && this.ws.bufferedAmount > bytes) await new Promise((r) => setTimeout(r, 5));
+    while (this.open && this.queuedBytes > bytes) await new Promise((r) => setTimeout(r, 5));
     return this.open;
   }
 

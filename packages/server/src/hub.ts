@@ -20,7 +20,7 @@ import {
 } from '@parley/protocol';
 import type { Config } from './config.js';
 import { Connection } from './connection.js';
-import { encode } from './frames.js';
+import { encode, frameText } from './frames.js';
 import { clientEventSchemas, isClientEventType, isRef } from './schemas.js';
 import { StoreError, type Store } from './store/store.js';
 import { MessageWriter } from './writer.js';
@@ -226,10 +226,10 @@ export class Hub {
   broadcast(room: string, frame: string, except?: Connection | ((c: Connection) => boolean)): void {
     const members = this.rooms.get(room)?.members;
     if (members === undefined) return;
-    const data = Buffer.from(frame);
+    const data = frameText(frame);
     for (const conn of members) {
       if (conn === except || (typeof except === 'function' && except(conn))) continue;
-      conn.sendRaw(data);
+      conn.sendFrame(data);
     }
   }
 
@@ -346,7 +346,7 @@ export class Hub {
    */
   private deliver(room: Room, m: ChatMessage): void {
     if (room.members.size === 0) return;
-    const data = Buffer.from(encode('new_message', m));
+    const data = frameText(encode('new_message', m));
     for (const conn of room.members) {
       const held = conn.replaying?.get(m.room);
       if (held !== undefined) {
@@ -360,7 +360,7 @@ export class Hub {
           conn.after.delete(m.room);
         }
       }
-      conn.sendRaw(data);
+      conn.sendFrame(data);
     }
   }
 
@@ -619,9 +619,9 @@ export class Hub {
     const held = conn.replaying?.get(room) ?? [];
     // Pace the replay by the socket, so a long resume is not mistaken for a slow consumer.
     const half = this.config.sendQueueMaxBytes / 2;
-    const paced = async (data: Buffer | string): Promise<boolean> => {
-      if (conn.ws.bufferedAmount > half && !(await conn.drained(half))) return false;
-      return conn.sendRaw(data);
+    const paced = async (data: Buffer): Promise<boolean> => {
+      if (conn.queuedBytes > half && !(await conn.drained(half))) return false;
+      return conn.sendFrame(data);
     };
     const latest = await this.store.lastSeq(room);
     let last = after;
@@ -637,7 +637,7 @@ export class Hub {
         break;
       }
       for (const m of page) {
-        if (!(await paced(encode('new_message', m)))) return;
+        if (!(await paced(frameText(encode('new_message', m))))) return;
         last = m.seq;
       }
     }

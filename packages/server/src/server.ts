@@ -21,7 +21,7 @@ import { redisClient, RedisThrottle, RedisTickets } from './auth/redis.js';
 import { createBroker, type Broker } from './broker/index.js';
 import { MemoryRateLimit, RedisRateLimit, type UserRateLimit } from './auth/ratelimit.js';
 import type { Config } from './config.js';
-import { Connection } from './connection.js';
+import { Connection, Flusher } from './connection.js';
 import { Api, clientAddress, errorBody } from './http.js';
 import { Hub } from './hub.js';
 import { Retention } from './retention.js';
@@ -140,7 +140,7 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
         const session = await store.getSession(ticket.session, Date.now());
         if (session === undefined) return refuse(socket, 'ticket_invalid', 'The session behind this ticket was revoked or expired.');
         if (closing || socket.destroyed) return refuse(socket, 'unavailable');
-        wss.handleUpgrade(req, socket, head, (ws) => accept(ws, req, ticket.user, ticket.session, url.searchParams.get('resume') !== '1'));
+        wss.handleUpgrade(req, socket, head, (ws) => accept(ws, socket, req, ticket.user, ticket.session, url.searchParams.get('resume') !== '1'));
       })
       .catch((err: unknown) => {
         log.warn({ err }, 'backend unavailable during upgrade');
@@ -148,9 +148,10 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
       });
   });
 
-  const accept = (ws: WebSocket, req: IncomingMessage, user: string, session: string, autoJoin: boolean) => {
+  const flusher = new Flusher(config.writeDelayMs);
+  const accept = (ws: WebSocket, socket: Duplex, req: IncomingMessage, user: string, session: string, autoJoin: boolean) => {
     const ip = clientAddress(req, config.trustProxy);
-    const conn = new Connection(ws, user, session, ip, config);
+    const conn = new Connection(ws, socket, flusher, user, session, ip, config);
     ws.on('message', (data: Buffer, isBinary: boolean) => hub.handleFrame(conn, data, isBinary));
     ws.on('pong', () => {
       conn.pingSentAt = 0;
