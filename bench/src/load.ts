@@ -71,6 +71,8 @@ export async function runParleyLoad(o: LoadOptions): Promise<LoadResult> {
   const sockets: WebSocket[] = [];
   const roomOf: string[] = [];
   let measuring = false;
+  let windowStart = Infinity;
+  let windowEnd = Infinity;
   let delivered = 0;
   const latencies: number[] = [];
   const t0 = performance.now();
@@ -90,10 +92,11 @@ export async function runParleyLoad(o: LoadOptions): Promise<LoadResult> {
             const s = data.toString();
             if (s.startsWith('{"type":"joined"')) return resolve();
             if (!s.startsWith('{"type":"new_message"')) return;
-            if (!measuring) return;
             const at = s.indexOf('"message":"@');
             if (at < 0) return;
             const stamp = Number(s.slice(at + 12, s.indexOf('"', at + 12)));
+            // Count a delivery when its message was sent inside the measured window.
+            if (!(stamp >= windowStart && stamp < windowEnd)) return;
             delivered++;
             latencies.push(performance.now() - stamp);
           });
@@ -137,15 +140,16 @@ export async function runParleyLoad(o: LoadOptions): Promise<LoadResult> {
   };
   tick();
   await new Promise((r) => setTimeout(r, (o.warmupSeconds ?? 2) * 1000));
-  measuring = true;
   o.onWindow?.('start');
-  const m0 = performance.now();
+  windowStart = performance.now();
+  measuring = true;
   await new Promise((r) => setTimeout(r, o.seconds * 1000));
+  measuring = false;
+  windowEnd = performance.now();
   clearTimeout(timer);
-  const windowSec = (performance.now() - m0) / 1000;
+  const windowSec = (windowEnd - windowStart) / 1000;
   o.onWindow?.('end');
   await new Promise((r) => setTimeout(r, (o.drainSeconds ?? 2) * 1000));
-  measuring = false;
   for (const ws of sockets) ws.terminate();
 
   const sorted = Float64Array.from(latencies).sort();
