@@ -66,6 +66,10 @@ export interface Limits {
   maxMessageChars: number;
   /** Sustained events per second allowed per connection. */
   rateLimitPerSec: number;
+  /** Events a connection may send at once above the sustained rate (the token bucket's size). */
+  rateLimitBurst: number;
+  /** Messages per second one user may send over all connections (0 = no such limit). */
+  userRateLimitPerSec: number;
   /** Largest number of rooms one connection may follow. */
   maxRoomsPerConnection: number;
 }

@@ -100,6 +100,8 @@ export class Hub {
       maxMessageBytes: config.maxMessageBytes,
       maxMessageChars: config.maxMessageChars,
       rateLimitPerSec: config.rateLimitPerSec,
+      rateLimitBurst: config.rateLimitBurst,
+      userRateLimitPerSec: config.userRateLimitPerSec,
       maxRoomsPerConnection: config.maxRoomsPerConnection,
     };
     this.handlers = {
@@ -500,12 +502,21 @@ export class Hub {
     if (!ROOM_PATTERN.test(room)) throw new ClientError('invalid_room');
   }
 
+  /**
+   * Answers a join with the room's seq. If the seq cannot be read (store down) the join is undone
+   * and answered with an error, so the client never follows a room it was told it could not join.
+   */
   private async replyWithSeq(conn: Connection, room: string, ref: Ref | undefined, reply: (seq: number) => void): Promise<void> {
+    let seq: number;
     try {
-      reply(await this.seqOf(room));
+      seq = await this.seqOf(room);
     } catch (err) {
+      this.unjoin(conn, room);
+      if (conn.current === room) conn.current = undefined;
       this.handlerFailed(conn, 'join', ref, err);
+      return;
     }
+    reply(seq);
   }
 
   // -------------------------------------------------------------------------------------------
@@ -520,17 +531,23 @@ export class Hub {
     if (p.message.length > this.config.maxMessageChars) {
       throw new ClientError('message_too_long', `The message is longer than ${this.config.maxMessageChars} characters.`);
     }
+    const key = ref === undefined ? undefined : JSON.stringify(ref); // JSON keeps "1" and 1 apart
     const perUser = this.config.userRateLimitPerSec;
     if (perUser > 0 && !(await this.userLimit.hit(conn.user, perUser))) {
-      throw new ClientError('rate_limited', `More than ${perUser} messages per second from user ${conn.user} across connections.`);
+      // A retry of a message that was stored already is acked, not refused.
+      const seen = key === undefined ? undefined : await this.store.findRef(conn.user, key);
+      if (seen === undefined || ref === undefined) {
+        throw new ClientError('rate_limited', `More than ${perUser} messages per second from user ${conn.user} across connections.`);
+      }
+      conn.send('ack', { ref, room: seen.room, seq: seen.seq }, ref);
+      return;
     }
     const stored = await this.writer.submit({
       room,
       from: conn.user,
       message: p.message,
       sent: new Date().toISOString(),
-      // The idempotency key: JSON keeps "1" and 1 apart.
-      ref: ref === undefined ? undefined : JSON.stringify(ref),
+      ref: key,
     });
     if (ref !== undefined) conn.send('ack', { ref, room: stored.message.room, seq: stored.message.seq }, ref);
   }

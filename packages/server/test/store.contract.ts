@@ -132,6 +132,8 @@ export function storeContract(name: string, fixture: () => Promise<StoreFixture>
       const again = await store.appendMessages([msg('dd', 3, 'alice', 'r1'), msg('dd', 4, 'alice', 'r2'), msg('dd', 5, 'alice', 'r2')]);
       assert.deepEqual(again.map((a) => [a.duplicate, a.message.room, a.message.seq]), [[true, 'dd', 1], [false, 'dd', 3], [true, 'dd', 3]]);
       assert.equal(await store.lastSeq('dd'), 3, 'duplicates take no seq');
+      assert.deepEqual(await store.findRef('alice', 'r2'), { room: 'dd', seq: 3 });
+      assert.equal(await store.findRef('alice', 'never'), undefined);
       assert.deepEqual((await store.history('dd', { limit: 10 })).map((m) => m.message), ['m4', 'm2', 'm1']);
       // Across processes too.
       const other = await fx.reopen();

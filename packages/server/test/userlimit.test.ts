@@ -19,6 +19,15 @@ test('userRateLimitPerSec applies across a user’s connections', async () => {
     assert.equal(acked, 3, 'three for the user in this second, not three per connection');
     assert.equal(refused.length, 7);
     assert.match(refused[0]?.message ?? '', /per second/);
+    // A retry of a stored message is acked with its seq even while the user is over the limit.
+    const storedAck = a.client.all('ack')[0] ?? tab2.all('ack')[0];
+    assert.ok(storedAck);
+    const owner = a.client.all('ack').length > 0 ? a.client : tab2;
+    await sleep(1000 - (Date.now() % 1000) + 30);
+    for (let i = 0; i < 3; i++) owner.send({ type: 'send_message', payload: { message: 'filler' } });
+    owner.send({ type: 'send_message', payload: { message: 'retry' }, ref: storedAck.ref });
+    const again = await owner.next('ack', (p) => p.ref === storedAck.ref && p !== storedAck);
+    assert.equal(again.seq, storedAck.seq);
     a.client.close();
     tab2.close();
   } finally {

@@ -333,6 +333,11 @@ export class PostgresStore implements Store {
     return rows.map(toMessage);
   }
 
+  async findRef(from: string, ref: string): Promise<Pick<ChatMessage, 'room' | 'seq'> | undefined> {
+    const { rows } = await this.q<{ room: string; seq: number }>('find ref', 'SELECT room, seq FROM dedupe WHERE user_name = $1 AND ref = $2 AND seq > 0', [from, ref]);
+    return rows[0];
+  }
+
   async messagesAfter(room: string, after: number, limit: number): Promise<ChatMessage[]> {
     const { rows } = await this.q<MessageRow>('messages after', 'SELECT room, seq, sender, body, sent FROM messages WHERE room = $1 AND seq > $2 ORDER BY seq LIMIT $3', [room, after, limit]);
     return rows.map(toMessage);

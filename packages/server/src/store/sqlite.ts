@@ -226,6 +226,10 @@ export class SqliteStore implements Store {
     return rows.map(toMessage);
   }
 
+  async findRef(from: string, ref: string): Promise<Pick<ChatMessage, 'room' | 'seq'> | undefined> {
+    return this.s.findDedupe.get(from, ref);
+  }
+
   async messagesAfter(room: string, after: number, limit: number): Promise<ChatMessage[]> {
     return this.s.after.all(room, after, limit).map(toMessage);
   }

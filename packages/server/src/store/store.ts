@@ -104,6 +104,8 @@ export interface Store {
   appendMessages(batch: readonly NewMessage[]): Promise<Appended[]>;
   /** The latest seq of a room, 0 when it has none. */
   lastSeq(room: string): Promise<number>;
+  /** Where the message stored with this (from, ref) went, if it is still in the dedupe window. */
+  findRef(from: string, ref: string): Promise<Pick<ChatMessage, 'room' | 'seq'> | undefined>;
   /** A page of history, newest first. */
   history(room: string, query: HistoryQuery): Promise<ChatMessage[]>;
   /** Messages with seq > after, oldest first, at most `limit` (for resume). */
