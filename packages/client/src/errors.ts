@@ -1,0 +1,35 @@
+import { type CloseCodeName, CloseCodes, type ErrorCode, type HttpErrorCode } from '@parley/protocol';
+
+/**
+ * Codes a ParleyError may carry:
+ * - an `ErrorCode` from an `error` event (`not_in_room`, `message_too_long`, …);
+ * - an `HttpErrorCode` from an HTTP error body (`invalid_credentials`, `username_taken`, …);
+ * - a `CloseCodeName` when the server closed the connection for good (`session_revoked`, …);
+ * - `closed`: the client was closed (close()) before the request completed;
+ * - `auth`: the token was rejected and no username/password is known to log in again;
+ * - `network`: an HTTP request failed (no answer, or not JSON);
+ * - `unreachable`: `reconnect.maxAttempts` consecutive attempts failed.
+ */
+export type ParleyErrorCode = ErrorCode | HttpErrorCode | CloseCodeName | 'closed' | 'auth' | 'network' | 'unreachable';
+
+export class ParleyError extends Error {
+  override readonly name = 'ParleyError';
+  readonly code: ParleyErrorCode;
+  /** HTTP status, for errors from an HTTP request. */
+  readonly status?: number;
+  /** WebSocket close code, for errors caused by a close. */
+  readonly closeCode?: number;
+
+  constructor(code: ParleyErrorCode, message?: string, extra: { status?: number; closeCode?: number } = {}) {
+    super(message ?? code);
+    this.code = code;
+    if (extra.status !== undefined) this.status = extra.status;
+    if (extra.closeCode !== undefined) this.closeCode = extra.closeCode;
+  }
+}
+
+/** The name of a Parley close code (`session_revoked` for 4500), if it has one. */
+export function closeCodeName(code: number): CloseCodeName | undefined {
+  for (const [name, value] of Object.entries(CloseCodes)) if (value === code) return name as CloseCodeName;
+  return undefined;
+}

@@ -1,0 +1,111 @@
+/**
+ * Test helpers for the SDK: a real Parley server (SQLite in a temp dir, random port), real
+ * accounts over HTTP, a fetch wrapper that counts (and can fail) requests, and small waiters.
+ *
+ * The server's own test helpers (packages/server/test/helpers.ts) are not importable from here:
+ * @parley/server's package exports do not include them, and a relative import would not survive
+ * compilation into dist/ (different depths). So this starts the server through its public API.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import WebSocket from 'ws';
+import { loadConfig, startServer, type ParleyServer } from '@parley/server';
+import { ParleyClient, type ClientOptions, type StateEvent, type WebSocketConstructor } from '../src/index.js';
+
+/** The `ws` package as the SDK's WebSocket (Node 20 has no global one). */
+export const WS: WebSocketConstructor = WebSocket;
+
+type Overrides = NonNullable<NonNullable<Parameters<typeof loadConfig>[0]>['overrides']>;
+
+export interface TestServer extends ParleyServer {
+  stop(): Promise<void>;
+}
+
+/** Generous rate limits, so tests that push many messages are not throttled. */
+export const FAST: Overrides = { rateLimitPerSec: 100_000, rateLimitBurst: 100_000, userRateLimitPerSec: 0 };
+
+export async function startTestServer(overrides: Overrides = {}): Promise<TestServer> {
+  const dataDir = mkdtempSync(join(tmpdir(), 'parley-client-test-'));
+  const config = loadConfig({ overrides: { host: '127.0.0.1', port: 0, logLevel: 'silent', dataDir, ...overrides } });
+  const server = await startServer(config);
+  return Object.assign(server, {
+    stop: async () => {
+      await server.close();
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  });
+}
+
+let counter = 0;
+export const uniqueName = (prefix = 'c'): string => `${prefix}${process.pid}_${++counter}`;
+
+export interface Account {
+  name: string;
+  password: string;
+  token: string;
+}
+
+/** Registers a user (through the SDK) and logs in over plain HTTP for a token. */
+export async function account(server: { url: string }, name = uniqueName()): Promise<Account> {
+  const password = 'correct horse battery';
+  await ParleyClient.register(server.url, name, password);
+  const res = await fetch(`${server.url}/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: name, password }) });
+  if (res.status !== 200) throw new Error(`login ${name}: ${res.status}`);
+  const body = (await res.json()) as { token: string };
+  return { name, password, token: body.token };
+}
+
+/** A fetch that records every request's path (and host) and can be told to fail some. */
+export class CountingFetch {
+  readonly calls: { host: string; path: string; at: number }[] = [];
+  /** Return true to make this request fail like a network error. */
+  failWhen: (host: string, path: string) => boolean = () => false;
+
+  readonly fetch: typeof fetch = async (input, init) => {
+    const url = new URL(input instanceof Request ? input.url : String(input));
+    this.calls.push({ host: url.host, path: url.pathname, at: Date.now() });
+    if (this.failWhen(url.host, url.pathname)) throw new TypeError('fetch failed (injected)');
+    return fetch(input, init);
+  };
+
+  count(path: string): number {
+    return this.calls.filter((c) => c.path === path).length;
+  }
+}
+
+/** A client on the test server, with `ws` and (optionally) a counting fetch. */
+export function client(server: { url: string }, options: Partial<ClientOptions>, fetcher = new CountingFetch()): { c: ParleyClient; fetcher: CountingFetch; states: StateEvent[] } {
+  const c = new ParleyClient({ url: server.url, WebSocket: WS, fetch: fetcher.fetch, ...options });
+  const states: StateEvent[] = [];
+  c.on('state', (s) => states.push(s));
+  return { c, fetcher, states };
+}
+
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** Polls `check` until it returns true. */
+export async function waitFor(check: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(5);
+  }
+}
+
+/** The server-side connections of a user. */
+export type ServerConnection = ParleyServer['hub']['connections'] extends Set<infer C> ? C : never;
+
+export function connectionsOf(server: ParleyServer, user: string): ServerConnection[] {
+  return [...server.hub.connections].filter((c) => c.user === user);
+}
+
+/** Rejection code of a promise (fails the test if it resolves). */
+export async function rejectionCode(p: Promise<unknown>): Promise<string> {
+  try {
+    await p;
+  } catch (err) {
+    return (err as { code: string }).code;
+  }
+  throw new Error('expected a rejection');
+}

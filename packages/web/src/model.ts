@@ -1,0 +1,62 @@
+/** What the page knows about each room: messages by seq, pending sends, presence, typing. */
+import type { ChatMessage } from '@parley/protocol';
+
+/** A message typed here and not yet acknowledged by the server. */
+export interface Pending {
+  key: string;
+  room: string;
+  message: string;
+  /** Local time it was typed (shown until the server's time replaces it). */
+  sent: string;
+  state: 'pending' | 'failed';
+  error?: string;
+}
+
+export class RoomModel {
+  readonly bySeq = new Map<number, ChatMessage>();
+  pending: Pending[] = [];
+  /** The latest page of history has been fetched. */
+  loaded = false;
+  /** Older history may exist before the oldest message held. */
+  hasMore = true;
+  loading = false;
+  unread = 0;
+  readonly online = new Set<string>();
+  /** Users typing now → the timer that forgets them. */
+  readonly typing = new Map<string, ReturnType<typeof setTimeout>>();
+  private sortedCache: ChatMessage[] | undefined;
+
+  constructor(readonly name: string) {}
+
+  /** Adds or replaces messages; returns how many were new. */
+  add(messages: Iterable<ChatMessage>): number {
+    let added = 0;
+    for (const m of messages) {
+      if (!this.bySeq.has(m.seq)) added++;
+      this.bySeq.set(m.seq, m);
+    }
+    this.sortedCache = undefined;
+    return added;
+  }
+
+  clearMessages(): void {
+    this.bySeq.clear();
+    this.sortedCache = undefined;
+    this.loaded = false;
+    this.hasMore = true;
+  }
+
+  /** Delivered messages, oldest first. */
+  sorted(): ChatMessage[] {
+    this.sortedCache ??= [...this.bySeq.values()].sort((a, b) => a.seq - b.seq);
+    return this.sortedCache;
+  }
+
+  oldestSeq(): number | undefined {
+    return this.sorted()[0]?.seq;
+  }
+
+  newestSeq(): number {
+    return this.sorted().at(-1)?.seq ?? 0;
+  }
+}
