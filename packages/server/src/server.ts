@@ -33,6 +33,15 @@ import type { Store } from './store/store.js';
 const WEB_PACKAGE = resolve(dirname(fileURLToPath(import.meta.url)), '../../../web');
 export const DEFAULT_WEB_ROOT = existsSync(resolve(WEB_PACKAGE, 'dist/public/index.html')) ? resolve(WEB_PACKAGE, 'dist/public') : resolve(WEB_PACKAGE, 'public');
 
+/** Each socket carries its Connection, so one set of listeners serves every socket. */
+const CONN = Symbol('parley.connection');
+type Tagged = WebSocket & { [CONN]: Connection };
+const connOf = (ws: WebSocket): Connection => (ws as Tagged)[CONN];
+
+function destroySelf(this: Duplex): void {
+  this.destroy();
+}
+
 export interface ServerOptions {
   logger?: Logger;
   /** Use this store instead of the one the config names (tests, embedding). */
@@ -125,14 +134,20 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
   };
 
   // The upgrade guard: a row of guard clauses, authentication before the handshake completes.
+  // Memory matters here: nothing per connection may keep the request (or its URL) alive, so the
+  // socket's error listener is a plain function and the async part lives in its own scope.
   http.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-    socket.on('error', () => socket.destroy());
+    socket.on('error', destroySelf);
     const url = new URL(req.url ?? '/', 'http://x');
     if (closing) return refuse(socket, 'unavailable', 'The server is shutting down.');
     if (url.pathname !== '/ws') return refuse(socket, 'not_found');
     if (!originAllowed(req)) return refuse(socket, 'origin_forbidden', `Origin ${req.headers.origin} is not allowed.`);
     const otp = url.searchParams.get('otp');
     if (otp === null || otp === '') return refuse(socket, 'ticket_required');
+    admit(req, socket, head, otp, url.searchParams.get('resume') !== '1');
+  });
+
+  const admit = (req: IncomingMessage, socket: Duplex, head: Buffer, otp: string, autoJoin: boolean): void => {
     tickets
       .take(otp)
       .then(async (ticket) => {
@@ -140,31 +155,42 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
         const session = await store.getSession(ticket.session, Date.now());
         if (session === undefined) return refuse(socket, 'ticket_invalid', 'The session behind this ticket was revoked or expired.');
         if (closing || socket.destroyed) return refuse(socket, 'unavailable');
-        wss.handleUpgrade(req, socket, head, (ws) => accept(ws, socket, req, ticket.user, ticket.session, url.searchParams.get('resume') !== '1'));
+        const ip = clientAddress(req, config.trustProxy);
+        wss.handleUpgrade(req, socket, head, (ws) => accept(ws as Tagged, socket, ip, ticket.user, ticket.session, autoJoin));
       })
       .catch((err: unknown) => {
         log.warn({ err }, 'backend unavailable during upgrade');
         refuse(socket, 'unavailable');
       });
-  });
+  };
+
+  // One set of listeners for every socket (`this` is the socket): no closures per connection.
+  function onMessage(this: WebSocket, data: Buffer, isBinary: boolean): void {
+    hub.handleFrame(connOf(this), data, isBinary);
+  }
+  function onPong(this: WebSocket): void {
+    connOf(this).pingSentAt = 0;
+  }
+  function onError(this: WebSocket, err: Error & { code?: string }): void {
+    // ws closes the socket itself (1009 for oversize frames, 1002 for protocol errors).
+    connOf(this).closeReason ??= err.code ?? err.message;
+  }
+  function onClose(this: WebSocket, code: number): void {
+    const conn = connOf(this);
+    const rooms = conn.rooms.size;
+    hub.remove(conn);
+    log.info({ event: 'disconnect', conn: conn.id, user: conn.user, ip: conn.ip, rooms, code, reason: conn.closeReason, ms: Date.now() - conn.connectedAt }, 'disconnect');
+  }
 
   const flusher = new Flusher(config.writeDelayMs);
-  const accept = (ws: WebSocket, socket: Duplex, req: IncomingMessage, user: string, session: string, autoJoin: boolean) => {
-    const ip = clientAddress(req, config.trustProxy);
+  const accept = (ws: Tagged, socket: Duplex, ip: string, user: string, session: string, autoJoin: boolean) => {
     const conn = new Connection(ws, socket, flusher, user, session, ip, config);
-    ws.on('message', (data: Buffer, isBinary: boolean) => hub.handleFrame(conn, data, isBinary));
-    ws.on('pong', () => {
-      conn.pingSentAt = 0;
-    });
-    ws.on('error', (err: Error & { code?: string }) => {
-      // ws closes the socket itself (1009 for oversize frames, 1002 for protocol errors).
-      conn.closeReason ??= err.code ?? err.message;
-    });
-    ws.on('close', (code: number) => {
-      const rooms = conn.rooms.size;
-      hub.remove(conn);
-      log.info({ event: 'disconnect', conn: conn.id, user, ip, rooms, code, reason: conn.closeReason, ms: Date.now() - conn.connectedAt }, 'disconnect');
-    });
+    ws[CONN] = conn;
+    socket.off('error', destroySelf); // ws handles socket errors from here on
+    ws.on('message', onMessage);
+    ws.on('pong', onPong);
+    ws.on('error', onError);
+    ws.on('close', onClose);
     hub.add(conn, autoJoin);
     log.info({ event: 'connect', conn: conn.id, user, ip, rooms: conn.rooms.size }, 'connect');
   };

@@ -1,0 +1,79 @@
+/** Parley as a benchmark target: accounts once, a ticket per connection, resume=1 sockets. */
+import WebSocket from 'ws';
+import { startParley } from './nodes.js';
+import { stampOf, type BenchClient, type ConnectOptions, type RunningServer, type Target } from './target.js';
+
+const PASSWORD = 'bench-password';
+/** Connections share this many accounts (login once per account; tickets per connection). */
+const ACCOUNTS = 50;
+
+const post = async (url: string, path: string, body: unknown, token?: string): Promise<Record<string, string>> => {
+  const headers: Record<string, string> = { 'content-type': 'application/json' };
+  if (token !== undefined) headers.authorization = `Bearer ${token}`;
+  const res = await fetch(url + path, { method: 'POST', headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  const json = (await res.json()) as Record<string, string>;
+  if (!res.ok && !(path === '/register' && res.status === 409)) throw new Error(`${path}: ${res.status} ${JSON.stringify(json)}`);
+  return json;
+};
+
+const MESSAGE_KEY = Buffer.from('"message":"@');
+
+/** Finds `"message":"@<stamp>"` in a frame without decoding the whole frame. */
+export function stampInFrame(buf: Buffer): number {
+  const at = buf.indexOf(MESSAGE_KEY);
+  if (at < 0) return NaN;
+  const start = at + MESSAGE_KEY.length;
+  const end = buf.indexOf(34 /* " */, start);
+  return Number(buf.toString('latin1', start, end));
+}
+
+export function parleyTarget(env: Record<string, string> = {}): Target & { tokens: string[] } {
+  const tokens: string[] = [];
+  return {
+    name: 'parley',
+    tokens,
+    start: (core) => startParley(env, core),
+    async prepare(server: RunningServer) {
+      tokens.length = 0;
+      for (let i = 0; i < ACCOUNTS; i++) {
+        const username = `bench${i}`;
+        await post(server.url, '/register', { username, password: PASSWORD });
+        tokens.push((await post(server.url, '/login', { username, password: PASSWORD })).token as string);
+      }
+    },
+    async connect(server, index, room, onStamp, opts: ConnectOptions = {}): Promise<BenchClient> {
+      const { otp } = await post(server.url, '/ticket', undefined, tokens[index % tokens.length]);
+      const ws = new WebSocket(`${server.url.replace(/^http/, 'ws')}/ws?otp=${otp}&resume=1`, {
+        perMessageDeflate: false,
+        skipUTF8Validation: true,
+        ...(opts.localAddress === undefined ? {} : { localAddress: opts.localAddress }),
+      });
+      await new Promise<void>((resolve, reject) => {
+        ws.once('error', reject);
+        ws.once('open', () => ws.send(JSON.stringify({ type: 'join', payload: { room } })));
+        const onJoin = (data: Buffer) => {
+          if (data.indexOf('{"type":"joined"') === 0) {
+            ws.off('message', onJoin);
+            ws.off('error', reject);
+            ws.on('error', () => undefined);
+            ws.on('message', (frame: Buffer) => {
+              const stamp = stampInFrame(frame);
+              if (!Number.isNaN(stamp)) onStamp(stamp);
+            });
+            resolve();
+          }
+        };
+        ws.on('message', onJoin);
+      });
+      const prefix = `{"type":"send_message","payload":{"room":${JSON.stringify(room)},"message":"@`;
+      return {
+        send: (stamp) => {
+          if (ws.readyState === WebSocket.OPEN) ws.send(`${prefix}${stamp}"}}`);
+        },
+        close: () => ws.terminate(),
+      };
+    },
+  };
+}
+
+export { stampOf };

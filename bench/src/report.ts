@@ -1,0 +1,85 @@
+/** Markdown tables and an SVG bar chart from the suite's results. */
+type Json = Record<string, unknown>;
+type Results = Record<string, Record<string, Json>>;
+
+const num = (v: unknown, digits = 0): string => (typeof v === 'number' && Number.isFinite(v) ? v.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits }) : '—');
+const best = (r: Json | undefined): Json | undefined => (r?.best ?? undefined) as Json | undefined;
+
+export function renderMarkdown(results: Results, machine: string): string {
+  const lines: string[] = [`Measured ${new Date().toISOString().slice(0, 10)} on ${machine}.`, ''];
+  const table = (title: string, head: string[], rows: string[][]) => {
+    if (rows.length === 0) return;
+    lines.push(`**${title}**`, '', `| ${head.join(' | ')} |`, `|${head.map((_, i) => (i === 0 ? '---' : '---:')).join('|')}|`, ...rows.map((r) => `| ${r.join(' | ')} |`), '');
+  };
+  const fan = results.fanout ?? {};
+  table(
+    'Fan-out: 1,000 clients in one room, 10 senders at 5 msg/s (50,000 deliveries/s offered)',
+    ['server', 'deliveries/s', 'delivered ratio', 'p50 ms', 'p99 ms', 'server CPU µs / delivery', 'server RSS MiB'],
+    Object.entries(fan).map(([t, r]) => [t, num(r.deliveriesPerSec), num(r.deliveredRatio, 4), num(r.p50, 1), num(r.p99, 1), num(r.cpuUsPerDelivery, 2), num((r.rssBytes as number) / 2 ** 20, 0)]),
+  );
+  const rise = results.rise ?? {};
+  table(
+    'Fan-out under pressure: highest rate with delivered ratio 1.0 and p99 ≤ 250 ms',
+    ['server', 'deliveries/s', 'p99 ms', 'server CPU µs / delivery', 'first failing step'],
+    Object.entries(rise).map(([t, r]) => {
+      const b = best(r);
+      const steps = (r.steps as Json[]) ?? [];
+      const fail = steps.find((s) => !((s.deliveredRatio as number) >= 1 && (s.p99 as number) <= 250));
+      return [t, num(b?.deliveriesPerSec), num(b?.p99, 1), num(b?.cpuUsPerDelivery, 2), fail === undefined ? 'none (load generator limit)' : `${num(fail.offeredPerSec)}/s offered: ratio ${num(fail.deliveredRatio, 4)}, p99 ${num(fail.p99, 0)} ms`];
+    }),
+  );
+  const rooms = results.rooms ?? {};
+  table(
+    'Many small rooms: 10,000 clients in rooms of 10, every client sending (Parley stores every message in SQLite)',
+    ['server', 'highest passing msg/s per client', 'deliveries/s', 'p99 ms', 'server CPU µs / delivery'],
+    Object.entries(rooms).map(([t, r]) => {
+      const b = best(r);
+      return [t, num(b?.ratePerSender), num(b?.deliveriesPerSec), num(b?.p99, 1), num(b?.cpuUsPerDelivery, 2)];
+    }),
+  );
+  const idle = results.idle ?? {};
+  const idleMax = results['idle-max'] ?? {};
+  table(
+    'Idle capacity: RSS per idle connection (heartbeats on)',
+    ['server', 'connections', 'bytes / connection', 'connections (large run)', 'bytes / connection', 'still answering'],
+    Object.entries(idle).map(([t, r]) => [t, num(r.connections), num(r.bytesPerConnection), num(idleMax[t]?.connections), num(idleMax[t]?.bytesPerConnection), idleMax[t] === undefined ? '—' : String(idleMax[t]?.serverStillAnswers)]),
+  );
+  const conn = results.connect ?? {};
+  table(
+    'Connect storm: 10,000 connections, 200 at a time (Parley: a ticket over HTTP + the upgrade)',
+    ['server', 'connects/s', 'server CPU µs / connect'],
+    Object.entries(conn).map(([t, r]) => [t, num(r.connectsPerSec), num(r.serverCpuUsPerConnect, 0)]),
+  );
+  return lines.join('\n');
+}
+
+/** Two panels of horizontal bars: CPU per delivery at 50k/s (lower is better) and the highest fan-out rate (higher is better). */
+export function renderChart(results: Results): string {
+  type Panel = { title: string; unit: string; bars: [string, number][] };
+  const bar = (t: string, v: unknown): [string, number] => [t, typeof v === 'number' ? v : NaN];
+  const panels: Panel[] = [
+    { title: 'Server CPU per delivered message at 50,000 deliveries/s (µs, lower is better)', unit: 'µs', bars: Object.entries(results.fanout ?? {}).map(([t, r]) => bar(t, r.cpuUsPerDelivery)) },
+    { title: 'Highest fan-out rate with every message delivered and p99 ≤ 250 ms (deliveries/s)', unit: '/s', bars: Object.entries(results.rise ?? {}).map(([t, r]) => bar(t, best(r)?.deliveriesPerSec ?? 0)) },
+    { title: 'RSS per idle connection (bytes, lower is better)', unit: 'B', bars: Object.entries(results.idle ?? {}).map(([t, r]) => bar(t, r.bytesPerConnection)) },
+  ].filter((p) => p.bars.length > 0);
+  const W = 760;
+  const barH = 22;
+  const left = 110;
+  let y = 20;
+  const parts: string[] = [];
+  const colors: Record<string, string> = { parley: '#4f46e5', ws: '#64748b', socketio: '#0ea5e9', go: '#14b8a6' };
+  for (const p of panels) {
+    parts.push(`<text x="10" y="${y}" font-size="14" font-weight="600">${p.title}</text>`);
+    y += 12;
+    const max = Math.max(...p.bars.map(([, v]) => (Number.isFinite(v) ? v : 0)), 1e-9);
+    for (const [name, v] of p.bars) {
+      const w = Number.isFinite(v) ? Math.max(1, ((W - left - 120) * v) / max) : 0;
+      parts.push(`<text x="${left - 8}" y="${y + 16}" font-size="13" text-anchor="end">${name}</text>`);
+      parts.push(`<rect x="${left}" y="${y + 3}" width="${w.toFixed(1)}" height="${barH - 6}" fill="${colors[name] ?? '#888'}" rx="3"/>`);
+      parts.push(`<text x="${(left + w + 6).toFixed(1)}" y="${y + 16}" font-size="12">${Number.isFinite(v) ? v.toLocaleString('en-US', { maximumFractionDigits: 2 }) : 'n/a'} ${p.unit}</text>`);
+      y += barH;
+    }
+    y += 24;
+  }
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${y}" viewBox="0 0 ${W} ${y}" font-family="system-ui, sans-serif"><rect width="100%" height="100%" fill="#fff"/>${parts.join('')}</svg>\n`;
+}

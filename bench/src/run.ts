@@ -1,0 +1,170 @@
+/**
+ * The benchmark suite: Parley side by side with Socket.IO 4, a bare `ws` server and a Go
+ * gorilla/websocket server, in one run. Servers on core 0, this load generator on core 1.
+ *
+ *   npm run bench                          # everything (about 15 minutes)
+ *   npm run bench -- --workloads fanout,idle --targets parley,ws --quick
+ *
+ * Writes bench/results/results.json, bench/results/results.md and bench/results/chart.svg.
+ */
+import { writeFileSync } from 'node:fs';
+import { cpus, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { rssBytes } from './load.js';
+import { parleyTarget } from './parley-target.js';
+import { goTarget, socketioTarget, wsTarget } from './peers.js';
+import type { RunningServer, Target } from './target.js';
+import { newCounter, onStampFor, openClients, runRate, sleep, type RateResult } from './workload.js';
+
+const { values } = parseArgs({
+  options: {
+    targets: { type: 'string', default: 'parley,ws,socketio,go' },
+    workloads: { type: 'string', default: 'fanout,rise,rooms,idle,connect' },
+    quick: { type: 'boolean', default: false },
+    'idle-max': { type: 'string', default: '100000' },
+    out: { type: 'string', default: new URL('../../results/', import.meta.url).pathname },
+  },
+});
+const QUICK = values.quick === true;
+const all: Record<string, Target> = { parley: parleyTarget(), ws: wsTarget, socketio: socketioTarget, go: goTarget };
+const targets = (values.targets as string).split(',').map((n) => {
+  const t = all[n];
+  if (t === undefined) throw new Error(`unknown target ${n}; known: ${Object.keys(all).join(', ')}`);
+  return t;
+});
+const workloads = new Set((values.workloads as string).split(','));
+
+type Json = Record<string, unknown>;
+const results: Record<string, Record<string, Json>> = {};
+const record = (workload: string, target: string, r: Json) => {
+  (results[workload] ??= {})[target] = r;
+  console.error(`[${workload}] ${target}: ${JSON.stringify(r)}`);
+};
+
+async function withServer<T>(t: Target, fn: (s: RunningServer) => Promise<T>): Promise<T | undefined> {
+  let s: RunningServer;
+  try {
+    s = await t.start('0');
+  } catch (err) {
+    console.error(`[skip] ${t.name}: ${(err as Error).message}`);
+    return undefined;
+  }
+  try {
+    await t.prepare?.(s, 0);
+    return await fn(s);
+  } finally {
+    await s.stop();
+  }
+}
+
+const passes = (r: RateResult) => r.deliveredRatio >= 1 && r.p99 <= 250;
+
+/** Fan-out: N clients in one room, 10 senders. */
+async function fanout(t: Target, ratePerSender: number[], seconds: number): Promise<RateResult[]> {
+  const n = QUICK ? 300 : 1000;
+  const out: RateResult[] = [];
+  await withServer(t, async (s) => {
+    const counter = newCounter();
+    const { clients } = await openClients(t, s, n, () => 'fan', onStampFor(counter));
+    const senders = Array.from({ length: 10 }, (_, k) => Math.floor((k * n) / 10));
+    for (const rate of ratePerSender) {
+      const r = await runRate(s, clients, senders, () => n, counter, { ratePerSender: rate, seconds, warmup: 1, drain: 1.5 });
+      out.push(r);
+      console.error(`  ${t.name} fan-out ${rate}/s × 10 → ${r.deliveriesPerSec}/s ratio ${r.deliveredRatio.toFixed(4)} p99 ${r.p99.toFixed(1)} ms cpu ${r.cpuUsPerDelivery.toFixed(2)} µs`);
+      if (!passes(r)) break;
+    }
+    for (const c of clients) c.close();
+  });
+  return out;
+}
+
+/** Many small rooms: N clients in rooms of 10, every client sending. */
+async function rooms(t: Target, rates: number[], seconds: number): Promise<RateResult[]> {
+  const n = QUICK ? 2000 : 10_000;
+  const out: RateResult[] = [];
+  await withServer(t, async (s) => {
+    const counter = newCounter();
+    const { clients } = await openClients(t, s, n, (i) => `r${Math.floor(i / 10)}`, onStampFor(counter));
+    const senders = Array.from({ length: n }, (_, i) => i);
+    for (const rate of rates) {
+      const r = await runRate(s, clients, senders, () => 10, counter, { ratePerSender: rate, seconds, warmup: 1, drain: 1.5 });
+      out.push(r);
+      console.error(`  ${t.name} rooms ${rate}/s each → ${r.deliveriesPerSec}/s ratio ${r.deliveredRatio.toFixed(4)} p99 ${r.p99.toFixed(1)} ms`);
+      if (!passes(r)) break;
+    }
+    for (const c of clients) c.close();
+  });
+  return out;
+}
+
+/** Idle capacity: RSS per connection with N idle connections (heartbeats on). */
+async function idle(t: Target, n: number, holdSeconds: number): Promise<Json | undefined> {
+  return withServer(t, async (s) => {
+    await sleep(500);
+    const before = rssBytes(s.pid);
+    const { clients, seconds } = await openClients(t, s, n, (i) => `idle${Math.floor(i / 100)}`, () => undefined, 200);
+    await sleep(holdSeconds * 1000);
+    const after = rssBytes(s.pid);
+    const alive = await probeAlive(t, s);
+    for (const c of clients) c.close();
+    return { connections: n, connectSeconds: seconds, rssBeforeMiB: before / 2 ** 20, rssAfterMiB: after / 2 ** 20, bytesPerConnection: Math.round((after - before) / n), heldSeconds: holdSeconds, serverStillAnswers: alive };
+  });
+}
+
+/** A fresh connection still gets a message through after the hold (the server is alive). */
+async function probeAlive(t: Target, s: RunningServer): Promise<boolean> {
+  let got = false;
+  const a = await t.connect(s, 1, 'probe', () => (got = true));
+  a.send(1);
+  await sleep(500);
+  a.close();
+  return got;
+}
+
+/** Connect storm: N connections (Parley: ticket + upgrade), 200 at a time. */
+async function connect(t: Target, n: number): Promise<Json | undefined> {
+  return withServer(t, async (s) => {
+    const { clients, seconds, cpuUs } = await openClients(t, s, n, () => 'storm', () => undefined, 200);
+    for (const c of clients) c.close();
+    return { connections: n, seconds, connectsPerSec: Math.round(n / seconds), serverCpuUsPerConnect: cpuUs / n };
+  });
+}
+
+const secs = QUICK ? 4 : 8;
+for (const t of targets) {
+  if (workloads.has('fanout')) {
+    const [r] = await fanout(t, [5], secs * 1.5);
+    if (r !== undefined) record('fanout', t.name, { ...r });
+  }
+  if (workloads.has('rise')) {
+    const steps = await fanout(t, QUICK ? [10, 40, 80] : [10, 20, 40, 60, 80, 100, 130, 160, 200, 250, 300], secs);
+    const best = steps.filter(passes).at(-1);
+    if (steps.length > 0) record('rise', t.name, { best: best ?? null, steps });
+  }
+  if (workloads.has('rooms')) {
+    const steps = await rooms(t, QUICK ? [1, 4] : [1, 2, 4, 6, 8, 10, 14, 18], secs);
+    const best = steps.filter(passes).at(-1);
+    if (steps.length > 0) record('rooms', t.name, { best: best ?? null, steps });
+  }
+  if (workloads.has('idle')) {
+    const small = await idle(t, QUICK ? 2000 : 10_000, 10);
+    if (small !== undefined) record('idle', t.name, small);
+    const big = Number(values['idle-max']);
+    if (!QUICK && big > 10_000) {
+      const r = await idle(t, big, 35);
+      if (r !== undefined) record('idle-max', t.name, r);
+    }
+  }
+  if (workloads.has('connect')) {
+    const r = await connect(t, QUICK ? 2000 : 10_000);
+    if (r !== undefined) record('connect', t.name, r);
+  }
+}
+
+const machine = `${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}; server on core 0, load generator on core 1`;
+writeFileSync(join(values.out as string, 'results.json'), JSON.stringify({ date: new Date().toISOString(), machine, quick: QUICK, results }, null, 2) + '\n');
+const { renderMarkdown, renderChart } = await import('./report.js');
+writeFileSync(join(values.out as string, 'results.md'), renderMarkdown(results, machine));
+writeFileSync(join(values.out as string, 'chart.svg'), renderChart(results));
+console.log(renderMarkdown(results, machine));

@@ -1,0 +1,40 @@
+/**
+ * What the benchmark suite needs from each server under test (Parley and its peers): start it
+ * pinned to a core, open client connections in its protocol, send a stamped chat message, and
+ * report every stamped message a client receives.
+ *
+ * A chat message in every protocol carries the sender's stamp (performance.now() of the load
+ * generator, as text) so latency is measured from send to each delivery.
+ */
+export interface RunningServer {
+  url: string;
+  pid: number;
+  stop(): Promise<void>;
+}
+
+export interface BenchClient {
+  /** Sends a chat message stamped `stamp` to the client's room. */
+  send(stamp: number): void;
+  close(): void;
+}
+
+export interface ConnectOptions {
+  /** Source address for the TCP connection (127.0.0.x), to go past one address's ephemeral ports. */
+  localAddress?: string;
+}
+
+export interface Target {
+  readonly name: string;
+  /** Starts the server pinned to `core` (taskset). Rejects with a clear message when it cannot run here. */
+  start(core: string): Promise<RunningServer>;
+  /** One-time preparation before connections are opened (e.g. Parley: accounts and tokens). */
+  prepare?(server: RunningServer, clients: number): Promise<void>;
+  /**
+   * Opens a connection, joins `room`, and resolves once joined. `onStamp` is called with the
+   * stamp of every chat message the connection receives.
+   */
+  connect(server: RunningServer, index: number, room: string, onStamp: (stamp: number) => void, opts?: ConnectOptions): Promise<BenchClient>;
+}
+
+/** Parses the stamp out of a message text of the form `@<number>`. */
+export const stampOf = (text: string): number => (text.charCodeAt(0) === 64 /* @ */ ? Number(text.slice(1)) : NaN);

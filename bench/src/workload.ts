@@ -1,0 +1,152 @@
+/**
+ * Workloads, the same for every target: open connections in rooms, send stamped messages at a
+ * fixed offered rate, count deliveries and latencies, and read the server's CPU and RSS from
+ * /proc. The load generator runs on core 1 (the caller is started with `taskset -c 1`), the
+ * server on core 0.
+ */
+import { performance } from 'node:perf_hooks';
+import { cpuMicros, rssBytes } from './load.js';
+import type { BenchClient, RunningServer, Target } from './target.js';
+
+/** Source addresses for many connections (each gives ~28k ephemeral ports). */
+export const SOURCES = ['127.0.0.1', '127.0.0.2', '127.0.0.3', '127.0.0.4', '127.0.0.5', '127.0.0.6', '127.0.0.7', '127.0.0.8'];
+
+export interface Opened {
+  clients: BenchClient[];
+  seconds: number;
+  /** Server CPU spent while connecting, µs. */
+  cpuUs: number;
+}
+
+export interface Counter {
+  /** Messages sent with stamps in [from, to) are counted. */
+  from: number;
+  to: number;
+  delivered: number;
+  latencies: number[];
+}
+
+export const newCounter = (): Counter => ({ from: Infinity, to: Infinity, delivered: 0, latencies: [] });
+
+export function onStampFor(counter: Counter): (stamp: number) => void {
+  return (stamp) => {
+    if (stamp >= counter.from && stamp < counter.to) {
+      counter.delivered++;
+      counter.latencies.push(performance.now() - stamp);
+    }
+  };
+}
+
+/** Opens `n` connections, `concurrency` at a time, client i in room roomOf(i). */
+export async function openClients(
+  target: Target,
+  server: RunningServer,
+  n: number,
+  roomOf: (i: number) => string,
+  onStamp: (stamp: number) => void,
+  concurrency = 100,
+): Promise<Opened> {
+  const clients: BenchClient[] = new Array(n);
+  const cpu0 = cpuMicros(server.pid);
+  const t0 = performance.now();
+  let next = 0;
+  const worker = async () => {
+    while (next < n) {
+      const i = next++;
+      const source = SOURCES[Math.floor(i / 25_000) % SOURCES.length] as string;
+      clients[i] = await target.connect(server, i, roomOf(i), onStamp, { localAddress: source });
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, n) }, worker));
+  return { clients, seconds: (performance.now() - t0) / 1000, cpuUs: cpuMicros(server.pid) - cpu0 };
+}
+
+export interface RateResult {
+  ratePerSender: number;
+  offeredPerSec: number;
+  sent: number;
+  expected: number;
+  delivered: number;
+  deliveredRatio: number;
+  deliveriesPerSec: number;
+  p50: number;
+  p99: number;
+  max: number;
+  cpuUsPerDelivery: number;
+  rssBytes: number;
+}
+
+const q = (sorted: Float64Array, p: number) => (sorted.length === 0 ? NaN : (sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] as number));
+
+/**
+ * Has `senders` send `ratePerSender` msg/s each for warmup + seconds; counts deliveries of the
+ * messages sent in the measured window (waiting `drain` s for late ones).
+ */
+export async function runRate(
+  server: RunningServer,
+  clients: BenchClient[],
+  senders: number[],
+  membersPerRoomOf: (i: number) => number,
+  counter: Counter,
+  o: { ratePerSender: number; seconds: number; warmup?: number; drain?: number },
+): Promise<RateResult> {
+  counter.delivered = 0;
+  counter.latencies = [];
+  counter.from = Infinity;
+  counter.to = Infinity;
+  const intervalMs = 1000 / o.ratePerSender;
+  let sent = 0;
+  let expected = 0;
+  let measuring = false;
+  let next = performance.now();
+  // Spread the senders over the interval so the load is smooth, not a burst per tick.
+  const slots = Math.max(1, Math.min(senders.length, Math.ceil(intervalMs)));
+  let timer: NodeJS.Timeout | undefined;
+  let slot = 0;
+  const tick = () => {
+    const now = performance.now();
+    while (next <= now) {
+      for (let k = slot; k < senders.length; k += slots) {
+        const i = senders[k] as number;
+        const stamp = performance.now();
+        (clients[i] as BenchClient).send(stamp);
+        if (measuring) {
+          sent++;
+          expected += membersPerRoomOf(i);
+        }
+      }
+      slot = (slot + 1) % slots;
+      next += intervalMs / slots;
+    }
+    timer = setTimeout(tick, Math.max(0, next - performance.now()));
+  };
+  tick();
+  await sleep((o.warmup ?? 2) * 1000);
+  const cpu0 = cpuMicros(server.pid);
+  counter.from = performance.now();
+  measuring = true;
+  await sleep(o.seconds * 1000);
+  measuring = false;
+  counter.to = performance.now();
+  const cpu1 = cpuMicros(server.pid);
+  clearTimeout(timer);
+  const windowSec = (counter.to - counter.from) / 1000;
+  await sleep((o.drain ?? 2) * 1000);
+  const sorted = Float64Array.from(counter.latencies).sort();
+  return {
+    ratePerSender: o.ratePerSender,
+    offeredPerSec: Math.round(expected / windowSec),
+    sent,
+    expected,
+    delivered: counter.delivered,
+    deliveredRatio: expected === 0 ? 0 : counter.delivered / expected,
+    deliveriesPerSec: Math.round(counter.delivered / windowSec),
+    p50: q(sorted, 0.5),
+    p99: q(sorted, 0.99),
+    max: sorted.length > 0 ? (sorted[sorted.length - 1] as number) : NaN,
+    cpuUsPerDelivery: counter.delivered > 0 ? (cpu1 - cpu0) / counter.delivered : NaN,
+    rssBytes: rssBytes(server.pid),
+  };
+}
+
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
