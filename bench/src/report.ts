@@ -34,7 +34,7 @@ export function renderMarkdown(results: Results, machine: string): string {
     ['server', 'highest passing msg/s per client', 'deliveries/s', 'p99 ms', 'server CPU µs / delivery'],
     Object.entries(rooms).map(([t, r]) => {
       const b = best(r);
-      return [t, num(b?.ratePerSender), num(b?.deliveriesPerSec), num(b?.p99, 1), num(b?.cpuUsPerDelivery, 2)];
+      return [t, num(b?.ratePerSender, 2), num(b?.deliveriesPerSec), num(b?.p99, 1), num(b?.cpuUsPerDelivery, 2)];
     }),
   );
   const idle = results.idle ?? {};

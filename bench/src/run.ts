@@ -140,12 +140,12 @@ for (const t of targets) {
     if (r !== undefined) record('fanout', t.name, { ...r });
   }
   if (workloads.has('rise')) {
-    const steps = await fanout(t, QUICK ? [10, 40, 80] : [10, 20, 40, 60, 80, 100, 130, 160, 200, 250, 300], secs);
+    const steps = await fanout(t, QUICK ? [10, 40, 80] : [5, 7, 10, 15, 20, 30, 40, 50, 60, 70, 80, 100], secs);
     const best = steps.filter(passes).at(-1);
     if (steps.length > 0) record('rise', t.name, { best: best ?? null, steps });
   }
   if (workloads.has('rooms')) {
-    const steps = await rooms(t, QUICK ? [1, 4] : [1, 2, 4, 6, 8, 10, 14, 18], secs);
+    const steps = await rooms(t, QUICK ? [1, 4] : [0.25, 0.5, 0.75, 1, 1.25, 1.5, 2, 3], secs);
     const best = steps.filter(passes).at(-1);
     if (steps.length > 0) record('rooms', t.name, { best: best ?? null, steps });
   }

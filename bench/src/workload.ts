@@ -53,7 +53,8 @@ export async function openClients(
   const worker = async () => {
     while (next < n) {
       const i = next++;
-      const source = SOURCES[Math.floor(i / 25_000) % SOURCES.length] as string;
+      // Round-robin over source addresses: ports left in TIME_WAIT by earlier runs do not run out.
+      const source = SOURCES[i % SOURCES.length] as string;
       clients[i] = await target.connect(server, i, roomOf(i), onStamp, { localAddress: source });
     }
   };

@@ -42,6 +42,11 @@ export class Flusher {
 
   constructor(private readonly delayMs = 0) {}
 
+  /** With a write delay every frame is held (corked) until the delay ends. */
+  get delayed(): boolean {
+    return this.delayMs > 0;
+  }
+
   add(conn: Connection): void {
     this.pending.push(conn);
     if (this.scheduled) return;
@@ -77,7 +82,8 @@ export class Connection {
   private strikesSince = 0;
   private closeTimer: NodeJS.Timeout | undefined;
 
-  private corked = false;
+  /** This event-loop turn: 0 nothing written, 1 one frame written directly, 2 corked. */
+  private turn: 0 | 1 | 2 = 0;
   /** Bytes written since the socket was corked this turn. */
   private corkedBytes = 0;
 
@@ -137,10 +143,18 @@ export class Connection {
       this.close(CloseCodes.slow_consumer, 'slow consumer');
       return false;
     }
-    if (!this.corked) {
-      this.corked = true;
-      socket.cork();
+    // The first frame of a turn goes straight out (one write, no writev); from the second on,
+    // the socket is corked and the rest of the turn's frames leave together when it ends.
+    if (this.turn === 0 && !this.flusher.delayed) {
+      this.turn = 1;
       this.flusher.add(this);
+      socket.write(frame);
+      return true;
+    }
+    if (this.turn !== 2) {
+      if (this.turn === 0) this.flusher.add(this);
+      this.turn = 2;
+      socket.cork();
     }
     this.corkedBytes += frame.length;
     socket.write(frame);
@@ -157,10 +171,11 @@ export class Connection {
     return this.socket.writableLength - this.corkedBytes;
   }
 
-  /** Called by the Flusher: lets this turn's frames go. */
+  /** Called by the Flusher at the end of a turn: lets the corked frames go. */
   uncork(): void {
-    if (!this.corked) return;
-    this.corked = false;
+    const corked = this.turn === 2;
+    this.turn = 0;
+    if (!corked) return;
     this.corkedBytes = 0;
     this.socket.uncork();
   }
