@@ -19,7 +19,7 @@ import { newCounter, onStampFor, openClients, runRate, sleep, type RateResult } 
 
 const { values } = parseArgs({
   options: {
-    targets: { type: 'string', default: 'parley,ws,socketio,go' },
+    targets: { type: 'string', default: 'parley,parley-delay10,ws,socketio,go' },
     workloads: { type: 'string', default: 'fanout,rise,rooms,idle,connect' },
     quick: { type: 'boolean', default: false },
     // This machine's hard limit on open files is 20,000 per process (prlimit), so one server
@@ -29,7 +29,14 @@ const { values } = parseArgs({
   },
 });
 const QUICK = values.quick === true;
-const all: Record<string, Target> = { parley: parleyTarget(), ws: wsTarget, socketio: socketioTarget, go: goTarget };
+const all: Record<string, Target> = {
+  parley: parleyTarget(),
+  // The opt-in write delay: each socket's frames held 10 ms and written together.
+  'parley-delay10': { ...parleyTarget({ PARLEY_WRITE_DELAY_MS: '10' }), name: 'parley (writeDelayMs 10)' },
+  ws: wsTarget,
+  socketio: socketioTarget,
+  go: goTarget,
+};
 const targets = (values.targets as string).split(',').map((n) => {
   const t = all[n];
   if (t === undefined) throw new Error(`unknown target ${n}; known: ${Object.keys(all).join(', ')}`);
@@ -149,7 +156,8 @@ for (const t of targets) {
     const best = steps.filter(passes).at(-1);
     if (steps.length > 0) record('rooms', t.name, { best: best ?? null, steps });
   }
-  if (workloads.has('idle')) {
+  const variant = t.name.includes('writeDelayMs'); // a config variant: traffic workloads only
+  if (workloads.has('idle') && !variant) {
     const small = await idle(t, QUICK ? 2000 : 10_000, 10);
     if (small !== undefined) record('idle', t.name, small);
     const big = Number(values['idle-max']);
@@ -158,7 +166,7 @@ for (const t of targets) {
       if (r !== undefined) record('idle-max', t.name, r);
     }
   }
-  if (workloads.has('connect')) {
+  if (workloads.has('connect') && !variant) {
     const r = await connect(t, QUICK ? 2000 : 10_000);
     if (r !== undefined) record('connect', t.name, r);
   }
