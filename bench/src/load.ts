@@ -41,7 +41,7 @@ export interface LoadResult {
   connectMs: number;
 }
 
-const post = async (url: string, path: string, body: unknown, token?: string): Promise<Record<string, string>> => {
+export const post = async (url: string, path: string, body: unknown, token?: string): Promise<Record<string, string>> => {
   const headers: Record<string, string> = { 'content-type': 'application/json' };
   if (token !== undefined) headers.authorization = `Bearer ${token}`;
   const res = await fetch(url + path, { method: 'POST', headers, body: body === undefined ? undefined : JSON.stringify(body) });

@@ -1,20 +1,12 @@
 /** Parley as a benchmark target: accounts once, a ticket per connection, resume=1 sockets. */
 import WebSocket from 'ws';
+import { post } from './load.js';
 import { startParley } from './nodes.js';
 import { stampOf, type BenchClient, type ConnectOptions, type RunningServer, type Target } from './target.js';
 
 const PASSWORD = 'bench-password';
 /** Connections share this many accounts (login once per account; tickets per connection). */
 const ACCOUNTS = 50;
-
-const post = async (url: string, path: string, body: unknown, token?: string): Promise<Record<string, string>> => {
-  const headers: Record<string, string> = { 'content-type': 'application/json' };
-  if (token !== undefined) headers.authorization = `Bearer ${token}`;
-  const res = await fetch(url + path, { method: 'POST', headers, body: body === undefined ? undefined : JSON.stringify(body) });
-  const json = (await res.json()) as Record<string, string>;
-  if (!res.ok && !(path === '/register' && res.status === 409)) throw new Error(`${path}: ${res.status} ${JSON.stringify(json)}`);
-  return json;
-};
 
 const MESSAGE_KEY = Buffer.from('"message":"@');
 

@@ -67,7 +67,7 @@ export function renderChart(results: Results): string {
   const left = 110;
   let y = 20;
   const parts: string[] = [];
-  const colors: Record<string, string> = { parley: '#4f46e5', ws: '#64748b', socketio: '#0ea5e9', go: '#14b8a6' };
+  const colors: Record<string, string> = { parley: '#4f46e5', 'parley (writeDelayMs 10)': '#818cf8', ws: '#64748b', 'socket.io': '#0ea5e9', 'go-gorilla': '#14b8a6' };
   for (const p of panels) {
     parts.push(`<text x="10" y="${y}" font-size="14" font-weight="600">${p.title}</text>`);
     y += 12;

@@ -1,0 +1,8 @@
+/** Re-renders results.md and chart.svg from results.json (after a change to the report's layout). */
+import { readFileSync, writeFileSync } from 'node:fs';
+import { renderChart, renderMarkdown } from './report.js';
+
+const dir = new URL('../../results/', import.meta.url).pathname;
+const { machine, results } = JSON.parse(readFileSync(`${dir}results.json`, 'utf8')) as { machine: string; results: Parameters<typeof renderChart>[0] };
+writeFileSync(`${dir}results.md`, renderMarkdown(results, machine));
+writeFileSync(`${dir}chart.svg`, renderChart(results));
