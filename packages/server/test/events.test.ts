@@ -207,3 +207,33 @@ describe('events', () => {
     assert.equal(server.hub.connections.size, before - 1);
   });
 });
+
+describe('broadcast', () => {
+  test('a message is serialized and framed once: every member is handed the same bytes', async () => {
+    const server = await startTestServer();
+    try {
+      const room = `once${Date.now()}`;
+      const users = await Promise.all([user(server), user(server), user(server)]);
+      for (const u of users) {
+        u.client.send({ type: 'join', payload: { room } });
+        await u.client.next('joined', (p) => p.room === room);
+      }
+      // Record what each server-side connection is handed to write.
+      const handed: Buffer[] = [];
+      for (const conn of server.hub.connections) {
+        const original = conn.sendFrame.bind(conn);
+        conn.sendFrame = (frame: Buffer) => {
+          if (frame.includes('"broadcast-once"')) handed.push(frame);
+          return original(frame);
+        };
+      }
+      users[0]?.client.send({ type: 'send_message', payload: { message: 'broadcast-once', room } });
+      for (const u of users) await u.client.next('new_message', (p) => p.message === 'broadcast-once');
+      assert.equal(handed.length, 3);
+      assert.ok(handed.every((f) => f === handed[0]), 'one Buffer instance for all receivers');
+      for (const u of users) u.client.close();
+    } finally {
+      await server.stop();
+    }
+  });
+});

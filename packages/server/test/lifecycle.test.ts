@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CloseCodes } from '@parley/protocol';
-import { ConfigError, envName, flagName, loadConfig } from '../src/config.js';
+import { CONFIG_KEYS, ConfigError, envName, flagName, loadConfig } from '../src/config.js';
 import { account, api, connect, type TestClient } from './helpers.js';
 
 const CLI = fileURLToPath(new URL('../src/cli.js', import.meta.url));
@@ -558,5 +558,17 @@ describe('parley user', () => {
     const tooLong = await runCli(['user', 'add', 'x'.repeat(33), '--data-dir', dataDir], { env: { PARLEY_USER_PASSWORD: 'long enough password' } });
     assert.notEqual(tooLong.code, 0);
     assert.deepEqual(await listUsers(dataDir), [], 'nothing was added');
+  });
+});
+
+describe('every config key reaches the command line', () => {
+  test('`parley start --help` lists a --<kebab-case> flag for every key, and a flag sets it', async () => {
+    const help = await runCli(['start', '--help']);
+    assert.equal(help.code, 0);
+    for (const key of CONFIG_KEYS) assert.match(help.stdout, new RegExp(`--${flagName(key)}\\b`), `--${flagName(key)} for ${key}`);
+    // And the flag is honoured: an invalid value for a non-port key is rejected naming that flag.
+    const bad = await runCli(['start', '--max-message-chars', '0']);
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /maxMessageChars \(--max-message-chars\)/);
   });
 });
