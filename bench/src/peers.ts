@@ -10,12 +10,13 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, statSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { io, type ManagerOptions, type SocketOptions } from 'socket.io-client';
 import WebSocket from 'ws';
+import { freePort } from '@parley/server/testing/cluster';
+import { stampInFrame } from './parley-target.js';
 import { stampOf, type BenchClient, type ConnectOptions, type RunningServer, type Target } from './target.js';
 
 /** bench/peers/, from bench/dist/src/peers.js. */
@@ -24,19 +25,6 @@ const PEERS_DIR = fileURLToPath(new URL('../../peers/', import.meta.url));
 const DEBIAN_GOCODE = '/usr/share/gocode';
 const GORILLA_SRC = join(DEBIAN_GOCODE, 'src/github.com/gorilla/websocket');
 const GO_MISSING = 'Go not installed (apt-get install golang-go golang-github-gorilla-websocket-dev); skipping the Go peer';
-
-/** A free TCP port on 127.0.0.1 (released before the server binds it). */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      const port = typeof addr === 'object' && addr !== null ? addr.port : 0;
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 /** Spawns `taskset -c core cmd ...args` with PORT in the environment and waits for GET /healthz → 200. */
 async function startPinned(name: string, core: string, cmd: string, args: string[], env: Record<string, string> = {}): Promise<RunningServer> {
@@ -134,17 +122,6 @@ export const socketioTarget: Target = {
 // ---------------------------------------------------------------------------------------------
 // Parley-like frames over plain WebSocket (the `ws` peer and the Go peer)
 // ---------------------------------------------------------------------------------------------
-
-const MESSAGE_KEY = Buffer.from('"message":"@');
-
-/** Finds `"message":"@<stamp>"` in a frame without decoding the whole frame. */
-function stampInFrame(buf: Buffer): number {
-  const at = buf.indexOf(MESSAGE_KEY);
-  if (at < 0) return NaN;
-  const start = at + MESSAGE_KEY.length;
-  const end = buf.indexOf(34 /* " */, start);
-  return Number(buf.toString('latin1', start, end));
-}
 
 /** Connects to `<url>/ws`, sends `join`, resolves on `joined`; then reports every new_message's stamp. */
 async function connectFrames(server: RunningServer, room: string, onStamp: (stamp: number) => void, opts: ConnectOptions): Promise<BenchClient> {
