@@ -19,7 +19,10 @@ export interface BenchNode {
 export async function startParley(env: Record<string, string>, core = '0'): Promise<BenchNode> {
   const port = await freePort();
   const dataDir = mkdtempSync(join(tmpdir(), 'parley-bench-'));
-  const proc = spawn('taskset', ['-c', core, process.execPath, CLI, 'start'], {
+  // BENCH_CPU_PROF=<dir>: write a V8 CPU profile of each node to <dir> when it stops.
+  const prof = process.env.BENCH_CPU_PROF;
+  const nodeArgs = prof === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${prof}`];
+  const proc = spawn('taskset', ['-c', core, process.execPath, ...nodeArgs, CLI, 'start'], {
     env: {
       ...process.env,
       PARLEY_HOST: '127.0.0.1',

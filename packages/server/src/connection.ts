@@ -151,14 +151,31 @@ export class Connection {
       socket.write(frame);
       return true;
     }
-    if (this.turn !== 2) {
-      if (this.turn === 0) this.flusher.add(this);
-      this.turn = 2;
-      socket.cork();
-    }
+    this.hold();
     this.corkedBytes += frame.length;
     socket.write(frame);
     return true;
+  }
+
+  /**
+   * Holds this turn's frames (corked) until the turn ends, so they leave in one write: used
+   * from the second frame of a turn on, and before handling a client event, whose replies
+   * (`joined` + `presence`, say) then go out together.
+   */
+  hold(): void {
+    if (this.turn === 2) return;
+    if (this.turn === 0) this.flusher.add(this);
+    this.turn = 2;
+    this.socket.cork();
+  }
+
+  /**
+   * For a socket the upgrade guard corked before the handshake: the 101 response and this
+   * turn's first frames (`welcome`, `joined`, `presence`) leave in one write when the turn ends.
+   */
+  adoptCork(): void {
+    this.turn = 2;
+    this.flusher.add(this);
   }
 
   /** Frames and writes one serialized event (a reply to this connection only). */

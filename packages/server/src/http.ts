@@ -13,7 +13,6 @@ import {
   MAX_PASSWORD_LENGTH,
   MIN_PASSWORD_LENGTH,
   USERNAME_PATTERN,
-  CloseCodes,
 } from '@parley/protocol';
 import type { Config } from './config.js';
 import type { Hub } from './hub.js';
@@ -194,21 +193,21 @@ export class Api {
     }
     await this.throttle.reset(userKey);
     const token = newSecret();
-    const session = sha256(token);
-    await store.createSession({ tokenHash: session, user: user.name, expiresAt: now + config.tokenTtlMs });
-    const otp = await tickets.issue(user.name, session);
+    const record = { tokenHash: sha256(token), user: user.name, expiresAt: now + config.tokenTtlMs };
+    await store.createSession(record);
+    const otp = await tickets.issue(record);
     return [200, { token, otp, user: { name: user.name }, expiresAt: new Date(now + config.tokenTtlMs).toISOString() }];
   }
 
   private async ticket(req: IncomingMessage): Promise<[number, unknown]> {
     const session = await this.authenticate(req);
-    return [200, { otp: await this.d.tickets.issue(session.user, session.tokenHash) }];
+    return [200, { otp: await this.d.tickets.issue(session) }];
   }
 
   private async logout(req: IncomingMessage): Promise<[number, unknown]> {
     const session = await this.authenticate(req);
     await this.d.store.deleteSession(session.tokenHash);
-    const closed = this.d.hub.closeSession(session.tokenHash, CloseCodes.session_revoked, 'session revoked');
+    const closed = this.d.hub.revokeSession(session.tokenHash);
     this.d.log.info({ user: session.user, closed }, 'logout');
     return [200, { ok: true }];
   }

@@ -70,7 +70,13 @@ interface Room {
 }
 
 /** What nodes publish to each other. `n`: the publishing node (it ignores its own). */
-type Envelope = { n: string; k: 'm'; m: ChatMessage } | { n: string; k: 'f'; f: string; x?: string };
+type Envelope = { n: string; k: 'm'; m: ChatMessage } | { n: string; k: 'f'; f: string; x?: string } | { n: string; k: 'r'; s: string };
+
+/**
+ * The broker channel for node-to-node notices that belong to no room (session revocations). Its
+ * name is outside ROOM_PATTERN, so no client can join it.
+ */
+export const CONTROL_CHANNEL = '$control';
 
 export class Hub {
   readonly connections = new Set<Connection>();
@@ -80,6 +86,8 @@ export class Hub {
   readonly writer: MessageWriter;
   readonly limits: Limits;
   private pingTimer: NodeJS.Timeout | undefined;
+  /** Sessions revoked within the last ticketTtlMs (here or on other nodes) → when. */
+  private readonly revoked = new Map<string, number>();
   private readonly handlers: { [K in ClientEventType]: Handler<K> };
 
   constructor(
@@ -259,6 +267,10 @@ export class Hub {
       return;
     }
     if (env.n === this.nodeId) return;
+    if (room === CONTROL_CHANNEL) {
+      if (env.k === 'r' && typeof env.s === 'string') this.revokedHere(env.s);
+      return;
+    }
     if (env.k === 'm' && typeof env.m?.seq === 'number' && env.m.room === room) this.accept(env.m);
     else if (env.k === 'f' && typeof env.f === 'string') this.broadcast(room, env.f, env.x === undefined ? undefined : (c) => c.user === env.x);
   }
@@ -366,12 +378,36 @@ export class Hub {
     }
   }
 
-  /** Closes every connection opened with this session (logout). */
-  closeSession(session: string, code: number, reason: string): number {
+  /** Listens for other nodes' notices (session revocations) when there are other nodes. */
+  async listen(): Promise<void> {
+    if (this.broker.fanout) await this.broker.subscribe(CONTROL_CHANNEL);
+  }
+
+  /**
+   * Logout: closes the session's connections with 4500 on every node, and every node refuses
+   * its unredeemed tickets from now on (so an upgrade needs no second session read). Returns
+   * how many connections this node closed.
+   */
+  revokeSession(session: string): number {
+    this.publish(CONTROL_CHANNEL, { n: this.nodeId, k: 'r', s: session });
+    return this.revokedHere(session);
+  }
+
+  /** Whether the session was revoked recently enough that tickets minted from it may still exist. */
+  isRevoked(session: string): boolean {
+    const at = this.revoked.get(session);
+    return at !== undefined && Date.now() - at <= this.config.ticketTtlMs;
+  }
+
+  private revokedHere(session: string): number {
+    const now = Date.now();
+    // Older entries can go: every ticket minted before them has expired.
+    for (const [s, at] of this.revoked) if (now - at > this.config.ticketTtlMs) this.revoked.delete(s);
+    this.revoked.set(session, now);
     let n = 0;
     for (const conn of this.connections) {
       if (conn.session === session) {
-        conn.close(code, reason);
+        conn.close(CloseCodes.session_revoked, 'session revoked');
         n++;
       }
     }
@@ -429,6 +465,7 @@ export class Hub {
       return;
     }
     const verdict = conn.take();
+    conn.hold(); // replies to this event leave in one write at the end of the turn
     if (verdict === 'flood') {
       conn.close(CloseCodes.policy_violation, 'rate limit exceeded repeatedly');
       return;

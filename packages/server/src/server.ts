@@ -85,6 +85,7 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
   const presence = options.presence ?? createPresence(config);
   const hub = new Hub(config, store, log, presence, broker, userLimit);
   await broker.init((room, payload) => hub.fromBroker(room, payload));
+  await hub.listen();
   broker.onHealth((healthy) => {
     if (healthy) {
       log.info({ broker: broker.driver }, 'broker connected; reading what was missed from the store');
@@ -152,10 +153,12 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
       .take(otp)
       .then(async (ticket) => {
         if (ticket === undefined) return refuse(socket, 'ticket_invalid');
-        const session = await store.getSession(ticket.session, Date.now());
-        if (session === undefined) return refuse(socket, 'ticket_invalid', 'The session behind this ticket was revoked or expired.');
+        // A ticket never outlives its session (see Tickets.issue); a logout anywhere revokes it.
+        if (hub.isRevoked(ticket.session)) return refuse(socket, 'ticket_invalid', 'The session behind this ticket was revoked.');
         if (closing || socket.destroyed) return refuse(socket, 'unavailable');
         const ip = clientAddress(req, config.trustProxy);
+        // Corked: the 101 response and the first frames leave in one write (see adoptCork).
+        socket.cork();
         wss.handleUpgrade(req, socket, head, (ws) => accept(ws as Tagged, socket, ip, ticket.user, ticket.session, autoJoin));
       })
       .catch((err: unknown) => {
@@ -185,6 +188,7 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
   const flusher = new Flusher(config.writeDelayMs);
   const accept = (ws: Tagged, socket: Duplex, ip: string, user: string, session: string, autoJoin: boolean) => {
     const conn = new Connection(ws, socket, flusher, user, session, ip, config);
+    conn.adoptCork();
     ws[CONN] = conn;
     socket.off('error', destroySelf); // ws handles socket errors from here on
     ws.on('message', onMessage);

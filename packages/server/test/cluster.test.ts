@@ -41,6 +41,20 @@ describe('three nodes on Redis and Postgres', () => {
     client.close();
   });
 
+  test('a logout on one node closes the session\'s sockets on every node and revokes its tickets everywhere', async () => {
+    const [a, b, c] = cluster.nodes as [typeof cluster.nodes[0], typeof cluster.nodes[0], typeof cluster.nodes[0]];
+    const acct = await account(a);
+    const onB = await connect(b, acct.otp);
+    const other = await account(a); // another session of another user stays open
+    const otherOnB = await connect(b, other.otp);
+    const spare = await ticket(c, acct.token); // minted on C before the logout
+    assert.equal((await api(a.url, '/logout', undefined, { token: acct.token })).status, 200);
+    assert.equal((await onB.waitClose()).code, 4500, 'closed on B by a logout on A');
+    assert.equal((await tryUpgrade(wsUrl(b, spare))).status, 401, 'the spare ticket no longer opens a socket');
+    assert.equal(otherOnB.ws.readyState, 1, 'other sessions are untouched');
+    otherOnB.close();
+  });
+
   test('failed logins are counted across nodes', async () => {
     const [a, b, c] = cluster.nodes as [typeof cluster.nodes[0], typeof cluster.nodes[0], typeof cluster.nodes[0]];
     const acct = await account(a);

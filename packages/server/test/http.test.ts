@@ -147,9 +147,11 @@ describe('accounts', () => {
     const s = await startTestServer({ tokenTtlMs: 1000 });
     try {
       const a = await account(s);
-      assert.equal((await api(s.url, '/ticket', undefined, { token: a.token })).status, 200);
+      const otp = (await api<{ otp: string }>(s.url, '/ticket', undefined, { token: a.token })).body.otp;
       await sleep(1100);
       assert.equal((await api(s.url, '/ticket', undefined, { token: a.token })).status, 401);
+      // A ticket never outlives the session it was minted from (tickets live 10 s by default).
+      assert.equal((await tryUpgrade(wsUrl(s, otp))).status, 401);
     } finally {
       await s.stop();
     }

@@ -2,7 +2,8 @@
 import { Redis } from 'ioredis';
 import { StoreError } from '../store/store.js';
 import type { LoginThrottle } from './throttle.js';
-import { newSecret, type Ticket, type Tickets } from './tokens.js';
+import type { SessionRecord } from '../store/store.js';
+import { newSecret, ticketFor, type Ticket, type Tickets } from './tokens.js';
 
 /** Runs a Redis call; a failure (Redis down) becomes StoreError('unavailable'): HTTP 503. */
 async function guarded<T>(what: string, fn: () => Promise<T>): Promise<T> {
@@ -27,10 +28,10 @@ export class RedisTickets implements Tickets {
     private readonly prefix = 'parley:',
   ) {}
 
-  async issue(user: string, session: string): Promise<string> {
+  async issue(session: SessionRecord): Promise<string> {
     const otp = newSecret();
-    const ticket: Ticket = { user, session, expiresAt: Date.now() + this.ttlMs };
-    await guarded('ticket', () => this.redis.set(`${this.prefix}ticket:${otp}`, JSON.stringify(ticket), 'PX', this.ttlMs));
+    const ticket = ticketFor(session, this.ttlMs);
+    await guarded('ticket', () => this.redis.set(`${this.prefix}ticket:${otp}`, JSON.stringify(ticket), 'PX', Math.max(1, ticket.expiresAt - Date.now())));
     return otp;
   }
 

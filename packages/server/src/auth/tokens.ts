@@ -3,6 +3,7 @@
  * Both are 256 random bits, base64url. Only a SHA-256 of a token is ever stored.
  */
 import { createHash, randomBytes } from 'node:crypto';
+import type { SessionRecord } from '../store/store.js';
 
 export const newSecret = (): string => randomBytes(32).toString('base64url');
 export const sha256 = (s: string): string => createHash('sha256').update(s).digest('hex');
@@ -14,13 +15,20 @@ export interface Ticket {
   expiresAt: number;
 }
 
+export const ticketFor = (session: SessionRecord, ttlMs: number): Ticket => ({
+  user: session.user,
+  session: session.tokenHash,
+  expiresAt: Math.min(Date.now() + ttlMs, session.expiresAt),
+});
+
 /**
  * One-time tickets ("otp" in the seed). `take` consumes: a ticket redeems once, then never,
  * on whichever node it is presented. Implementations: MemoryTickets (one node) and
  * RedisTickets (shared by every node).
  */
 export interface Tickets {
-  issue(user: string, session: string): Promise<string>;
+  /** Mints a ticket for the session; it expires after the ticket TTL or with the session, whichever is first. */
+  issue(session: SessionRecord): Promise<string>;
   /** Resolves the ticket and deletes it, or undefined when unknown, used or expired. */
   take(otp: string): Promise<Ticket | undefined>;
   close(): Promise<void>;
@@ -36,9 +44,9 @@ export class MemoryTickets implements Tickets {
     this.sweeper.unref();
   }
 
-  async issue(user: string, session: string): Promise<string> {
+  async issue(session: SessionRecord): Promise<string> {
     const otp = newSecret();
-    this.tickets.set(otp, { user, session, expiresAt: Date.now() + this.ttlMs });
+    this.tickets.set(otp, ticketFor(session, this.ttlMs));
     return otp;
   }
 
