@@ -1,5 +1,6 @@
 /** Rooms, messages and error events over real WebSockets. */
 import assert from 'node:assert/strict';
+import { Socket } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { ErrorCodes } from '@parley/protocol';
 import { sleep, startTestServer, user, type TestServer } from './helpers.js';
@@ -209,6 +210,40 @@ describe('events', () => {
 });
 
 describe('broadcast', () => {
+  test('the 101 and the first frames leave in one write; so do the replies to one event', async () => {
+    // Count the write calls (each one system call) of every socket in this process.
+    const writes = new Map<Socket, string[]>();
+    const proto = Socket.prototype as unknown as Record<'_write' | '_writev', (this: Socket, ...args: unknown[]) => void>;
+    const original = { _write: proto._write, _writev: proto._writev };
+    proto._write = function (this: Socket, chunk: unknown, ...rest: unknown[]) {
+      writes.set(this, [...(writes.get(this) ?? []), String(chunk)]);
+      return original._write.call(this, chunk, ...rest);
+    };
+    proto._writev = function (this: Socket, chunks: unknown, ...rest: unknown[]) {
+      writes.set(this, [...(writes.get(this) ?? []), (chunks as { chunk: unknown }[]).map((c) => String(c.chunk)).join('')]);
+      return original._writev.call(this, chunks, ...rest);
+    };
+    const server = await startTestServer();
+    try {
+      const a = await user(server); // auto-joins general: welcome, joined, presence
+      await a.client.next('presence', (p) => p.room === 'general');
+      const [conn] = server.hub.connections;
+      const socket = (conn as unknown as { socket: Socket }).socket;
+      const first = writes.get(socket)?.[0] ?? '';
+      for (const part of ['HTTP/1.1 101', '"type":"welcome"', '"type":"joined"', '"type":"presence"']) assert.ok(first.includes(part), `first write holds ${part}: ${first}`);
+      assert.equal(writes.get(socket)?.length, 1);
+      a.client.send({ type: 'join', payload: { room: 'one-write' }, ref: 'j' });
+      await a.client.next('presence', (p) => p.room === 'one-write');
+      const second = writes.get(socket) ?? [];
+      assert.equal(second.length, 2, 'one more write for the join');
+      assert.ok(second[1]?.includes('"type":"joined"') && second[1].includes('"type":"presence"'), `joined and presence together: ${second[1]}`);
+      a.client.close();
+    } finally {
+      Object.assign(proto, original);
+      await server.stop();
+    }
+  });
+
   test('a message is serialized and framed once: every member is handed the same bytes', async () => {
     const server = await startTestServer();
     try {
