@@ -10,10 +10,8 @@ import { writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import pg from 'pg';
-import { Redis } from 'ioredis';
 import { cpuMicros, runParleyLoad, type LoadResult } from './load.js';
-import { startParley, type BenchNode } from './nodes.js';
+import { PG_URL, REDIS_URL, startCluster, startParley, type BenchNode } from './nodes.js';
 
 const { values } = parseArgs({
   options: {
@@ -22,8 +20,8 @@ const { values } = parseArgs({
     senders: { type: 'string', default: '40' },
     rate: { type: 'string', default: '10' },
     seconds: { type: 'string', default: '10' },
-    'pg-url': { type: 'string', default: process.env.PARLEY_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test' },
-    'redis-url': { type: 'string', default: process.env.PARLEY_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379' },
+    'pg-url': { type: 'string', default: PG_URL },
+    'redis-url': { type: 'string', default: REDIS_URL },
     out: { type: 'string', default: new URL('../../results/', import.meta.url).pathname },
   },
 });
@@ -60,43 +58,15 @@ async function measure(setup: string, nodes: BenchNode[]): Promise<Row> {
 }
 
 const rows: Row[] = [];
-const schemaFor = (tag: string) => `parley_bench_${tag}_${process.pid}`;
-const dropSchema = async (schema: string) => {
-  const c = new pg.Client({ connectionString: values['pg-url'] });
-  await c.connect();
-  await c.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
-  await c.end();
-};
-const dropPrefix = async (prefix: string) => {
-  const r = new Redis(values['redis-url']);
-  const keys = await r.keys(`${prefix}*`);
-  if (keys.length > 0) await r.del(...keys);
-  r.disconnect();
-};
-
 {
   const n = await startParley({});
   rows.push(await measure('1 node, SQLite + memory broker', [n]));
   await n.stop();
 }
 for (const count of [1, 3]) {
-  const schema = schemaFor(`n${count}`);
-  const prefix = `parley-bench:${process.pid}:${count}:`;
-  const env = {
-    PARLEY_STORE: 'postgres',
-    PARLEY_POSTGRES_URL: values['pg-url'],
-    PARLEY_POSTGRES_SCHEMA: schema,
-    PARLEY_BROKER: 'redis',
-    PARLEY_PRESENCE: 'redis',
-    PARLEY_REDIS_URL: values['redis-url'],
-    PARLEY_REDIS_PREFIX: prefix,
-  };
-  const nodes: BenchNode[] = [];
-  for (let i = 0; i < count; i++) nodes.push(await startParley(env));
-  rows.push(await measure(`${count} node${count > 1 ? 's' : ''}, Postgres + Redis`, nodes));
-  await Promise.all(nodes.map((n) => n.stop()));
-  await dropSchema(schema);
-  await dropPrefix(prefix);
+  const cluster = await startCluster(count, `n${count}`, {}, values['pg-url'], values['redis-url']);
+  rows.push(await measure(`${count} node${count > 1 ? 's' : ''}, Postgres + Redis`, cluster.nodes));
+  await cluster.stop();
 }
 
 const machine = `${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, Node ${process.version}; servers on core 0, load generator on core 1`;

@@ -4,7 +4,12 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { Redis } from 'ioredis';
+import pg from 'pg';
 import { freePort } from '@parley/server/testing/cluster';
+
+export const PG_URL = process.env.PARLEY_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+export const REDIS_URL = process.env.PARLEY_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 
 export const CLI = fileURLToPath(new URL('../../../packages/server/dist/src/cli.js', import.meta.url));
 
@@ -57,6 +62,44 @@ export async function startParley(env: Record<string, string>, core = '0'): Prom
       const done = new Promise((r) => proc.once('exit', r));
       proc.kill('SIGTERM');
       await done;
+    },
+  };
+}
+
+export interface BenchCluster {
+  nodes: BenchNode[];
+  /** Stops the nodes, drops their Postgres schema and their Redis keys. */
+  stop(): Promise<void>;
+}
+
+/** `count` nodes on one Postgres schema and one Redis prefix of their own (removed by stop()). */
+export async function startCluster(count: number, tag: string, extraEnv: Record<string, string> = {}, pgUrl = PG_URL, redisUrl = REDIS_URL): Promise<BenchCluster> {
+  const schema = `parley_bench_${tag}_${process.pid}`;
+  const prefix = `parley-bench:${process.pid}:${tag}:`;
+  const env = {
+    PARLEY_STORE: 'postgres',
+    PARLEY_POSTGRES_URL: pgUrl,
+    PARLEY_POSTGRES_SCHEMA: schema,
+    PARLEY_BROKER: 'redis',
+    PARLEY_PRESENCE: 'redis',
+    PARLEY_REDIS_URL: redisUrl,
+    PARLEY_REDIS_PREFIX: prefix,
+    ...extraEnv,
+  };
+  const nodes: BenchNode[] = [];
+  for (let i = 0; i < count; i++) nodes.push(await startParley(env));
+  return {
+    nodes,
+    stop: async () => {
+      await Promise.all(nodes.map((n) => n.stop()));
+      const c = new pg.Client({ connectionString: pgUrl });
+      await c.connect();
+      await c.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+      await c.end();
+      const r = new Redis(redisUrl);
+      const keys = await r.keys(`${prefix}*`);
+      if (keys.length > 0) await r.del(...keys);
+      r.disconnect();
     },
   };
 }

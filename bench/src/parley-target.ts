@@ -19,7 +19,7 @@ export function stampInFrame(buf: Buffer): number {
   return Number(buf.toString('latin1', start, end));
 }
 
-export function parleyTarget(env: Record<string, string> = {}): Target & { tokens: string[] } {
+export function parleyTarget(env: Record<string, string> = {}): Target & { tokens: string[]; prepare: NonNullable<Target['prepare']> } {
   const tokens: string[] = [];
   return {
     name: 'parley',
@@ -32,6 +32,9 @@ export function parleyTarget(env: Record<string, string> = {}): Target & { token
         await post(server.url, '/register', { username, password: PASSWORD });
         tokens.push((await post(server.url, '/login', { username, password: PASSWORD })).token as string);
       }
+    },
+    async ticket(server, index) {
+      await post(server.url, '/ticket', undefined, tokens[index % tokens.length]);
     },
     async connect(server, index, room, onStamp, opts: ConnectOptions = {}): Promise<BenchClient> {
       const { otp } = await post(server.url, '/ticket', undefined, tokens[index % tokens.length]);
@@ -48,6 +51,8 @@ export function parleyTarget(env: Record<string, string> = {}): Target & { token
             ws.off('message', onJoin);
             ws.off('error', reject);
             ws.on('error', () => undefined);
+            if (opts.onPing !== undefined) ws.on('ping', opts.onPing);
+            if (opts.onClose !== undefined) ws.on('close', opts.onClose);
             ws.on('message', (frame: Buffer) => {
               const stamp = stampInFrame(frame);
               if (!Number.isNaN(stamp)) onStamp(stamp);

@@ -16,6 +16,7 @@ import { fileURLToPath } from 'node:url';
 import { io, type ManagerOptions, type SocketOptions } from 'socket.io-client';
 import WebSocket from 'ws';
 import { freePort } from '@parley/server/testing/cluster';
+import { post } from './load.js';
 import { stampInFrame } from './parley-target.js';
 import { stampOf, type BenchClient, type ConnectOptions, type RunningServer, type Target } from './target.js';
 
@@ -165,6 +166,9 @@ export const wsTarget: Target = {
   name: 'ws',
   start: (core) => startPinned('ws', core, process.execPath, [join(PEERS_DIR, 'ws/server.mjs')]),
   connect: (server, _index, room, onStamp, opts = {}) => connectFrames(server, room, onStamp, opts),
+  ticket: async (server) => {
+    await post(server.url, '/ticket', undefined);
+  },
 };
 
 // ---------------------------------------------------------------------------------------------

@@ -44,11 +44,17 @@ export function renderMarkdown(results: Results, machine: string): string {
     ['server', 'connections', 'bytes / connection', 'connections (large run)', 'bytes / connection', 'still answering'],
     Object.entries(idle).map(([t, r]) => [t, num(r.connections), num(r.bytesPerConnection), num(idleMax[t]?.connections), num(idleMax[t]?.bytesPerConnection), idleMax[t] === undefined ? '—' : String(idleMax[t]?.serverStillAnswers)]),
   );
+  const many = results['idle-cluster'] ?? {};
+  table(
+    'Holding 100,000 idle connections, heartbeats on (nodes on one Postgres + Redis, all on core 0: one process may open 20,000 files here)',
+    ['server', 'nodes', 'connections', 'open after the hold', 'held s', 'pings answered', 'bytes / connection', 'idle CPU µs / connection / s', 'still answering'],
+    Object.entries(many).map(([t, r]) => [t, num(r.nodes), num(r.connections), num(r.stillOpen), num(r.heldSeconds), num(r.pingsAnswered), num(r.bytesPerConnection), num(r.idleCpuUsPerConnectionSecond, 3), String(r.serverStillAnswers)]),
+  );
   const conn = results.connect ?? {};
   table(
     'Connect storm: 10,000 connections, 200 at a time (Parley: a ticket over HTTP + the upgrade)',
-    ['server', 'connects/s', 'server CPU µs / connect'],
-    Object.entries(conn).map(([t, r]) => [t, num(r.connectsPerSec), num(r.serverCpuUsPerConnect, 0)]),
+    ['server', 'connects/s', 'server CPU µs / connect', 'HTTP ticket request alone, µs'],
+    Object.entries(conn).map(([t, r]) => [t, num(r.connectsPerSec), num(r.serverCpuUsPerConnect, 0), r.serverCpuUsPerTicket === undefined ? '—' : `${num(r.serverCpuUsPerTicket, 0)}${t === 'ws' ? ' (bare route: the floor)' : ''}`]),
   );
   return lines.join('\n');
 }

@@ -21,6 +21,10 @@ export interface BenchClient {
 export interface ConnectOptions {
   /** Source address for the TCP connection (127.0.0.x), to go past one address's ephemeral ports. */
   localAddress?: string;
+  /** Called for every ping the server sends this connection (heartbeats). */
+  onPing?: () => void;
+  /** Called when the connection closes, once it was open. */
+  onClose?: (code: number) => void;
 }
 
 export interface Target {
@@ -34,6 +38,8 @@ export interface Target {
    * stamp of every chat message the connection receives.
    */
   connect(server: RunningServer, index: number, room: string, onStamp: (stamp: number) => void, opts?: ConnectOptions): Promise<BenchClient>;
+  /** One HTTP ticket request alone (Parley: POST /ticket; the bare ws peer: its floor route). */
+  ticket?(server: RunningServer, index: number): Promise<void>;
 }
 
 /** Parses the stamp out of a message text of the form `@<number>`. */

@@ -3,7 +3,9 @@
 //   {"type":"send_message","payload":{"room":R,"message":M}} → build new_message once, JSON.stringify once,
 //                                                             send the same string to every member of R
 // Heartbeat as in ws's README: ping every 25 s, terminate a connection that missed the last pong.
+// POST /ticket answers 32 random bytes as JSON: the floor of an HTTP ticket request, for comparison.
 // perMessageDeflate off. Port: PORT env or argv[2]; 127.0.0.1 (HOST env to change). GET /healthz → 200.
+import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
 import { WebSocketServer } from 'ws';
 
@@ -18,7 +20,12 @@ let nextId = 1;
 
 const http = createServer((req, res) => {
   if (req.url === '/healthz') res.writeHead(200, { 'content-type': 'text/plain' }).end('ok');
-  else res.writeHead(404).end();
+  else if (req.url === '/ticket' && req.method === 'POST') {
+    // The floor of an HTTP ticket request in Node: no auth, no store, just 32 random bytes as JSON.
+    req.resume();
+    const body = JSON.stringify({ otp: randomBytes(32).toString('base64url') });
+    res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }).end(body);
+  } else res.writeHead(404).end();
 });
 
 const wss = new WebSocketServer({ server: http, perMessageDeflate: false, maxPayload: MAX_PAYLOAD, clientTracking: true });

@@ -1,0 +1,115 @@
+/**
+ * The large idle run: 100,000 authenticated connections held with heartbeats on.
+ *
+ * This machine lets one process open at most 20,000 files (hard RLIMIT_NOFILE, not raisable
+ * here), so one Node process can hold about 19,000 sockets. The run therefore holds them the way
+ * Parley scales out: several nodes on one Postgres and one Redis, all pinned to core 0, each
+ * fed by its own load-generator process on core 1 connecting from its own 127.0.x.y addresses.
+ * It reports the nodes' summed RSS growth per connection, their CPU while idle (heartbeats),
+ * how many connections stayed open, the pings the clients answered, and whether a fresh client
+ * still gets a message through at the end.
+ */
+import { fork, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import type { LoaderJob, LoaderReport } from './idle-loader.js';
+import { cpuMicros, rssBytes } from './load.js';
+import { startCluster } from './nodes.js';
+import { parleyTarget } from './parley-target.js';
+import { sleep } from './workload.js';
+
+const LOADER = fileURLToPath(new URL('./idle-loader.js', import.meta.url));
+
+export interface IdleClusterResult {
+  connections: number;
+  nodes: number;
+  connectSeconds: number;
+  heldSeconds: number;
+  stillOpen: number;
+  closedDuringHold: number;
+  pingsAnswered: number;
+  rssBeforeMiB: number;
+  rssAfterMiB: number;
+  bytesPerConnection: number;
+  /** Server CPU while idle, per connection per second (heartbeats, presence refresh). */
+  idleCpuUsPerConnectionSecond: number;
+  serverStillAnswers: boolean;
+}
+
+function nextReport(child: ChildProcess, kind: LoaderReport['kind']): Promise<LoaderReport> {
+  return new Promise((resolve, reject) => {
+    const onMessage = (m: LoaderReport) => {
+      if (m.kind === kind) {
+        child.off('message', onMessage);
+        resolve(m);
+      } else if (m.kind === 'failed') reject(new Error(`load generator: ${m.error}`));
+    };
+    child.on('message', onMessage);
+    child.once('exit', (code) => reject(new Error(`load generator exited with ${code}`)));
+  });
+}
+
+export async function idleCluster(connections: number, nodeCount: number, holdSeconds: number): Promise<IdleClusterResult> {
+  const cluster = await startCluster(nodeCount, 'idle');
+  const loaders: ChildProcess[] = [];
+  try {
+    const { nodes } = cluster;
+    const target = parleyTarget();
+    await target.prepare(nodes[0] as (typeof nodes)[0], connections); // sessions are in Postgres: valid on every node
+    await sleep(1000);
+    const rss = () => nodes.reduce((s, n) => s + rssBytes(n.pid), 0);
+    const cpu = () => nodes.reduce((s, n) => s + cpuMicros(n.pid), 0);
+    const before = rss();
+
+    const per = Math.ceil(connections / nodeCount);
+    const t0 = performance.now();
+    const connected = nodes.map((node, k) => {
+      const child = fork(LOADER, [], { execArgv: [], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+      loaders.push(child);
+      const from = k * per;
+      const job: LoaderJob = { url: node.url, tokens: target.tokens, from, count: Math.min(per, connections - from), sources: [`127.0.${k + 1}.1`, `127.0.${k + 1}.2`] };
+      child.send(job);
+      return nextReport(child, 'connected');
+    });
+    await Promise.all(connected);
+    const connectSeconds = (performance.now() - t0) / 1000;
+    console.error(`  idle cluster: ${connections} connections to ${nodeCount} nodes in ${connectSeconds.toFixed(1)} s; holding ${holdSeconds} s`);
+
+    const cpu0 = cpu();
+    await sleep(holdSeconds * 1000);
+    const idleCpu = cpu() - cpu0;
+    const after = rss();
+    const reports = (await Promise.all(
+      loaders.map((child) => {
+        const r = nextReport(child, 'report');
+        child.send('report');
+        return r;
+      }),
+    )) as Extract<LoaderReport, { kind: 'report' }>[];
+
+    // A fresh client on the last node still gets its own message back.
+    let got = false;
+    const probe = await target.connect(nodes.at(-1) as (typeof nodes)[0], 1, 'probe', () => (got = true));
+    probe.send(1);
+    await sleep(500);
+    probe.close();
+
+    return {
+      connections,
+      nodes: nodeCount,
+      connectSeconds,
+      heldSeconds: holdSeconds,
+      stillOpen: reports.reduce((s, r) => s + r.open, 0),
+      closedDuringHold: reports.reduce((s, r) => s + r.closed, 0),
+      pingsAnswered: reports.reduce((s, r) => s + r.pings, 0),
+      rssBeforeMiB: before / 2 ** 20,
+      rssAfterMiB: after / 2 ** 20,
+      bytesPerConnection: Math.round((after - before) / connections),
+      idleCpuUsPerConnectionSecond: idleCpu / connections / holdSeconds,
+      serverStillAnswers: got,
+    };
+  } finally {
+    for (const child of loaders) if (child.exitCode === null) child.send('close');
+    await Promise.all(loaders.map((c) => (c.exitCode === null ? new Promise((r) => c.once('exit', r)) : undefined)));
+    await cluster.stop();
+  }
+}
