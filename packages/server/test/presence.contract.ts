@@ -31,6 +31,9 @@ export function presenceContract(name: string, fixture: () => Promise<PresenceFi
       assert.deepEqual(await p.list('r'), ['alice', 'bob']);
       assert.equal(await p.remove('r', 'alice', 'c2'), true, 'last tab');
       assert.deepEqual(await p.list('r'), ['bob']);
+      assert.equal(await p.add('r', 'aaron', 'c4'), true);
+      assert.deepEqual(await p.list('r'), ['aaron', 'bob'], 'a user who joins after a list is in the next one, sorted');
+      assert.equal(await p.remove('r', 'aaron', 'c4'), true);
       assert.equal(await p.remove('r', 'alice', 'c2'), false, 'removing twice is harmless');
       assert.equal(await p.remove('r', 'bob', 'c3'), true);
       assert.deepEqual(await p.list('r'), []);

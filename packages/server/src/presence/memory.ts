@@ -4,6 +4,8 @@ import type { Presence } from './presence.js';
 export class MemoryPresence implements Presence {
   readonly driver = 'memory';
   private readonly rooms = new Map<string, Map<string, Set<string>>>();
+  /** room → its users, sorted (callers must not modify the array). */
+  private readonly sorted = new Map<string, string[]>();
 
   async add(room: string, user: string, conn: string): Promise<boolean> {
     let users = this.rooms.get(room);
@@ -12,6 +14,7 @@ export class MemoryPresence implements Presence {
     if (conns === undefined) users.set(user, (conns = new Set()));
     const first = conns.size === 0;
     conns.add(conn);
+    if (first) this.sorted.delete(room);
     return first;
   }
 
@@ -21,15 +24,22 @@ export class MemoryPresence implements Presence {
     if (users === undefined || conns === undefined || !conns.delete(conn)) return false;
     if (conns.size > 0) return false;
     users.delete(user);
+    this.sorted.delete(room);
     if (users.size === 0) this.rooms.delete(room);
     return true;
   }
 
   async list(room: string): Promise<string[]> {
-    return [...(this.rooms.get(room)?.keys() ?? [])].sort();
+    const users = this.rooms.get(room);
+    if (users === undefined) return [];
+    // Sorted once per change of the room's user set, not once per join.
+    let sorted = this.sorted.get(room);
+    if (sorted === undefined) this.sorted.set(room, (sorted = [...users.keys()].sort()));
+    return sorted;
   }
 
   async close(): Promise<void> {
     this.rooms.clear();
+    this.sorted.clear();
   }
 }

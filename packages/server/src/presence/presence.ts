@@ -14,7 +14,7 @@ export interface Presence {
   add(room: string, user: string, conn: string): Promise<boolean>;
   /** Forgets the connection; resolves true when it was the user's last one in the room. */
   remove(room: string, user: string, conn: string): Promise<boolean>;
-  /** The users online in the room, sorted. */
+  /** The users online in the room, sorted. Callers must not modify the array (it may be cached). */
   list(room: string): Promise<string[]>;
   close(): Promise<void>;
 }
