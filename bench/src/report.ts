@@ -41,8 +41,17 @@ export function renderMarkdown(results: Results, machine: string): string {
   const idleMax = results['idle-max'] ?? {};
   table(
     'Idle capacity: RSS per idle connection (heartbeats on)',
-    ['server', 'connections', 'bytes / connection', 'connections (large run)', 'bytes / connection', 'still answering'],
-    Object.entries(idle).map(([t, r]) => [t, num(r.connections), num(r.bytesPerConnection), num(idleMax[t]?.connections), num(idleMax[t]?.bytesPerConnection), idleMax[t] === undefined ? '—' : String(idleMax[t]?.serverStillAnswers)]),
+    ['server', 'connections', 'bytes / connection', 'marginal bytes / connection', 'connections (large run)', 'bytes / connection', 'marginal', 'still answering'],
+    Object.entries(idle).map(([t, r]) => [
+      t,
+      num(r.connections),
+      num(r.bytesPerConnection),
+      num(r.marginalBytesPerConnection),
+      num(idleMax[t]?.connections),
+      num(idleMax[t]?.bytesPerConnection),
+      num(idleMax[t]?.marginalBytesPerConnection),
+      idleMax[t] === undefined ? '—' : String(idleMax[t]?.serverStillAnswers),
+    ]),
   );
   const many = results['idle-cluster'] ?? {};
   table(

@@ -116,12 +116,27 @@ async function idle(t: Target, n: number, holdSeconds: number): Promise<Json | u
   return withServer(t, async (s) => {
     await sleep(500);
     const before = rssBytes(s.pid);
-    const { clients, seconds } = await openClients(t, s, n, (i) => `idle${Math.floor(i / 100)}`, () => undefined, 200);
+    // Half first, then the rest: the second half's growth is the marginal cost of a connection,
+    // without the process's one-time growth (V8's young generation, compiled code) in it.
+    const half = Math.floor(n / 2);
+    const first = await openClients(t, s, half, (i) => `idle${Math.floor(i / 100)}`, () => undefined, 200);
+    await sleep(3000);
+    const mid = rssBytes(s.pid);
+    const second = await openClients(t, s, n - half, (i) => `idle${Math.floor((half + i) / 100)}`, () => undefined, 200, half);
     await sleep(holdSeconds * 1000);
     const after = rssBytes(s.pid);
     const alive = await probeAlive(t, s);
-    for (const c of clients) c.close();
-    return { connections: n, connectSeconds: seconds, rssBeforeMiB: before / 2 ** 20, rssAfterMiB: after / 2 ** 20, bytesPerConnection: Math.round((after - before) / n), heldSeconds: holdSeconds, serverStillAnswers: alive };
+    for (const c of [...first.clients, ...second.clients]) c.close();
+    return {
+      connections: n,
+      connectSeconds: first.seconds + second.seconds,
+      rssBeforeMiB: before / 2 ** 20,
+      rssAfterMiB: after / 2 ** 20,
+      bytesPerConnection: Math.round((after - before) / n),
+      marginalBytesPerConnection: Math.round((after - mid) / (n - half)),
+      heldSeconds: holdSeconds,
+      serverStillAnswers: alive,
+    };
   });
 }
 

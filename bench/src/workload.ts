@@ -45,6 +45,8 @@ export async function openClients(
   roomOf: (i: number) => string,
   onStamp: (stamp: number) => void,
   concurrency = 100,
+  /** Index of the first connection (accounts and source addresses follow the index). */
+  from = 0,
 ): Promise<Opened> {
   const clients: BenchClient[] = new Array(n);
   const cpu0 = cpuMicros(server.pid);
@@ -54,8 +56,8 @@ export async function openClients(
     while (next < n) {
       const i = next++;
       // Round-robin over source addresses: ports left in TIME_WAIT by earlier runs do not run out.
-      const source = SOURCES[i % SOURCES.length] as string;
-      clients[i] = await target.connect(server, i, roomOf(i), onStamp, { localAddress: source });
+      const source = SOURCES[(from + i) % SOURCES.length] as string;
+      clients[i] = await target.connect(server, from + i, roomOf(i), onStamp, { localAddress: source });
     }
   };
   await Promise.all(Array.from({ length: Math.min(concurrency, n) }, worker));

@@ -28,12 +28,16 @@ if redis.call('ZCARD', KEYS[1]) == 0 then
 end
 return 0`;
 
+/** Refresh commands per pipeline: bounds the memory a refresh of many connections takes. */
+const REFRESH_CHUNK = 2000;
+
 export class RedisPresence implements Presence {
   readonly driver = 'redis';
   private readonly redis: Redis;
-  /** This node's entries, refreshed every ttl/3. */
-  private readonly local = new Map<string, { room: string; user: string; conn: string }>();
+  /** This node's entries (room → user → connections), refreshed every ttl/3. */
+  private readonly local = new Map<string, Map<string, Set<string>>>();
   private readonly timer: NodeJS.Timeout;
+  private refreshing = false;
 
   constructor(
     url: string,
@@ -52,14 +56,23 @@ export class RedisPresence implements Presence {
   private roomKey = (room: string) => `${this.prefix}presence:${room}`;
 
   async add(room: string, user: string, conn: string): Promise<boolean> {
-    this.local.set(`${room}\0${conn}`, { room, user, conn });
+    let users = this.local.get(room);
+    if (users === undefined) this.local.set(room, (users = new Map()));
+    let conns = users.get(user);
+    if (conns === undefined) users.set(user, (conns = new Set()));
+    conns.add(conn);
     const now = Date.now();
     const r = (await (this.redis as unknown as Scripts).parleyPresenceAdd(this.userKey(room, user), this.roomKey(room), now, now + this.ttlMs, this.ttlMs, conn, user)) as number;
     return r === 1;
   }
 
   async remove(room: string, user: string, conn: string): Promise<boolean> {
-    this.local.delete(`${room}\0${conn}`);
+    const users = this.local.get(room);
+    const conns = users?.get(user);
+    if (conns?.delete(conn) === true && conns.size === 0) {
+      users?.delete(user);
+      if (users?.size === 0) this.local.delete(room);
+    }
     const r = (await (this.redis as unknown as Scripts).parleyPresenceRemove(this.userKey(room, user), this.roomKey(room), Date.now(), conn, user)) as number;
     return r === 1;
   }
@@ -69,19 +82,40 @@ export class RedisPresence implements Presence {
     return users.sort();
   }
 
-  /** Pushes this node's entries' expiry forward (one pipeline). */
+  /**
+   * Pushes this node's entries' expiry forward: per user in a room one ZADD of all their
+   * connections here, per room one ZADD GT of its users, each with its PEXPIRE; sent in
+   * pipelines of REFRESH_CHUNK commands. A refresh still running when the next is due is not
+   * doubled.
+   */
   async refresh(): Promise<void> {
-    if (this.local.size === 0) return;
-    const now = Date.now();
-    const exp = now + this.ttlMs;
-    const p = this.redis.pipeline();
-    for (const { room, user, conn } of this.local.values()) {
-      p.zadd(this.userKey(room, user), exp, conn);
-      p.pexpire(this.userKey(room, user), this.ttlMs);
-      p.zadd(this.roomKey(room), 'GT', exp, user);
-      p.pexpire(this.roomKey(room), this.ttlMs);
+    if (this.refreshing || this.local.size === 0) return;
+    this.refreshing = true;
+    try {
+      const exp = Date.now() + this.ttlMs;
+      let p = this.redis.pipeline();
+      for (const [room, users] of this.local) {
+        const roomArgs: (string | number)[] = [];
+        for (const [user, conns] of users) {
+          const args: (string | number)[] = [];
+          for (const conn of conns) args.push(exp, conn);
+          if (args.length === 0) continue;
+          p.zadd(this.userKey(room, user), ...args);
+          p.pexpire(this.userKey(room, user), this.ttlMs);
+          roomArgs.push(exp, user);
+          if (p.length >= REFRESH_CHUNK) {
+            await p.exec();
+            p = this.redis.pipeline();
+          }
+        }
+        if (roomArgs.length === 0) continue;
+        p.zadd(this.roomKey(room), 'GT', ...roomArgs);
+        p.pexpire(this.roomKey(room), this.ttlMs);
+      }
+      if (p.length > 0) await p.exec();
+    } finally {
+      this.refreshing = false;
     }
-    await p.exec();
   }
 
   async close(): Promise<void> {
