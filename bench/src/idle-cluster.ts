@@ -23,6 +23,8 @@ export interface IdleClusterResult {
   connections: number;
   nodes: number;
   connectSeconds: number;
+  /** Connection attempts the load generators had to repeat. */
+  connectRetries: number;
   heldSeconds: number;
   stillOpen: number;
   closedDuringHold: number;
@@ -70,7 +72,7 @@ export async function idleCluster(connections: number, nodeCount: number, holdSe
       child.send(job);
       return nextReport(child, 'connected');
     });
-    await Promise.all(connected);
+    const retries = ((await Promise.all(connected)) as Extract<LoaderReport, { kind: 'connected' }>[]).reduce((sum, r) => sum + r.retries, 0);
     const connectSeconds = (performance.now() - t0) / 1000;
     console.error(`  idle cluster: ${connections} connections to ${nodeCount} nodes in ${connectSeconds.toFixed(1)} s; holding ${holdSeconds} s`);
 
@@ -97,6 +99,7 @@ export async function idleCluster(connections: number, nodeCount: number, holdSe
       connections,
       nodes: nodeCount,
       connectSeconds,
+      connectRetries: retries,
       heldSeconds: holdSeconds,
       stillOpen: reports.reduce((s, r) => s + r.open, 0),
       closedDuringHold: reports.reduce((s, r) => s + r.closed, 0),
@@ -108,8 +111,15 @@ export async function idleCluster(connections: number, nodeCount: number, holdSe
       serverStillAnswers: got,
     };
   } finally {
-    for (const child of loaders) if (child.exitCode === null) child.send('close');
-    await Promise.all(loaders.map((c) => (c.exitCode === null ? new Promise((r) => c.once('exit', r)) : undefined)));
+    // The load generators end with their connections (also when one failed while others connect).
+    await Promise.all(
+      loaders.map((c) => {
+        if (c.exitCode !== null || c.signalCode !== null) return undefined;
+        const exited = new Promise((r) => c.once('exit', r));
+        c.kill();
+        return exited;
+      }),
+    );
     await cluster.stop();
   }
 }

@@ -3,9 +3,9 @@
  * connections to one Parley node (a ticket each), answers the server's pings (the ws client
  * does that by itself), counts them, and holds. Driven over IPC by its parent:
  *
- *   parent → { url, tokens, from, count, sources }   child → { kind: 'connected', seconds }
+ *   parent → { url, tokens, from, count, sources }   child → { kind: 'connected', seconds, retries }
  *   parent → 'report'                                 child → { kind: 'report', open, closed, pings }
- *   parent → 'close'                                  child exits
+ *   the parent ends it with SIGTERM
  *
  * A separate process because one process may hold at most 20,000 open files on this machine.
  */
@@ -23,7 +23,7 @@ export interface LoaderJob {
   sources: string[];
 }
 
-export type LoaderReport = { kind: 'connected'; seconds: number } | { kind: 'report'; open: number; closed: number; pings: number } | { kind: 'failed'; error: string };
+export type LoaderReport = { kind: 'connected'; seconds: number; retries: number } | { kind: 'report'; open: number; closed: number; pings: number } | { kind: 'failed'; error: string };
 
 const send = (m: LoaderReport) => process.send?.(m);
 
@@ -35,6 +35,7 @@ process.once('message', async (job: LoaderJob) => {
   let open = 0;
   let closed = 0;
   let pings = 0;
+  let retries = 0;
   const onPing = () => pings++;
   const onClose = () => {
     open--;
@@ -48,21 +49,28 @@ process.once('message', async (job: LoaderJob) => {
         while (next < job.count) {
           const i = job.from + next++;
           const source = job.sources[i % job.sources.length] as string;
-          clients.push(await target.connect(server, i, `idle${Math.floor(i / 100)}`, () => undefined, { localAddress: source, onPing, onClose }));
+          // A connection attempt that fails (say, a keep-alive socket the server closed just as
+          // the ticket request went out) is retried twice and counted.
+          for (let attempt = 1; ; attempt++) {
+            try {
+              clients.push(await target.connect(server, i, `idle${Math.floor(i / 100)}`, () => undefined, { localAddress: source, onPing, onClose }));
+              break;
+            } catch (err) {
+              if (attempt === 3) throw err;
+              retries++;
+            }
+          }
           open++;
         }
       }),
     );
   } catch (err) {
-    send({ kind: 'failed', error: (err as Error).message });
+    const e = err as Error & { cause?: Error };
+    send({ kind: 'failed', error: `${e.message}${e.cause === undefined ? '' : `: ${e.cause.message}`}` });
     process.exit(1);
   }
-  send({ kind: 'connected', seconds: (performance.now() - t0) / 1000 });
+  send({ kind: 'connected', seconds: (performance.now() - t0) / 1000, retries });
   process.on('message', (m: string) => {
     if (m === 'report') send({ kind: 'report', open, closed, pings });
-    if (m === 'close') {
-      for (const c of clients) c.close();
-      process.exit(0);
-    }
   });
 });
