@@ -46,6 +46,8 @@ const REPLAY_PAGE = 200;
 export const TYPING_INTERVAL_MS = 1000;
 /** History page size when the client names none. */
 const DEFAULT_HISTORY_PAGE = 50;
+/** The heartbeat pings one of this many slices of the connections at a time (see startHeartbeat). */
+const HEARTBEAT_SLICES = 25;
 
 /** How long a node waits for a missing seq before reading it from the store. */
 const GAP_WAIT_MS = 150;
@@ -427,19 +429,28 @@ export class Hub {
   // after it. A connection with an unanswered ping older than pongTimeoutMs is destroyed.
   // Any frame from the client also proves it alive.
 
+  /**
+   * Pings are spread over the interval: every pingIntervalMs / slices one slice of the
+   * connections (by id) is pinged, so each connection still gets one ping per interval but the
+   * node never writes to all of them in one turn (10,000 pings at once stall the event loop for
+   * a quarter of a second on a slow core). Every tick also reaps the connections whose ping has
+   * gone unanswered for pongTimeoutMs.
+   */
   startHeartbeat(): void {
-    const { pingIntervalMs, pongTimeoutMs } = this.config;
+    const { pingIntervalMs } = this.config;
+    const slices = Math.max(1, Math.min(HEARTBEAT_SLICES, Math.floor(pingIntervalMs / 100)));
+    let tick = 0;
     this.pingTimer = setInterval(() => {
       const now = Date.now();
       this.reap(now);
+      const slice = tick++ % slices;
       for (const conn of this.connections) {
-        if (conn.pingSentAt === 0 && conn.open) {
+        if (conn.id % slices === slice && conn.pingSentAt === 0 && conn.open) {
           conn.pingSentAt = now;
           conn.ws.ping();
         }
       }
-      setTimeout(() => this.reap(Date.now()), pongTimeoutMs + 1).unref();
-    }, pingIntervalMs);
+    }, pingIntervalMs / slices);
     this.pingTimer.unref();
   }
 

@@ -170,6 +170,25 @@ describe('heartbeat', () => {
   });
 });
 
+describe('heartbeat spread', () => {
+  test('pings are spread over the interval: every connection gets one per interval, not all at once', async () => {
+    const server = await startTestServer({ pingIntervalMs: 1000, pongTimeoutMs: 1000 });
+    try {
+      const users = await Promise.all(Array.from({ length: 20 }, () => user(server)));
+      const pings: number[][] = users.map(() => []);
+      users.forEach((u, i) => u.client.ws.on('ping', () => pings[i]?.push(Date.now())));
+      await sleep(2100);
+      for (const [i, times] of pings.entries()) assert.ok(times.length >= 1 && times.length <= 3, `connection ${i}: one ping per interval (${times.length} in 2.1 s)`);
+      const firsts = pings.map((t) => t[0] as number);
+      const span = Math.max(...firsts) - Math.min(...firsts);
+      assert.ok(span >= 500, `first pings spread over ${span} ms, not sent at once`);
+      for (const u of users) u.client.close();
+    } finally {
+      await server.stop();
+    }
+  });
+});
+
 describe('slow consumer', () => {
   const sendQueueMaxBytes = 16 * 1024;
   let server: TestServer;
