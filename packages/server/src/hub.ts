@@ -425,9 +425,9 @@ export class Hub {
   }
 
   // -------------------------------------------------------------------------------------------
-  // Heartbeat: one sweep for all connections every pingIntervalMs, and one reaper pongTimeoutMs
-  // after it. A connection with an unanswered ping older than pongTimeoutMs is destroyed.
-  // Any frame from the client also proves it alive.
+  // Heartbeat: every connection is pinged once per pingIntervalMs, a slice at a time; one with
+  // an unanswered ping older than pongTimeoutMs is destroyed. Any frame from the client also
+  // proves it alive.
 
   /**
    * Pings are spread over the interval: every pingIntervalMs / slices one slice of the

@@ -6,6 +6,7 @@
  * atomically, so two nodes adding the same user at once report "first" exactly once.
  */
 import { Redis } from 'ioredis';
+import { PresenceIndex } from './local.js';
 import type { Presence } from './presence.js';
 
 const ADD = `
@@ -35,7 +36,7 @@ export class RedisPresence implements Presence {
   readonly driver = 'redis';
   private readonly redis: Redis;
   /** This node's entries (room → user → connections), refreshed every ttl/3. */
-  private readonly local = new Map<string, Map<string, Set<string>>>();
+  private readonly local = new PresenceIndex();
   private readonly timer: NodeJS.Timeout;
   private refreshing = false;
 
@@ -56,23 +57,14 @@ export class RedisPresence implements Presence {
   private roomKey = (room: string) => `${this.prefix}presence:${room}`;
 
   async add(room: string, user: string, conn: string): Promise<boolean> {
-    let users = this.local.get(room);
-    if (users === undefined) this.local.set(room, (users = new Map()));
-    let conns = users.get(user);
-    if (conns === undefined) users.set(user, (conns = new Set()));
-    conns.add(conn);
+    this.local.add(room, user, conn);
     const now = Date.now();
     const r = (await (this.redis as unknown as Scripts).parleyPresenceAdd(this.userKey(room, user), this.roomKey(room), now, now + this.ttlMs, this.ttlMs, conn, user)) as number;
     return r === 1;
   }
 
   async remove(room: string, user: string, conn: string): Promise<boolean> {
-    const users = this.local.get(room);
-    const conns = users?.get(user);
-    if (conns?.delete(conn) === true && conns.size === 0) {
-      users?.delete(user);
-      if (users?.size === 0) this.local.delete(room);
-    }
+    this.local.remove(room, user, conn);
     const r = (await (this.redis as unknown as Scripts).parleyPresenceRemove(this.userKey(room, user), this.roomKey(room), Date.now(), conn, user)) as number;
     return r === 1;
   }
@@ -89,17 +81,16 @@ export class RedisPresence implements Presence {
    * doubled.
    */
   async refresh(): Promise<void> {
-    if (this.refreshing || this.local.size === 0) return;
+    if (this.refreshing || this.local.rooms.size === 0) return;
     this.refreshing = true;
     try {
       const exp = Date.now() + this.ttlMs;
       let p = this.redis.pipeline();
-      for (const [room, users] of this.local) {
+      for (const [room, users] of this.local.rooms) {
         const roomArgs: (string | number)[] = [];
         for (const [user, conns] of users) {
           const args: (string | number)[] = [];
           for (const conn of conns) args.push(exp, conn);
-          if (args.length === 0) continue;
           p.zadd(this.userKey(room, user), ...args);
           p.pexpire(this.userKey(room, user), this.ttlMs);
           roomArgs.push(exp, user);
