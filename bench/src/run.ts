@@ -2,7 +2,7 @@
  * The benchmark suite: Parley side by side with Socket.IO 4, a bare `ws` server and a Go
  * gorilla/websocket server, in one run. Servers on core 0, this load generator on core 1.
  *
- *   npm run bench                          # everything (about 15 minutes)
+ *   npm run bench                          # everything (about 45 minutes)
  *   npm run bench -- --workloads fanout,idle --targets parley,ws --quick
  *
  * Writes bench/results/results.json, bench/results/results.md and bench/results/chart.svg.
