@@ -73,6 +73,7 @@ export class SqliteStore implements Store {
   readonly driver = 'sqlite';
   private db: Database.Database | undefined;
   private stmts: ReturnType<SqliteStore['prepare']> | undefined;
+  private append: Database.Transaction<(items: readonly NewMessage[], now: number) => Appended[]> | undefined;
 
   /** @param file path of the database file, or ':memory:' */
   constructor(private readonly file: string) {}
@@ -144,6 +145,7 @@ export class SqliteStore implements Store {
     this.db?.close();
     this.db = undefined;
     this.stmts = undefined;
+    this.append = undefined;
   }
 
   async createUser(name: string, passwordHash: string): Promise<void> {
@@ -189,12 +191,10 @@ export class SqliteStore implements Store {
   }
 
   async appendMessages(batch: readonly NewMessage[]): Promise<Appended[]> {
-    const s = this.s;
-    const db = this.db as Database.Database;
-    const now = Date.now();
+    const s = this.s; // StoreError 'unavailable' when the store is not open
     try {
-      // IMMEDIATE: take the write lock up front, so two processes never interleave seq updates.
-      return db.transaction((items: readonly NewMessage[]) => {
+      // Built once per open database (with its statements): better-sqlite3 wraps it in BEGIN/COMMIT.
+      this.append ??= (this.db as Database.Database).transaction((items: readonly NewMessage[], now: number) => {
         const out: Appended[] = new Array(items.length);
         for (let i = 0; i < items.length; i++) {
           const m = items[i] as NewMessage;
@@ -211,7 +211,9 @@ export class SqliteStore implements Store {
           out[i] = { duplicate: false, message: { room: m.room, seq, from: m.from, message: m.message, sent: m.sent } };
         }
         return out;
-      }).immediate(batch);
+      });
+      // IMMEDIATE: take the write lock up front, so two processes never interleave seq updates.
+      return this.append.immediate(batch, Date.now());
     } catch (err) {
       throw wrap(err, 'append messages');
     }
