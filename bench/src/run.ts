@@ -7,7 +7,7 @@
  *
  * Writes bench/results/results.json, bench/results/results.md and bench/results/chart.svg.
  */
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -209,6 +209,7 @@ for (const t of targets) {
 }
 
 const machine = `${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}; server on core 0, load generator on core 1`;
+mkdirSync(values.out as string, { recursive: true });
 writeFileSync(join(values.out as string, 'results.json'), JSON.stringify({ date: new Date().toISOString(), machine, quick: QUICK, results }, null, 2) + '\n');
 const { renderMarkdown, renderChart } = await import('./report.js');
 writeFileSync(join(values.out as string, 'results.md'), renderMarkdown(results, machine));
