@@ -1,41 +1,20 @@
 /**
- * Test helpers for the SDK: a real Parley server (SQLite in a temp dir, random port), real
- * accounts over HTTP, a fetch wrapper that counts (and can fail) requests, and small waiters.
- *
- * The server's own test helpers (packages/server/test/helpers.ts) are not importable from here:
- * @parley/server's package exports do not include them, and a relative import would not survive
- * compilation into dist/ (different depths). So this starts the server through its public API.
+ * Test helpers for the SDK: a real Parley server (the server's own test helper: SQLite in a temp
+ * dir, random port), real accounts over HTTP, a fetch wrapper that counts (and can fail)
+ * requests, and small waiters.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import WebSocket from 'ws';
-import { loadConfig, startServer, type ParleyServer } from '@parley/server';
+import type { ParleyServer } from '@parley/server';
+import { startTestServer, type TestServer } from '@parley/server/testing/helpers';
 import { ParleyClient, type ClientOptions, type StateEvent, type WebSocketConstructor } from '../src/index.js';
+
+export { startTestServer, type TestServer };
 
 /** The `ws` package as the SDK's WebSocket (Node 20 has no global one). */
 export const WS: WebSocketConstructor = WebSocket;
 
-type Overrides = NonNullable<NonNullable<Parameters<typeof loadConfig>[0]>['overrides']>;
-
-export interface TestServer extends ParleyServer {
-  stop(): Promise<void>;
-}
-
 /** Generous rate limits, so tests that push many messages are not throttled. */
-export const FAST: Overrides = { rateLimitPerSec: 100_000, rateLimitBurst: 100_000, userRateLimitPerSec: 0 };
-
-export async function startTestServer(overrides: Overrides = {}): Promise<TestServer> {
-  const dataDir = mkdtempSync(join(tmpdir(), 'parley-client-test-'));
-  const config = loadConfig({ overrides: { host: '127.0.0.1', port: 0, logLevel: 'silent', dataDir, ...overrides } });
-  const server = await startServer(config);
-  return Object.assign(server, {
-    stop: async () => {
-      await server.close();
-      rmSync(dataDir, { recursive: true, force: true });
-    },
-  });
-}
+export const FAST: Parameters<typeof startTestServer>[0] = { rateLimitPerSec: 100_000, rateLimitBurst: 100_000, userRateLimitPerSec: 0 };
 
 let counter = 0;
 export const uniqueName = (prefix = 'c'): string => `${prefix}${process.pid}_${++counter}`;
