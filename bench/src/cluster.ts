@@ -10,8 +10,9 @@ import { writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { cpuMicros, runParleyLoad, type LoadResult } from './load.js';
 import { PG_URL, REDIS_URL, startCluster, startParley, type BenchNode } from './nodes.js';
+import { parleyTarget } from './parley-target.js';
+import { newCounter, onStampFor, openClients, runRate, type RateResult } from './workload.js';
 
 const { values } = parseArgs({
   options: {
@@ -26,10 +27,9 @@ const { values } = parseArgs({
   },
 });
 
-interface Row extends LoadResult {
+interface Row extends RateResult {
   setup: string;
   nodes: number;
-  cpuUsPerDelivery: number;
 }
 
 const work = {
@@ -40,21 +40,22 @@ const work = {
   seconds: Number(values.seconds),
 };
 
+/** The suite's workload over several nodes: connection i on node i mod n, CPU summed over the nodes. */
 async function measure(setup: string, nodes: BenchNode[]): Promise<Row> {
-  let cpu0 = 0;
-  let cpu1 = 0;
-  const total = () => nodes.reduce((s, n) => s + cpuMicros(n.pid), 0);
-  const r = await runParleyLoad({
-    urls: nodes.map((n) => n.url),
-    ...work,
-    onWindow: (phase) => {
-      if (phase === 'start') cpu0 = total();
-      else cpu1 = total();
-    },
-  });
-  const row = { setup, nodes: nodes.length, ...r, cpuUsPerDelivery: (cpu1 - cpu0) / Math.max(1, r.delivered * (r.deliveriesPerSec > 0 ? 1 : 0)) };
-  console.error(`${setup}: ${r.deliveriesPerSec} deliveries/s, ratio ${r.deliveredRatio.toFixed(4)}, p50 ${r.latencyMs.p50.toFixed(1)} ms, p99 ${r.latencyMs.p99.toFixed(1)} ms`);
-  return row;
+  const target = parleyTarget();
+  await target.prepare(nodes[0] as BenchNode, work.clients);
+  const rooms = Math.max(1, Math.floor(work.clients / work.roomSize));
+  const roomOf = (i: number) => i % rooms;
+  const members = new Array<number>(rooms).fill(0);
+  for (let i = 0; i < work.clients; i++) (members[roomOf(i)] as number)++;
+  const counter = newCounter();
+  const { clients } = await openClients(target, nodes, work.clients, (i) => `room${roomOf(i)}`, onStampFor(counter));
+  // Senders spread evenly over the rooms.
+  const senders = Array.from({ length: work.senders }, (_, k) => Math.floor((k * work.clients) / work.senders));
+  const r = await runRate(nodes, clients, senders, (i) => members[roomOf(i)] as number, counter, { ratePerSender: work.ratePerSender, seconds: work.seconds, warmup: 2, drain: 2 });
+  for (const c of clients) c.close();
+  console.error(`${setup}: ${r.deliveriesPerSec} deliveries/s, ratio ${r.deliveredRatio.toFixed(4)}, p50 ${r.p50.toFixed(1)} ms, p99 ${r.p99.toFixed(1)} ms`);
+  return { setup, nodes: nodes.length, ...r };
 }
 
 const rows: Row[] = [];
@@ -78,7 +79,7 @@ const md = [
   '|---|---:|---:|---:|---:|---:|---:|',
   ...rows.map(
     (r) =>
-      `| ${r.setup} | ${r.deliveriesPerSec.toLocaleString('en-US')} | ${r.deliveredRatio.toFixed(4)} | ${r.latencyMs.p50.toFixed(1)} | ${r.latencyMs.p99.toFixed(1)} | ${r.latencyMs.max.toFixed(1)} | ${r.cpuUsPerDelivery.toFixed(1)} |`,
+      `| ${r.setup} | ${r.deliveriesPerSec.toLocaleString('en-US')} | ${r.deliveredRatio.toFixed(4)} | ${r.p50.toFixed(1)} | ${r.p99.toFixed(1)} | ${r.max.toFixed(1)} | ${r.cpuUsPerDelivery.toFixed(1)} |`,
   ),
   '',
 ].join('\n');

@@ -37,10 +37,16 @@ export function onStampFor(counter: Counter): (stamp: number) => void {
   };
 }
 
+/** One server, or several nodes of one cluster (connection i goes to node i mod n; CPU and RSS are summed). */
+export type Servers = RunningServer | readonly RunningServer[];
+const list = (s: Servers): readonly RunningServer[] => (Array.isArray(s) ? s : [s as RunningServer]);
+const totalCpu = (s: Servers): number => list(s).reduce((sum, x) => sum + cpuMicros(x.pid), 0);
+const totalRss = (s: Servers): number => list(s).reduce((sum, x) => sum + rssBytes(x.pid), 0);
+
 /** Opens `n` connections, `concurrency` at a time, client i in room roomOf(i). */
 export async function openClients(
   target: Target,
-  server: RunningServer,
+  server: Servers,
   n: number,
   roomOf: (i: number) => string,
   onStamp: (stamp: number) => void,
@@ -49,7 +55,8 @@ export async function openClients(
   from = 0,
 ): Promise<Opened> {
   const clients: BenchClient[] = new Array(n);
-  const cpu0 = cpuMicros(server.pid);
+  const nodes = list(server);
+  const cpu0 = totalCpu(server);
   const t0 = performance.now();
   let next = 0;
   const worker = async () => {
@@ -57,11 +64,11 @@ export async function openClients(
       const i = next++;
       // Round-robin over source addresses: ports left in TIME_WAIT by earlier runs do not run out.
       const source = SOURCES[(from + i) % SOURCES.length] as string;
-      clients[i] = await target.connect(server, from + i, roomOf(i), onStamp, { localAddress: source });
+      clients[i] = await target.connect(nodes[(from + i) % nodes.length] as RunningServer, from + i, roomOf(i), onStamp, { localAddress: source });
     }
   };
   await Promise.all(Array.from({ length: Math.min(concurrency, n) }, worker));
-  return { clients, seconds: (performance.now() - t0) / 1000, cpuUs: cpuMicros(server.pid) - cpu0 };
+  return { clients, seconds: (performance.now() - t0) / 1000, cpuUs: totalCpu(server) - cpu0 };
 }
 
 export interface RateResult {
@@ -86,7 +93,7 @@ const q = (sorted: Float64Array, p: number) => (sorted.length === 0 ? NaN : (sor
  * messages sent in the measured window (waiting `drain` s for late ones).
  */
 export async function runRate(
-  server: RunningServer,
+  server: Servers,
   clients: BenchClient[],
   senders: number[],
   membersPerRoomOf: (i: number) => number,
@@ -125,13 +132,13 @@ export async function runRate(
   };
   tick();
   await sleep((o.warmup ?? 2) * 1000);
-  const cpu0 = cpuMicros(server.pid);
+  const cpu0 = totalCpu(server);
   counter.from = performance.now();
   measuring = true;
   await sleep(o.seconds * 1000);
   measuring = false;
   counter.to = performance.now();
-  const cpu1 = cpuMicros(server.pid);
+  const cpu1 = totalCpu(server);
   clearTimeout(timer);
   const windowSec = (counter.to - counter.from) / 1000;
   await sleep((o.drain ?? 2) * 1000);
@@ -148,7 +155,7 @@ export async function runRate(
     p99: q(sorted, 0.99),
     max: sorted.length > 0 ? (sorted[sorted.length - 1] as number) : NaN,
     cpuUsPerDelivery: counter.delivered > 0 ? (cpu1 - cpu0) / counter.delivered : NaN,
-    rssBytes: rssBytes(server.pid),
+    rssBytes: totalRss(server),
   };
 }
 
