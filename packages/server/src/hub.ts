@@ -212,9 +212,8 @@ export class Hub {
   /** Presence after a join: `user_joined` to the others on the user's first connection, `presence` to the joiner. */
   private async announceJoin(conn: Connection, room: string): Promise<void> {
     try {
-      const first = await this.presence.add(room, conn.user, conn.key);
+      const { first, users } = await this.presence.add(room, conn.user, conn.key);
       if (first) this.announce(room, encode('user_joined', { room, user: conn.user }), conn);
-      const users = await this.presence.list(room);
       if (conn.rooms.has(room)) conn.send('presence', { room, users });
     } catch (err) {
       this.log.warn({ err, room, user: conn.user }, 'presence update failed');

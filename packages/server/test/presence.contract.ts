@@ -23,15 +23,15 @@ export function presenceContract(name: string, fixture: () => Promise<PresenceFi
     });
 
     test('first connection joins, last one leaves; several tabs count once', async () => {
-      assert.equal(await p.add('r', 'alice', 'c1'), true);
-      assert.equal(await p.add('r', 'alice', 'c2'), false, 'second tab');
-      assert.equal(await p.add('r', 'bob', 'c3'), true);
+      assert.deepEqual(await p.add('r', 'alice', 'c1'), { first: true, users: ['alice'] });
+      assert.equal((await p.add('r', 'alice', 'c2')).first, false, 'second tab');
+      assert.deepEqual(await p.add('r', 'bob', 'c3'), { first: true, users: ['alice', 'bob'] }, 'the users after the add, sorted');
       assert.deepEqual(await p.list('r'), ['alice', 'bob']);
       assert.equal(await p.remove('r', 'alice', 'c1'), false, 'one tab left');
       assert.deepEqual(await p.list('r'), ['alice', 'bob']);
       assert.equal(await p.remove('r', 'alice', 'c2'), true, 'last tab');
       assert.deepEqual(await p.list('r'), ['bob']);
-      assert.equal(await p.add('r', 'aaron', 'c4'), true);
+      assert.equal((await p.add('r', 'aaron', 'c4')).first, true);
       assert.deepEqual(await p.list('r'), ['aaron', 'bob'], 'a user who joins after a list is in the next one, sorted');
       assert.equal(await p.remove('r', 'aaron', 'c4'), true);
       assert.equal(await p.remove('r', 'alice', 'c2'), false, 'removing twice is harmless');

@@ -1,5 +1,5 @@
 import { PresenceIndex } from './local.js';
-import type { Presence } from './presence.js';
+import type { Joined, Presence } from './presence.js';
 
 /** Presence for one node: room → user → that user's connections in the room. */
 export class MemoryPresence implements Presence {
@@ -8,10 +8,10 @@ export class MemoryPresence implements Presence {
   /** room → its users, sorted (callers must not modify the array). */
   private readonly sorted = new Map<string, string[]>();
 
-  async add(room: string, user: string, conn: string): Promise<boolean> {
+  async add(room: string, user: string, conn: string): Promise<Joined> {
     const first = this.index.add(room, user, conn);
     if (first) this.sorted.delete(room);
-    return first;
+    return { first, users: await this.list(room) };
   }
 
   async remove(room: string, user: string, conn: string): Promise<boolean> {

@@ -5,13 +5,22 @@
  * Implementations: `memory.ts` (one node). Every implementation passes
  * test/presence.contract.ts.
  *
- * Guarantees: `add` resolves true exactly once per (room, user) until a `remove` of that user's
+ * Guarantees: `add` resolves `first: true` exactly once per (room, user) until a `remove` of that user's
  * last connection resolves true; `list` reflects every add/remove that has resolved.
  */
+export interface Joined {
+  first: boolean;
+  users: string[];
+}
+
 export interface Presence {
   readonly driver: string;
-  /** Records connection `conn` of `user` in `room`; resolves true when it is the user's first there. */
-  add(room: string, user: string, conn: string): Promise<boolean>;
+  /**
+   * Records connection `conn` of `user` in `room`. `first`: it is the user's first connection
+   * there; `users`: the room's users afterwards, sorted, read in the same step (one round trip
+   * where the driver has one). Callers must not modify `users` (it may be cached).
+   */
+  add(room: string, user: string, conn: string): Promise<Joined>;
   /** Forgets the connection; resolves true when it was the user's last one in the room. */
   remove(room: string, user: string, conn: string): Promise<boolean>;
   /** The users online in the room, sorted. Callers must not modify the array (it may be cached). */

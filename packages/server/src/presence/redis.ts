@@ -1,13 +1,13 @@
 /**
  * Redis presence, shared by every node. Per room and user a sorted set of that user's
  * connections scored by expiry time, and per room a sorted set of users scored by their latest
- * expiry. Each node refreshes its own connections every ttl/3; a node that dies stops
+ * expiry. `add` returns the room's users from the same script (one round trip per join). Each node refreshes its own connections every ttl/3; a node that dies stops
  * refreshing, so its users drop out of `list` within the TTL. First/last detection runs in Lua,
  * atomically, so two nodes adding the same user at once report "first" exactly once.
  */
 import { Redis } from 'ioredis';
 import { PresenceIndex } from './local.js';
-import type { Presence } from './presence.js';
+import type { Joined, Presence } from './presence.js';
 
 const ADD = `
 local now = tonumber(ARGV[1]); local exp = tonumber(ARGV[2]); local ttl = tonumber(ARGV[3])
@@ -17,7 +17,9 @@ redis.call('ZADD', KEYS[1], exp, ARGV[4])
 redis.call('PEXPIRE', KEYS[1], ttl)
 redis.call('ZADD', KEYS[2], 'GT', exp, ARGV[5])
 redis.call('PEXPIRE', KEYS[2], ttl)
-if before == 0 then return 1 else return 0 end`;
+local first = 0
+if before == 0 then first = 1 end
+return {first, redis.call('ZRANGEBYSCORE', KEYS[2], now, '+inf')}`;
 
 const REMOVE = `
 local now = tonumber(ARGV[1])
@@ -56,11 +58,11 @@ export class RedisPresence implements Presence {
   private userKey = (room: string, user: string) => `${this.prefix}presence:${room}:u:${user}`;
   private roomKey = (room: string) => `${this.prefix}presence:${room}`;
 
-  async add(room: string, user: string, conn: string): Promise<boolean> {
+  async add(room: string, user: string, conn: string): Promise<Joined> {
     this.local.add(room, user, conn);
     const now = Date.now();
-    const r = (await (this.redis as unknown as Scripts).parleyPresenceAdd(this.userKey(room, user), this.roomKey(room), now, now + this.ttlMs, this.ttlMs, conn, user)) as number;
-    return r === 1;
+    const [first, users] = (await (this.redis as unknown as Scripts).parleyPresenceAdd(this.userKey(room, user), this.roomKey(room), now, now + this.ttlMs, this.ttlMs, conn, user)) as [number, string[]];
+    return { first: first === 1, users: users.sort() };
   }
 
   async remove(room: string, user: string, conn: string): Promise<boolean> {
