@@ -73,7 +73,6 @@ export class SqliteStore implements Store {
   readonly driver = 'sqlite';
   private db: Database.Database | undefined;
   private stmts: ReturnType<SqliteStore['prepare']> | undefined;
-  private append: Database.Transaction<(items: readonly NewMessage[], now: number) => Appended[]> | undefined;
 
   /** @param file path of the database file, or ':memory:' */
   constructor(private readonly file: string) {}
@@ -97,7 +96,7 @@ export class SqliteStore implements Store {
   }
 
   private prepare(db: Database.Database) {
-    return {
+    const s = {
       createUser: db.prepare<[string, string, number]>('INSERT INTO users (name, password_hash, created_at) VALUES (?, ?, ?)'),
       getUser: db.prepare<[string], { name: string; password_hash: string; created_at: number }>(
         'SELECT name, password_hash, created_at FROM users WHERE name = ?',
@@ -134,6 +133,26 @@ export class SqliteStore implements Store {
         'SELECT room, seq, sender, body, sent FROM messages WHERE room = ? AND seq < ? ORDER BY seq DESC LIMIT ?',
       ),
     };
+    // One batch of messages in one transaction (better-sqlite3 wraps it in BEGIN/COMMIT).
+    const append = db.transaction((items: readonly NewMessage[], now: number): Appended[] => {
+      const out: Appended[] = new Array(items.length);
+      for (let i = 0; i < items.length; i++) {
+        const m = items[i] as NewMessage;
+        if (m.ref !== undefined) {
+          const seen = s.findDedupe.get(m.from, m.ref);
+          if (seen !== undefined) {
+            out[i] = { duplicate: true, message: seen };
+            continue;
+          }
+        }
+        const seq = (s.nextSeq.get(m.room) as { last_seq: number }).last_seq;
+        s.insertMessage.run(m.room, seq, m.from, m.message, m.sent, Date.parse(m.sent));
+        if (m.ref !== undefined) s.insertDedupe.run(m.from, m.ref, m.room, seq, now);
+        out[i] = { duplicate: false, message: { room: m.room, seq, from: m.from, message: m.message, sent: m.sent } };
+      }
+      return out;
+    });
+    return { ...s, append };
   }
 
   private get s() {
@@ -145,7 +164,6 @@ export class SqliteStore implements Store {
     this.db?.close();
     this.db = undefined;
     this.stmts = undefined;
-    this.append = undefined;
   }
 
   async createUser(name: string, passwordHash: string): Promise<void> {
@@ -193,31 +211,13 @@ export class SqliteStore implements Store {
   async appendMessages(batch: readonly NewMessage[]): Promise<Appended[]> {
     const s = this.s; // StoreError 'unavailable' when the store is not open
     try {
-      // Built once per open database (with its statements): better-sqlite3 wraps it in BEGIN/COMMIT.
-      this.append ??= (this.db as Database.Database).transaction((items: readonly NewMessage[], now: number) => {
-        const out: Appended[] = new Array(items.length);
-        for (let i = 0; i < items.length; i++) {
-          const m = items[i] as NewMessage;
-          if (m.ref !== undefined) {
-            const seen = s.findDedupe.get(m.from, m.ref);
-            if (seen !== undefined) {
-              out[i] = { duplicate: true, message: seen };
-              continue;
-            }
-          }
-          const seq = (s.nextSeq.get(m.room) as { last_seq: number }).last_seq;
-          s.insertMessage.run(m.room, seq, m.from, m.message, m.sent, Date.parse(m.sent));
-          if (m.ref !== undefined) s.insertDedupe.run(m.from, m.ref, m.room, seq, now);
-          out[i] = { duplicate: false, message: { room: m.room, seq, from: m.from, message: m.message, sent: m.sent } };
-        }
-        return out;
-      });
       // IMMEDIATE: take the write lock up front, so two processes never interleave seq updates.
-      return this.append.immediate(batch, Date.now());
+      return s.append.immediate(batch, Date.now());
     } catch (err) {
       throw wrap(err, 'append messages');
     }
   }
+
 
   async lastSeq(room: string): Promise<number> {
     return this.s.lastSeq.get(room)?.last_seq ?? 0;
