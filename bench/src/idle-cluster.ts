@@ -12,10 +12,9 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { LoaderJob, LoaderReport } from './idle-loader.js';
-import { cpuMicros, rssBytes } from './load.js';
 import { startCluster } from './nodes.js';
 import { parleyTarget } from './parley-target.js';
-import { sleep } from './workload.js';
+import { probeAlive, sleep, totalCpu, totalRss } from './workload.js';
 
 const LOADER = fileURLToPath(new URL('./idle-loader.js', import.meta.url));
 
@@ -58,9 +57,7 @@ export async function idleCluster(connections: number, nodeCount: number, holdSe
     const target = parleyTarget();
     await target.prepare(nodes[0] as (typeof nodes)[0], connections); // sessions are in Postgres: valid on every node
     await sleep(1000);
-    const rss = () => nodes.reduce((s, n) => s + rssBytes(n.pid), 0);
-    const cpu = () => nodes.reduce((s, n) => s + cpuMicros(n.pid), 0);
-    const before = rss();
+    const before = totalRss(nodes);
 
     const per = Math.ceil(connections / nodeCount);
     const t0 = performance.now();
@@ -76,10 +73,10 @@ export async function idleCluster(connections: number, nodeCount: number, holdSe
     const connectSeconds = (performance.now() - t0) / 1000;
     console.error(`  idle cluster: ${connections} connections to ${nodeCount} nodes in ${connectSeconds.toFixed(1)} s; holding ${holdSeconds} s`);
 
-    const cpu0 = cpu();
+    const cpu0 = totalCpu(nodes);
     await sleep(holdSeconds * 1000);
-    const idleCpu = cpu() - cpu0;
-    const after = rss();
+    const idleCpu = totalCpu(nodes) - cpu0;
+    const after = totalRss(nodes);
     const reports = (await Promise.all(
       loaders.map((child) => {
         const r = nextReport(child, 'report');
@@ -89,11 +86,7 @@ export async function idleCluster(connections: number, nodeCount: number, holdSe
     )) as Extract<LoaderReport, { kind: 'report' }>[];
 
     // A fresh client on the last node still gets its own message back.
-    let got = false;
-    const probe = await target.connect(nodes.at(-1) as (typeof nodes)[0], 1, 'probe', () => (got = true));
-    probe.send(1);
-    await sleep(500);
-    probe.close();
+    const alive = await probeAlive(target, nodes.at(-1) as (typeof nodes)[0]);
 
     return {
       connections,
@@ -108,7 +101,7 @@ export async function idleCluster(connections: number, nodeCount: number, holdSe
       rssAfterMiB: after / 2 ** 20,
       bytesPerConnection: Math.round((after - before) / connections),
       idleCpuUsPerConnectionSecond: idleCpu / connections / holdSeconds,
-      serverStillAnswers: got,
+      serverStillAnswers: alive,
     };
   } finally {
     // The load generators end with their connections (also when one failed while others connect).

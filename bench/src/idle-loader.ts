@@ -12,6 +12,7 @@
 import { performance } from 'node:perf_hooks';
 import { parleyTarget } from './parley-target.js';
 import type { BenchClient } from './target.js';
+import { inPool } from './workload.js';
 
 export interface LoaderJob {
   url: string;
@@ -42,28 +43,23 @@ process.once('message', async (job: LoaderJob) => {
     closed++;
   };
   const t0 = performance.now();
-  let next = 0;
   try {
-    await Promise.all(
-      Array.from({ length: 100 }, async () => {
-        while (next < job.count) {
-          const i = job.from + next++;
-          const source = job.sources[i % job.sources.length] as string;
-          // A connection attempt that fails (say, a keep-alive socket the server closed just as
-          // the ticket request went out) is retried twice and counted.
-          for (let attempt = 1; ; attempt++) {
-            try {
-              clients.push(await target.connect(server, i, `idle${Math.floor(i / 100)}`, () => undefined, { localAddress: source, onPing, onClose }));
-              break;
-            } catch (err) {
-              if (attempt === 3) throw err;
-              retries++;
-            }
-          }
-          open++;
+    await inPool(job.count, 100, async (k) => {
+      const i = job.from + k;
+      const source = job.sources[i % job.sources.length] as string;
+      // A connection attempt that fails (say, a keep-alive socket the server closed just as
+      // the ticket request went out) is retried twice and counted.
+      for (let attempt = 1; ; attempt++) {
+        try {
+          clients.push(await target.connect(server, i, `idle${Math.floor(i / 100)}`, () => undefined, { localAddress: source, onPing, onClose }));
+          break;
+        } catch (err) {
+          if (attempt === 3) throw err;
+          retries++;
         }
-      }),
-    );
+      }
+      open++;
+    });
   } catch (err) {
     const e = err as Error & { cause?: Error };
     send({ kind: 'failed', error: `${e.message}${e.cause === undefined ? '' : `: ${e.cause.message}`}` });

@@ -21,6 +21,7 @@ export function stampInFrame(buf: Buffer): number {
 
 export function parleyTarget(env: Record<string, string> = {}): Target & { tokens: string[]; prepare: NonNullable<Target['prepare']> } {
   const tokens: string[] = [];
+  const mintTicket = async (server: RunningServer, index: number) => (await post(server.url, '/ticket', undefined, tokens[index % tokens.length])).otp;
   return {
     name: 'parley',
     tokens,
@@ -34,10 +35,10 @@ export function parleyTarget(env: Record<string, string> = {}): Target & { token
       }
     },
     async ticket(server, index) {
-      await post(server.url, '/ticket', undefined, tokens[index % tokens.length]);
+      await mintTicket(server, index);
     },
     async connect(server, index, room, onStamp, opts: ConnectOptions = {}): Promise<BenchClient> {
-      const { otp } = await post(server.url, '/ticket', undefined, tokens[index % tokens.length]);
+      const otp = await mintTicket(server, index);
       const ws = new WebSocket(`${server.url.replace(/^http/, 'ws')}/ws?otp=${otp}&resume=1`, {
         perMessageDeflate: false,
         skipUTF8Validation: true,

@@ -16,7 +16,7 @@ import { cpuMicros, rssBytes } from './load.js';
 import { parleyTarget } from './parley-target.js';
 import { goTarget, socketioTarget, wsTarget } from './peers.js';
 import type { RunningServer, Target } from './target.js';
-import { newCounter, onStampFor, openClients, runRate, sleep, type RateResult } from './workload.js';
+import { inPool, newCounter, onStampFor, openClients, probeAlive, runRate, sleep, type RateResult } from './workload.js';
 
 const { values } = parseArgs({
   options: {
@@ -140,16 +140,6 @@ async function idle(t: Target, n: number, holdSeconds: number): Promise<Json | u
   });
 }
 
-/** A fresh connection still gets a message through after the hold (the server is alive). */
-async function probeAlive(t: Target, s: RunningServer): Promise<boolean> {
-  let got = false;
-  const a = await t.connect(s, 1, 'probe', () => (got = true));
-  a.send(1);
-  await sleep(500);
-  a.close();
-  return got;
-}
-
 /**
  * Connect storm: N connections (Parley: ticket + upgrade), 200 at a time. Where the target has
  * an HTTP ticket route, N ticket requests alone are measured too (for the bare ws peer that is
@@ -164,10 +154,7 @@ async function connect(t: Target, n: number): Promise<Json | undefined> {
     if (ticket !== undefined) {
       await sleep(1000);
       const cpu0 = cpuMicros(s.pid);
-      let next = 0;
-      await Promise.all(Array.from({ length: 200 }, async () => {
-        while (next < n) await ticket(s, next++);
-      }));
+      await inPool(n, 200, (i) => ticket(s, i));
       serverCpuUsPerTicket = (cpuMicros(s.pid) - cpu0) / n;
     }
     return { connections: n, seconds, connectsPerSec: Math.round(n / seconds), serverCpuUsPerConnect: cpuUs / n, serverCpuUsPerTicket };

@@ -40,8 +40,29 @@ export function onStampFor(counter: Counter): (stamp: number) => void {
 /** One server, or several nodes of one cluster (connection i goes to node i mod n; CPU and RSS are summed). */
 export type Servers = RunningServer | readonly RunningServer[];
 const list = (s: Servers): readonly RunningServer[] => (Array.isArray(s) ? s : [s as RunningServer]);
-const totalCpu = (s: Servers): number => list(s).reduce((sum, x) => sum + cpuMicros(x.pid), 0);
-const totalRss = (s: Servers): number => list(s).reduce((sum, x) => sum + rssBytes(x.pid), 0);
+/** CPU µs used so far by the server (all its nodes). */
+export const totalCpu = (s: Servers): number => list(s).reduce((sum, x) => sum + cpuMicros(x.pid), 0);
+/** Resident bytes of the server (all its nodes). */
+export const totalRss = (s: Servers): number => list(s).reduce((sum, x) => sum + rssBytes(x.pid), 0);
+
+/** Runs fn(0) … fn(n - 1), at most `concurrency` at a time. */
+export async function inPool(n: number, concurrency: number, fn: (i: number) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < n) await fn(next++);
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, n) }, worker));
+}
+
+/** A fresh connection to `server` still gets its own message back (the server is alive). */
+export async function probeAlive(t: Target, server: RunningServer): Promise<boolean> {
+  let got = false;
+  const a = await t.connect(server, 1, 'probe', () => (got = true));
+  a.send(1);
+  await sleep(500);
+  a.close();
+  return got;
+}
 
 /** Opens `n` connections, `concurrency` at a time, client i in room roomOf(i). */
 export async function openClients(
@@ -58,16 +79,11 @@ export async function openClients(
   const nodes = list(server);
   const cpu0 = totalCpu(server);
   const t0 = performance.now();
-  let next = 0;
-  const worker = async () => {
-    while (next < n) {
-      const i = next++;
-      // Round-robin over source addresses: ports left in TIME_WAIT by earlier runs do not run out.
-      const source = SOURCES[(from + i) % SOURCES.length] as string;
-      clients[i] = await target.connect(nodes[(from + i) % nodes.length] as RunningServer, from + i, roomOf(i), onStamp, { localAddress: source });
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(concurrency, n) }, worker));
+  await inPool(n, concurrency, async (i) => {
+    // Round-robin over source addresses: ports left in TIME_WAIT by earlier runs do not run out.
+    const source = SOURCES[(from + i) % SOURCES.length] as string;
+    clients[i] = await target.connect(nodes[(from + i) % nodes.length] as RunningServer, from + i, roomOf(i), onStamp, { localAddress: source });
+  });
   return { clients, seconds: (performance.now() - t0) / 1000, cpuUs: totalCpu(server) - cpu0 };
 }
 
