@@ -2,11 +2,11 @@
  * Presence: who is online in which room. Several connections of one user count once: `add`
  * reports the user's first connection in a room, `remove` their last.
  *
- * Implementations: `memory.ts` (one node). Every implementation passes
- * test/presence.contract.ts.
+ * Implementations: `memory.ts` (one node) and `redis.ts` (shared by nodes). Every
+ * implementation passes test/presence.contract.ts.
  *
- * Guarantees: `add` resolves `first: true` exactly once per (room, user) until a `remove` of that user's
- * last connection resolves true; `list` reflects every add/remove that has resolved.
+ * Guarantees: `add` resolves `first: true` exactly once per (room, user) until a `remove` of
+ * that user's last connection resolves true; `list` reflects every add/remove that has resolved.
  */
 export interface Joined {
   first: boolean;

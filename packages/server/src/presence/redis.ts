@@ -1,9 +1,10 @@
 /**
  * Redis presence, shared by every node. Per room and user a sorted set of that user's
  * connections scored by expiry time, and per room a sorted set of users scored by their latest
- * expiry. `add` returns the room's users from the same script (one round trip per join). Each node refreshes its own connections every ttl/3; a node that dies stops
- * refreshing, so its users drop out of `list` within the TTL. First/last detection runs in Lua,
- * atomically, so two nodes adding the same user at once report "first" exactly once.
+ * expiry. `add` returns the room's users from the same script (one round trip per join). Each
+ * node refreshes its own connections every ttl/3; a node that dies stops refreshing, so its
+ * users drop out of `list` within the TTL. First/last detection runs in Lua, atomically, so two
+ * nodes adding the same user at once report "first" exactly once.
  */
 import { Redis } from 'ioredis';
 import { PresenceIndex } from './local.js';
