@@ -1,10 +1,13 @@
 /**
  * Smoke test of the peer targets: for each, start the server (pinned to core 0, or PEERS_CORE),
+ * check that it refuses a ticket request without a bearer and an upgrade without a valid ticket,
  * connect 3 clients to one room, send 5 stamped messages from one of them, and check that every
  * client received all 5 stamps. Prints OK / FAIL / SKIP per target; exits 1 if any failed.
  *
  *   node bench/dist/src/peers-smoke.js [socket.io|ws|go-gorilla ...]
  */
+import { io } from 'socket.io-client';
+import WebSocket from 'ws';
 import { goTarget, socketioTarget, wsTarget } from './peers.js';
 import type { BenchClient, RunningServer, Target } from './target.js';
 
@@ -12,6 +15,22 @@ const CLIENTS = 3;
 const MESSAGES = 5;
 const TIMEOUT_MS = 5_000;
 const core = process.env.PEERS_CORE ?? '0';
+
+/** Resolves with how the server answered an upgrade carrying a ticket it never issued. */
+function bogusUpgrade(target: Target, server: RunningServer): Promise<string> {
+  return new Promise((resolve) => {
+    if (target === socketioTarget) {
+      const socket = io(server.url, { transports: ['websocket'], forceNew: true, reconnection: false, auth: { otp: 'bogus' } });
+      socket.once('connect', () => resolve('connected'));
+      socket.once('connect_error', (err) => resolve(err.message));
+      return;
+    }
+    const ws = new WebSocket(`${server.url.replace(/^http/, 'ws')}/ws?otp=bogus`);
+    ws.once('open', () => resolve('connected'));
+    ws.once('unexpected-response', (_req, res) => resolve(String(res.statusCode)));
+    ws.once('error', (err) => resolve(err.message));
+  });
+}
 
 async function smoke(target: Target): Promise<'OK' | 'SKIP'> {
   let server: RunningServer;
@@ -28,6 +47,10 @@ async function smoke(target: Target): Promise<'OK' | 'SKIP'> {
   const clients: BenchClient[] = [];
   try {
     await target.prepare?.(server, CLIENTS);
+    const noBearer = await fetch(`${server.url}/ticket`, { method: 'POST' });
+    if (noBearer.status !== 401) throw new Error(`/ticket without a bearer answered ${noBearer.status}, expected 401`);
+    const bogus = await bogusUpgrade(target, server);
+    if (bogus !== (target === socketioTarget ? 'unauthorized' : '401')) throw new Error(`an upgrade with a bogus ticket got ${bogus}`);
     const received: number[][] = [];
     for (let i = 0; i < CLIENTS; i++) {
       const got: number[] = [];

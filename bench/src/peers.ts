@@ -72,6 +72,19 @@ async function startPinned(name: string, core: string, cmd: string, args: string
   };
 }
 
+/**
+ * Every peer connects as the seed does: POST /ticket with a bearer (the peers keep no accounts,
+ * so the bearer is the user's name) for a one-time ticket, then the upgrade redeems it.
+ */
+const mintTicket = async (server: RunningServer, index: number): Promise<string> => {
+  const otp = (await post(server.url, '/ticket', undefined, `user${index}`)).otp;
+  if (otp === undefined) throw new Error('/ticket answered without an otp');
+  return otp;
+};
+const ticketOnly = async (server: RunningServer, index: number): Promise<void> => {
+  await mintTicket(server, index);
+};
+
 // ---------------------------------------------------------------------------------------------
 // Socket.IO
 // ---------------------------------------------------------------------------------------------
@@ -85,7 +98,7 @@ export const socketioTarget: Target = {
       upgrade: false,
       forceNew: true,
       reconnection: false,
-      auth: { name: `user${index}` },
+      auth: { otp: await mintTicket(server, index) },
     };
     // Passed through to `ws` by engine.io-client in Node, though its typings leave them out
     // (perMessageDeflate is typed as an object; false turns the offer off).
@@ -118,15 +131,17 @@ export const socketioTarget: Target = {
       },
     };
   },
+  ticket: ticketOnly,
 };
 
 // ---------------------------------------------------------------------------------------------
 // Parley-like frames over plain WebSocket (the `ws` peer and the Go peer)
 // ---------------------------------------------------------------------------------------------
 
-/** Connects to `<url>/ws`, sends `join`, resolves on `joined`; then reports every new_message's stamp. */
-async function connectFrames(server: RunningServer, room: string, onStamp: (stamp: number) => void, opts: ConnectOptions): Promise<BenchClient> {
-  const ws = new WebSocket(`${server.url.replace(/^http/, 'ws')}/ws`, {
+/** Takes a ticket, connects to `<url>/ws?otp=`, sends `join`, resolves on `joined`; then reports every new_message's stamp. */
+async function connectFrames(server: RunningServer, index: number, room: string, onStamp: (stamp: number) => void, opts: ConnectOptions): Promise<BenchClient> {
+  const otp = await mintTicket(server, index);
+  const ws = new WebSocket(`${server.url.replace(/^http/, 'ws')}/ws?otp=${otp}`, {
     perMessageDeflate: false,
     skipUTF8Validation: true,
     ...(opts.localAddress === undefined ? {} : { localAddress: opts.localAddress }),
@@ -165,10 +180,8 @@ async function connectFrames(server: RunningServer, room: string, onStamp: (stam
 export const wsTarget: Target = {
   name: 'ws',
   start: (core) => startPinned('ws', core, process.execPath, [join(PEERS_DIR, 'ws/server.mjs')]),
-  connect: (server, _index, room, onStamp, opts = {}) => connectFrames(server, room, onStamp, opts),
-  ticket: async (server) => {
-    await post(server.url, '/ticket', undefined);
-  },
+  connect: (server, index, room, onStamp, opts = {}) => connectFrames(server, index, room, onStamp, opts),
+  ticket: ticketOnly,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -215,7 +228,8 @@ export const goTarget: Target = {
     const bin = buildGo();
     return startPinned('go-gorilla', core, bin, []);
   },
-  connect: (server, _index, room, onStamp, opts = {}) => connectFrames(server, room, onStamp, opts),
+  connect: (server, index, room, onStamp, opts = {}) => connectFrames(server, index, room, onStamp, opts),
+  ticket: ticketOnly,
 };
 
 export const peerTargets: Target[] = [socketioTarget, wsTarget, goTarget];

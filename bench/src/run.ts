@@ -141,9 +141,9 @@ async function idle(t: Target, n: number, holdSeconds: number): Promise<Json | u
 }
 
 /**
- * Connect storm: N connections (Parley: ticket + upgrade), 200 at a time. Where the target has
- * an HTTP ticket route, N ticket requests alone are measured too (for the bare ws peer that is
- * the floor of any HTTP request in Node: its route only returns random bytes).
+ * Connect storm: N connections, 200 at a time, each a ticket over HTTP and the upgrade that
+ * redeems it (every server speaks the seed's handshake). Then N ticket requests alone, so the
+ * table can split a connect into the ticket and the rest.
  */
 async function connect(t: Target, n: number): Promise<Json | undefined> {
   return withServer(t, async (s) => {

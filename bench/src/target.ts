@@ -38,7 +38,7 @@ export interface Target {
    * stamp of every chat message the connection receives.
    */
   connect(server: RunningServer, index: number, room: string, onStamp: (stamp: number) => void, opts?: ConnectOptions): Promise<BenchClient>;
-  /** One HTTP ticket request alone (Parley: POST /ticket; the bare ws peer: its floor route). */
+  /** One HTTP ticket request alone (POST /ticket, on Parley and on every peer). */
   ticket?(server: RunningServer, index: number): Promise<void>;
 }
 

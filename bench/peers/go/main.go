@@ -8,17 +8,22 @@
 //	                                                           []byte queued to every member of R
 //
 // A client whose egress channel is full is dropped (as gorilla's chat example does).
+// Connect as in the seed: POST /ticket (Authorization: Bearer <name>) → {"otp":T}, a one-time
+// password kept in a retention map for 5 s; GET /ws?otp=T upgrades once per ticket (401 otherwise).
 // Listens on 127.0.0.1:PORT (PORT env or first argument; HOST env to change). GET /healthz → 200.
 // Prints nothing per message.
 package main
 
 import (
+	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"log"
 	"net/http"
 	"os"
 	"os/signal"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -80,6 +85,55 @@ type outEvent struct {
 
 type EventHandler func(event Event, c *Client) error
 
+// OTP is a one-time password handed out by /ticket.
+type OTP struct {
+	Name    string
+	Created time.Time
+}
+
+// RetentionMap holds OTPs until they are used or older than the retention period (the seed's design).
+type RetentionMap struct {
+	sync.Mutex
+	otps map[string]OTP
+}
+
+func NewRetentionMap(retention time.Duration) *RetentionMap {
+	rm := &RetentionMap{otps: make(map[string]OTP)}
+	go func() {
+		for range time.Tick(400 * time.Millisecond) {
+			rm.Lock()
+			for key, otp := range rm.otps {
+				if otp.Created.Add(retention).Before(time.Now()) {
+					delete(rm.otps, key)
+				}
+			}
+			rm.Unlock()
+		}
+	}()
+	return rm
+}
+
+func (rm *RetentionMap) NewOTP(name string) string {
+	var b [24]byte
+	rand.Read(b[:])
+	key := base64.RawURLEncoding.EncodeToString(b[:])
+	rm.Lock()
+	rm.otps[key] = OTP{Name: name, Created: time.Now()}
+	rm.Unlock()
+	return key
+}
+
+// VerifyOTP consumes the OTP: the name it was minted for, and whether it was valid.
+func (rm *RetentionMap) VerifyOTP(key string) (string, bool) {
+	rm.Lock()
+	defer rm.Unlock()
+	otp, ok := rm.otps[key]
+	if ok {
+		delete(rm.otps, key)
+	}
+	return otp.Name, ok
+}
+
 // Manager holds every client and the rooms; the lock guards clients, rooms and each Client.rooms.
 type Manager struct {
 	sync.RWMutex
@@ -87,6 +141,7 @@ type Manager struct {
 	rooms    map[string]map[*Client]bool
 	handlers map[string]EventHandler
 	nextID   uint64
+	otps     *RetentionMap
 }
 
 func NewManager() *Manager {
@@ -94,6 +149,7 @@ func NewManager() *Manager {
 		clients:  make(map[*Client]bool),
 		rooms:    make(map[string]map[*Client]bool),
 		handlers: make(map[string]EventHandler),
+		otps:     NewRetentionMap(5 * time.Second),
 	}
 	m.handlers["join"] = m.handleJoin
 	m.handlers["send_message"] = m.handleSendMessage
@@ -109,14 +165,35 @@ type Client struct {
 	rooms  map[string]bool
 }
 
+func (m *Manager) ticketHandler(w http.ResponseWriter, r *http.Request) {
+	auth := r.Header.Get("Authorization")
+	name := strings.TrimPrefix(auth, "Bearer ")
+	if r.Method != http.MethodPost || name == auth || name == "" {
+		w.WriteHeader(http.StatusUnauthorized)
+		return
+	}
+	w.Header().Set("content-type", "application/json")
+	w.Write([]byte(`{"otp":"` + m.otps.NewOTP(name) + `"}`))
+}
+
 func (m *Manager) serveWS(w http.ResponseWriter, r *http.Request) {
+	otp := r.URL.Query().Get("otp")
+	if otp == "" {
+		w.WriteHeader(http.StatusUnauthorized)
+		return
+	}
+	name, ok := m.otps.VerifyOTP(otp)
+	if !ok {
+		w.WriteHeader(http.StatusUnauthorized)
+		return
+	}
 	conn, err := upgrader.Upgrade(w, r, nil)
 	if err != nil {
 		return
 	}
 	m.Lock()
 	m.nextID++
-	c := &Client{conn: conn, manager: m, id: "c" + strconv.FormatUint(m.nextID, 10), egress: make(chan []byte, egressSize), rooms: make(map[string]bool)}
+	c := &Client{conn: conn, manager: m, id: name + "#" + strconv.FormatUint(m.nextID, 10), egress: make(chan []byte, egressSize), rooms: make(map[string]bool)}
 	m.clients[c] = true
 	m.Unlock()
 	go c.writePump()
@@ -295,6 +372,7 @@ func main() {
 	m := NewManager()
 	mux := http.NewServeMux()
 	mux.HandleFunc("/ws", m.serveWS)
+	mux.HandleFunc("/ticket", m.ticketHandler)
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("content-type", "text/plain")
 		w.Write([]byte("ok"))

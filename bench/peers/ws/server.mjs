@@ -3,7 +3,9 @@
 //   {"type":"send_message","payload":{"room":R,"message":M}} → build new_message once, JSON.stringify once,
 //                                                             send the same string to every member of R
 // Heartbeat as in ws's README: ping every 25 s, terminate a connection that missed the last pong.
-// POST /ticket answers 32 random bytes as JSON: the floor of an HTTP ticket request, for comparison.
+// Connect as in the seed: POST /ticket (Authorization: Bearer <name>) → {"otp":T}, a one-time ticket
+// kept 5 s; GET /ws?otp=T upgrades once per ticket (401 otherwise). The least work for that handshake:
+// no accounts, the bearer is the name.
 // perMessageDeflate off. Port: PORT env or argv[2]; 127.0.0.1 (HOST env to change). GET /healthz → 200.
 import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
@@ -17,18 +19,53 @@ const MAX_PAYLOAD = 64 * 1024;
 /** room name → members */
 const rooms = new Map();
 let nextId = 1;
+/** one-time ticket → { name, expires } (the seed's RetentionMap, 5 s) */
+const tickets = new Map();
+const TICKET_MS = 5_000;
+const sweep = setInterval(() => {
+  const now = Date.now();
+  for (const [otp, t] of tickets) if (t.expires <= now) tickets.delete(otp);
+}, 400);
+
+/** Takes the ticket out of `?otp=` and consumes it; the name it was minted for, or undefined. */
+function redeem(url) {
+  const at = url.indexOf('otp=');
+  if (at < 0) return undefined;
+  const end = url.indexOf('&', at);
+  const otp = url.slice(at + 4, end < 0 ? undefined : end);
+  const t = tickets.get(otp);
+  if (t === undefined) return undefined;
+  tickets.delete(otp);
+  return t.expires > Date.now() ? t.name : undefined;
+}
 
 const http = createServer((req, res) => {
   if (req.url === '/healthz') res.writeHead(200, { 'content-type': 'text/plain' }).end('ok');
   else if (req.url === '/ticket' && req.method === 'POST') {
-    // The floor of an HTTP ticket request in Node: no auth, no store, just 32 random bytes as JSON.
     req.resume();
-    const body = JSON.stringify({ otp: randomBytes(32).toString('base64url') });
-    res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }).end(body);
+    const auth = req.headers.authorization;
+    if (auth === undefined || !auth.startsWith('Bearer ') || auth.length === 7) {
+      res.writeHead(401).end();
+      return;
+    }
+    const otp = randomBytes(24).toString('base64url');
+    tickets.set(otp, { name: auth.slice(7), expires: Date.now() + TICKET_MS });
+    const body = `{"otp":"${otp}"}`;
+    res.writeHead(200, { 'content-type': 'application/json', 'content-length': body.length }).end(body);
   } else res.writeHead(404).end();
 });
 
-const wss = new WebSocketServer({ server: http, perMessageDeflate: false, maxPayload: MAX_PAYLOAD, clientTracking: true });
+const wss = new WebSocketServer({
+  server: http,
+  perMessageDeflate: false,
+  maxPayload: MAX_PAYLOAD,
+  clientTracking: true,
+  // Synchronous form: false answers 401.
+  verifyClient: (info) => {
+    info.req.name = redeem(info.req.url ?? '');
+    return info.req.name !== undefined;
+  },
+});
 
 function leaveAll(ws) {
   for (const room of ws.rooms) {
@@ -40,9 +77,9 @@ function leaveAll(ws) {
   ws.rooms.clear();
 }
 
-wss.on('connection', (ws) => {
+wss.on('connection', (ws, req) => {
   ws.isAlive = true;
-  ws.id = `c${nextId++}`;
+  ws.id = `${req.name}#${nextId++}`;
   ws.rooms = new Set();
   ws.on('pong', () => {
     ws.isAlive = true;
@@ -103,6 +140,7 @@ http.listen(port, host);
 
 const shutdown = () => {
   clearInterval(interval);
+  clearInterval(sweep);
   for (const ws of wss.clients) ws.terminate();
   process.exit(0);
 };
