@@ -5,7 +5,9 @@
  * here), so one Node process can hold about 19,000 sockets. The run therefore holds them the way
  * Parley scales out: several nodes on one Postgres and one Redis, all pinned to core 0, each
  * fed by its own load-generator process on core 1 connecting from its own 127.0.x.y addresses.
- * It reports the nodes' summed RSS growth per connection, their CPU while idle (heartbeats),
+ * It reports the nodes' summed RSS growth per connection (and, as the idle run does, the growth
+ * of the second half alone: the marginal cost of a connection, without each process's one-time
+ * growth such as V8's young generation), their CPU while idle (heartbeats),
  * how many connections stayed open, the pings the clients answered, and whether a fresh client
  * still gets a message through at the end.
  */
@@ -31,6 +33,8 @@ export interface IdleClusterResult {
   rssBeforeMiB: number;
   rssAfterMiB: number;
   bytesPerConnection: number;
+  /** RSS growth per connection over the second half of the connections alone. */
+  marginalBytesPerConnection: number;
   /** Server CPU while idle, per connection per second (heartbeats, presence refresh). */
   idleCpuUsPerConnectionSecond: number;
   serverStillAnswers: boolean;
@@ -59,18 +63,35 @@ export async function idleCluster(connections: number, nodeCount: number, holdSe
     await sleep(1000);
     const before = totalRss(nodes);
 
+    // Each node's share in two halves: all loaders connect the first, the RSS is read, then the rest.
     const per = Math.ceil(connections / nodeCount);
+    const shares = nodes.map((_, k) => ({ from: k * per, count: Math.max(0, Math.min(per, connections - k * per)) }));
     const t0 = performance.now();
-    const connected = nodes.map((node, k) => {
-      const child = fork(LOADER, [], { execArgv: [], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-      loaders.push(child);
-      const from = k * per;
-      const job: LoaderJob = { url: node.url, tokens: target.tokens, from, count: Math.min(per, connections - from), sources: [`127.0.${k + 1}.1`, `127.0.${k + 1}.2`] };
-      child.send(job);
-      return nextReport(child, 'connected');
-    });
-    const retries = ((await Promise.all(connected)) as Extract<LoaderReport, { kind: 'connected' }>[]).reduce((sum, r) => sum + r.retries, 0);
-    const connectSeconds = (performance.now() - t0) / 1000;
+    nodes.forEach(() => loaders.push(fork(LOADER, [], { execArgv: [], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })));
+    let retries = 0;
+    const connectHalf = async (half: 0 | 1) => {
+      const reports = nodes.map((node, k) => {
+        const { from, count } = shares[k] as { from: number; count: number };
+        const first = Math.floor(count / 2);
+        const child = loaders[k] as ChildProcess;
+        const job: LoaderJob = {
+          url: node.url,
+          tokens: target.tokens,
+          ...(half === 0 ? { from, count: first } : { from: from + first, count: count - first }),
+          sources: [`127.0.${k + 1}.1`, `127.0.${k + 1}.2`],
+        };
+        const r = nextReport(child, 'connected');
+        child.send(job);
+        return r;
+      });
+      retries += ((await Promise.all(reports)) as Extract<LoaderReport, { kind: 'connected' }>[]).reduce((sum, r) => sum + r.retries, 0);
+    };
+    await connectHalf(0);
+    const firstHalf = shares.reduce((sum, s) => sum + Math.floor(s.count / 2), 0);
+    await sleep(3000);
+    const mid = totalRss(nodes);
+    await connectHalf(1);
+    const connectSeconds = (performance.now() - t0) / 1000 - 3;
     console.error(`  idle cluster: ${connections} connections to ${nodeCount} nodes in ${connectSeconds.toFixed(1)} s; holding ${holdSeconds} s`);
 
     const cpu0 = totalCpu(nodes);
@@ -100,6 +121,7 @@ export async function idleCluster(connections: number, nodeCount: number, holdSe
       rssBeforeMiB: before / 2 ** 20,
       rssAfterMiB: after / 2 ** 20,
       bytesPerConnection: Math.round((after - before) / connections),
+      marginalBytesPerConnection: Math.round((after - mid) / (connections - firstHalf)),
       idleCpuUsPerConnectionSecond: idleCpu / connections / holdSeconds,
       serverStillAnswers: alive,
     };

@@ -4,6 +4,7 @@
  * does that by itself), counts them, and holds. Driven over IPC by its parent:
  *
  *   parent → { url, tokens, from, count, sources }   child → { kind: 'connected', seconds, retries }
+ *   (again for the next share: a loader may get several jobs, one after the other)
  *   parent → 'report'                                 child → { kind: 'report', open, closed, pings }
  *   the parent ends it with SIGTERM
  *
@@ -28,20 +29,21 @@ export type LoaderReport = { kind: 'connected'; seconds: number; retries: number
 
 const send = (m: LoaderReport) => process.send?.(m);
 
-process.once('message', async (job: LoaderJob) => {
-  const target = parleyTarget();
-  target.tokens.push(...job.tokens);
+const target = parleyTarget();
+const clients: BenchClient[] = [];
+let open = 0;
+let closed = 0;
+let pings = 0;
+const onPing = () => pings++;
+const onClose = () => {
+  open--;
+  closed++;
+};
+
+async function run(job: LoaderJob): Promise<void> {
+  if (target.tokens.length === 0) target.tokens.push(...job.tokens);
   const server = { url: job.url, pid: 0, stop: async () => undefined };
-  const clients: BenchClient[] = [];
-  let open = 0;
-  let closed = 0;
-  let pings = 0;
   let retries = 0;
-  const onPing = () => pings++;
-  const onClose = () => {
-    open--;
-    closed++;
-  };
   const t0 = performance.now();
   try {
     await inPool(job.count, 100, async (k) => {
@@ -66,7 +68,9 @@ process.once('message', async (job: LoaderJob) => {
     process.exit(1);
   }
   send({ kind: 'connected', seconds: (performance.now() - t0) / 1000, retries });
-  process.on('message', (m: string) => {
-    if (m === 'report') send({ kind: 'report', open, closed, pings });
-  });
+}
+
+process.on('message', (m: LoaderJob | 'report') => {
+  if (m === 'report') send({ kind: 'report', open, closed, pings });
+  else void run(m);
 });

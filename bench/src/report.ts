@@ -56,8 +56,8 @@ export function renderMarkdown(results: Results, machine: string): string {
   const many = results['idle-cluster'] ?? {};
   table(
     'Holding 100,000 idle connections, heartbeats on (nodes on one Postgres + Redis, all on core 0: one process may open 20,000 files here)',
-    ['server', 'nodes', 'connections', 'open after the hold', 'held s', 'pings answered', 'bytes / connection', 'idle CPU µs / connection / s', 'still answering'],
-    Object.entries(many).map(([t, r]) => [t, num(r.nodes), num(r.connections), num(r.stillOpen), num(r.heldSeconds), num(r.pingsAnswered), num(r.bytesPerConnection), num(r.idleCpuUsPerConnectionSecond, 3), String(r.serverStillAnswers)]),
+    ['server', 'nodes', 'connections', 'open after the hold', 'held s', 'pings answered', 'bytes / connection', 'marginal', 'idle CPU µs / connection / s', 'still answering'],
+    Object.entries(many).map(([t, r]) => [t, num(r.nodes), num(r.connections), num(r.stillOpen), num(r.heldSeconds), num(r.pingsAnswered), num(r.bytesPerConnection), num(r.marginalBytesPerConnection), num(r.idleCpuUsPerConnectionSecond, 3), String(r.serverStillAnswers)]),
   );
   const conn = results.connect ?? {};
   table(

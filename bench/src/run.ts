@@ -29,6 +29,9 @@ const { values } = parseArgs({
     'idle-max': { type: 'string', default: '19000' },
     'idle-cluster': { type: 'string', default: '100000' },
     'idle-cluster-nodes': { type: 'string', default: '6' },
+    // Rates to step through (per sender per second), lowest first; a workload stops at the first failing step.
+    'rise-rates': { type: 'string', default: '5,7,10,15,20,30,40,50,60,70,80,100' },
+    'rooms-rates': { type: 'string', default: '0.25,0.5,0.75,1,1.25,1.5,1.75,2,2.5,3' },
     out: { type: 'string', default: new URL('../../results/', import.meta.url).pathname },
   },
 });
@@ -162,18 +165,19 @@ async function connect(t: Target, n: number): Promise<Json | undefined> {
 }
 
 const secs = QUICK ? 4 : 8;
+const rates = (option: 'rise-rates' | 'rooms-rates'): number[] => (values[option] as string).split(',').map(Number);
 for (const t of targets) {
   if (workloads.has('fanout')) {
     const [r] = await fanout(t, [5], secs * 1.5);
     if (r !== undefined) record('fanout', t.name, { ...r });
   }
   if (workloads.has('rise')) {
-    const steps = await fanout(t, QUICK ? [10, 40, 80] : [5, 7, 10, 15, 20, 30, 40, 50, 60, 70, 80, 100], secs);
+    const steps = await fanout(t, QUICK ? [10, 40, 80] : rates('rise-rates'), secs);
     const best = steps.filter(passes).at(-1);
     if (steps.length > 0) record('rise', t.name, { best: best ?? null, steps });
   }
   if (workloads.has('rooms')) {
-    const steps = await rooms(t, QUICK ? [1, 4] : [0.25, 0.5, 0.75, 1, 1.25, 1.5, 2, 3], secs);
+    const steps = await rooms(t, QUICK ? [1, 4] : rates('rooms-rates'), secs);
     const best = steps.filter(passes).at(-1);
     if (steps.length > 0) record('rooms', t.name, { best: best ?? null, steps });
   }
