@@ -1,24 +1,18 @@
 // Socket.IO 4 chat peer for the benchmark suite: rooms, WebSocket transport only.
 //   join (room, ack?)                → socket.join(room); ack({ room }) if an ack is asked for
 //   send_message ({ room, message }) → io.to(room).emit('new_message', { room, from, message, sent })
-// Connect as in the seed: POST /ticket (Authorization: Bearer <name>) → {"otp":T}, a one-time ticket
-// kept 5 s, redeemed by the handshake's auth { otp } (a connect_error "unauthorized" otherwise).
+// Connect as in the seed (../tickets.mjs): POST /ticket → {"otp":T}, redeemed by the handshake's
+// auth { otp } (a connect_error "unauthorized" otherwise).
 // Heartbeats stay at Socket.IO's defaults (pingInterval 25 s, pingTimeout 20 s); no per-message output.
 // Port: PORT env or argv[2]; listens on 127.0.0.1 (HOST env to change). GET /healthz → 200.
-import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
 import { Server } from 'socket.io';
+import { createTickets } from '../tickets.mjs';
 
 const port = Number(process.env.PORT ?? process.argv[2] ?? 3000);
 const host = process.env.HOST ?? '127.0.0.1';
 
-/** one-time ticket → { name, expires } (the seed's RetentionMap, 5 s) */
-const tickets = new Map();
-const TICKET_MS = 5_000;
-const sweep = setInterval(() => {
-  const now = Date.now();
-  for (const [otp, t] of tickets) if (t.expires <= now) tickets.delete(otp);
-}, 400);
+const tickets = createTickets();
 
 const http = createServer((req, res) => {
   if (req.url === '/healthz') {
@@ -26,16 +20,7 @@ const http = createServer((req, res) => {
     return;
   }
   if (req.url === '/ticket' && req.method === 'POST') {
-    req.resume();
-    const auth = req.headers.authorization;
-    if (auth === undefined || !auth.startsWith('Bearer ') || auth.length === 7) {
-      res.writeHead(401).end();
-      return;
-    }
-    const otp = randomBytes(24).toString('base64url');
-    tickets.set(otp, { name: auth.slice(7), expires: Date.now() + TICKET_MS });
-    const body = `{"otp":"${otp}"}`;
-    res.writeHead(200, { 'content-type': 'application/json', 'content-length': body.length }).end(body);
+    tickets.mint(req, res);
     return;
   }
   // Socket.IO answers its own path before this handler; anything else is not ours.
@@ -51,12 +36,9 @@ const io = new Server(http, {
 });
 
 io.use((socket, next) => {
-  const otp = socket.handshake.auth?.otp;
-  const t = typeof otp === 'string' ? tickets.get(otp) : undefined;
-  if (t === undefined) return next(new Error('unauthorized'));
-  tickets.delete(otp);
-  if (t.expires <= Date.now()) return next(new Error('unauthorized'));
-  socket.data.name = t.name;
+  const name = tickets.redeem(socket.handshake.auth?.otp);
+  if (name === undefined) return next(new Error('unauthorized'));
+  socket.data.name = name;
   next();
 });
 
@@ -76,7 +58,7 @@ io.on('connection', (socket) => {
 http.listen(port, host);
 
 const shutdown = () => {
-  clearInterval(sweep);
+  tickets.close();
   io.close();
   process.exit(0);
 };

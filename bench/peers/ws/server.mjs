@@ -3,13 +3,12 @@
 //   {"type":"send_message","payload":{"room":R,"message":M}} → build new_message once, JSON.stringify once,
 //                                                             send the same string to every member of R
 // Heartbeat as in ws's README: ping every 25 s, terminate a connection that missed the last pong.
-// Connect as in the seed: POST /ticket (Authorization: Bearer <name>) → {"otp":T}, a one-time ticket
-// kept 5 s; GET /ws?otp=T upgrades once per ticket (401 otherwise). The least work for that handshake:
-// no accounts, the bearer is the name.
+// Connect as in the seed (../tickets.mjs): POST /ticket → {"otp":T}; GET /ws?otp=T upgrades once per
+// ticket (401 otherwise).
 // perMessageDeflate off. Port: PORT env or argv[2]; 127.0.0.1 (HOST env to change). GET /healthz → 200.
-import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
 import { WebSocketServer } from 'ws';
+import { createTickets } from '../tickets.mjs';
 
 const port = Number(process.env.PORT ?? process.argv[2] ?? 3000);
 const host = process.env.HOST ?? '127.0.0.1';
@@ -19,40 +18,20 @@ const MAX_PAYLOAD = 64 * 1024;
 /** room name → members */
 const rooms = new Map();
 let nextId = 1;
-/** one-time ticket → { name, expires } (the seed's RetentionMap, 5 s) */
-const tickets = new Map();
-const TICKET_MS = 5_000;
-const sweep = setInterval(() => {
-  const now = Date.now();
-  for (const [otp, t] of tickets) if (t.expires <= now) tickets.delete(otp);
-}, 400);
+const tickets = createTickets();
 
-/** Takes the ticket out of `?otp=` and consumes it; the name it was minted for, or undefined. */
+/** The ticket in `?otp=`, redeemed: the name it was minted for, or undefined. */
 function redeem(url) {
   const at = url.indexOf('otp=');
   if (at < 0) return undefined;
   const end = url.indexOf('&', at);
-  const otp = url.slice(at + 4, end < 0 ? undefined : end);
-  const t = tickets.get(otp);
-  if (t === undefined) return undefined;
-  tickets.delete(otp);
-  return t.expires > Date.now() ? t.name : undefined;
+  return tickets.redeem(url.slice(at + 4, end < 0 ? undefined : end));
 }
 
 const http = createServer((req, res) => {
   if (req.url === '/healthz') res.writeHead(200, { 'content-type': 'text/plain' }).end('ok');
-  else if (req.url === '/ticket' && req.method === 'POST') {
-    req.resume();
-    const auth = req.headers.authorization;
-    if (auth === undefined || !auth.startsWith('Bearer ') || auth.length === 7) {
-      res.writeHead(401).end();
-      return;
-    }
-    const otp = randomBytes(24).toString('base64url');
-    tickets.set(otp, { name: auth.slice(7), expires: Date.now() + TICKET_MS });
-    const body = `{"otp":"${otp}"}`;
-    res.writeHead(200, { 'content-type': 'application/json', 'content-length': body.length }).end(body);
-  } else res.writeHead(404).end();
+  else if (req.url === '/ticket' && req.method === 'POST') tickets.mint(req, res);
+  else res.writeHead(404).end();
 });
 
 const wss = new WebSocketServer({
@@ -140,7 +119,7 @@ http.listen(port, host);
 
 const shutdown = () => {
   clearInterval(interval);
-  clearInterval(sweep);
+  tickets.close();
   for (const ws of wss.clients) ws.terminate();
   process.exit(0);
 };
