@@ -19,6 +19,8 @@ import { parleyTarget } from './parley-target.js';
 import { probeAlive, sleep, totalCpu, totalRss } from './workload.js';
 
 const LOADER = fileURLToPath(new URL('./idle-loader.js', import.meta.url));
+/** Pause between the two halves before the RSS is read (not counted in the connect time). */
+const SETTLE_MS = 3000;
 
 export interface IdleClusterResult {
   connections: number;
@@ -88,10 +90,10 @@ export async function idleCluster(connections: number, nodeCount: number, holdSe
     };
     await connectHalf(0);
     const firstHalf = shares.reduce((sum, s) => sum + Math.floor(s.count / 2), 0);
-    await sleep(3000);
+    await sleep(SETTLE_MS);
     const mid = totalRss(nodes);
     await connectHalf(1);
-    const connectSeconds = (performance.now() - t0) / 1000 - 3;
+    const connectSeconds = (performance.now() - t0 - SETTLE_MS) / 1000;
     console.error(`  idle cluster: ${connections} connections to ${nodeCount} nodes in ${connectSeconds.toFixed(1)} s; holding ${holdSeconds} s`);
 
     const cpu0 = totalCpu(nodes);
