@@ -79,6 +79,8 @@ export const configSchema = z
     sendQueueMaxBytes: int(1024).default(MiB),
     /** Opt-in write delay, in ms: hold each socket's frames this long to batch more per write (0 = one write per loop turn). */
     writeDelayMs: int(0, 1000).default(0),
+    /** Write delay, in ms, applied only while the event loop is busy (80% utilized); 0 = off. Ignored when writeDelayMs is set. */
+    busyWriteDelayMs: int(0, 1000).default(5),
     /** Most rooms one connection may follow. */
     maxRoomsPerConnection: int(1).default(100),
     /** Failed logins allowed per user name, and per address ×4, within loginWindowMs before 429. */
@@ -153,6 +155,7 @@ export const CONFIG_HELP: Record<ConfigKey, string> = {
   userRateLimitPerSec: 'messages/s per user over all connections and nodes (0 = off)',
   sendQueueMaxBytes: 'outgoing queue bound per connection, bytes (else close 4000)',
   writeDelayMs: 'opt-in write batching delay, ms (0 = per loop turn)',
+  busyWriteDelayMs: 'write batching delay while the event loop is busy, ms (0 = off)',
   maxRoomsPerConnection: 'rooms one connection may follow',
   loginMaxFailures: 'failed logins per user before 429 (per address: 4x)',
   loginWindowMs: 'window for counting failed logins, ms',

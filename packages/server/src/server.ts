@@ -185,7 +185,7 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
     log.info({ event: 'disconnect', conn: conn.id, user: conn.user, ip: conn.ip, rooms, code, reason: conn.closeReason, ms: Date.now() - conn.connectedAt }, 'disconnect');
   }
 
-  const flusher = new Flusher(config.writeDelayMs);
+  const flusher = new Flusher(config.writeDelayMs, config.busyWriteDelayMs);
   const accept = (ws: Tagged, socket: Duplex, ip: string, user: string, session: string, autoJoin: boolean) => {
     const conn = new Connection(ws, socket, flusher, user, session, ip, config);
     conn.adoptCork();
@@ -220,6 +220,7 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
       const httpClosed = new Promise<void>((r) => http.close(() => r()));
       http.closeIdleConnections();
       hub.stopHeartbeat();
+      flusher.close();
       await hub.closeAll(CloseCodes.going_away, 'server shutting down', deadline);
       await hub.writer.drain();
       await retention.stop();

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { Socket } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { ErrorCodes } from '@parley/protocol';
+import { Flusher } from '../src/connection.js';
 import { sleep, startTestServer, user, type TestServer } from './helpers.js';
 
 describe('events', () => {
@@ -209,20 +210,25 @@ describe('events', () => {
   });
 });
 
+/** Records the write calls (each one system call) of every socket in this process, until restore(). */
+function countWrites(): { writes: Map<Socket, string[]>; restore: () => void } {
+  const writes = new Map<Socket, string[]>();
+  const proto = Socket.prototype as unknown as Record<'_write' | '_writev', (this: Socket, ...args: unknown[]) => void>;
+  const original = { _write: proto._write, _writev: proto._writev };
+  proto._write = function (this: Socket, chunk: unknown, ...rest: unknown[]) {
+    writes.set(this, [...(writes.get(this) ?? []), String(chunk)]);
+    return original._write.call(this, chunk, ...rest);
+  };
+  proto._writev = function (this: Socket, chunks: unknown, ...rest: unknown[]) {
+    writes.set(this, [...(writes.get(this) ?? []), (chunks as { chunk: unknown }[]).map((c) => String(c.chunk)).join('')]);
+    return original._writev.call(this, chunks, ...rest);
+  };
+  return { writes, restore: () => Object.assign(proto, original) };
+}
+
 describe('broadcast', () => {
   test('the 101 and the first frames leave in one write; so do the replies to one event', async () => {
-    // Count the write calls (each one system call) of every socket in this process.
-    const writes = new Map<Socket, string[]>();
-    const proto = Socket.prototype as unknown as Record<'_write' | '_writev', (this: Socket, ...args: unknown[]) => void>;
-    const original = { _write: proto._write, _writev: proto._writev };
-    proto._write = function (this: Socket, chunk: unknown, ...rest: unknown[]) {
-      writes.set(this, [...(writes.get(this) ?? []), String(chunk)]);
-      return original._write.call(this, chunk, ...rest);
-    };
-    proto._writev = function (this: Socket, chunks: unknown, ...rest: unknown[]) {
-      writes.set(this, [...(writes.get(this) ?? []), (chunks as { chunk: unknown }[]).map((c) => String(c.chunk)).join('')]);
-      return original._writev.call(this, chunks, ...rest);
-    };
+    const { writes, restore } = countWrites();
     const server = await startTestServer();
     try {
       const a = await user(server); // auto-joins general: welcome, joined, presence
@@ -239,8 +245,55 @@ describe('broadcast', () => {
       assert.ok(second[1]?.includes('"type":"joined"') && second[1].includes('"type":"presence"'), `joined and presence together: ${second[1]}`);
       a.client.close();
     } finally {
-      Object.assign(proto, original);
+      restore();
       await server.stop();
+    }
+  });
+
+  test('with a write delay, frames from separate turns within the delay leave in one write', async () => {
+    const { writes, restore } = countWrites();
+    const server = await startTestServer({ writeDelayMs: 200 });
+    try {
+      const a = await user(server);
+      await a.client.next('presence', (p) => p.room === 'general');
+      const [conn] = server.hub.connections;
+      const socket = (conn as unknown as { socket: Socket }).socket;
+      const before = writes.get(socket)?.length ?? 0;
+      // Two frames in two separate turns, well within the 200 ms delay.
+      conn?.send('error', { code: 'internal', message: 'delayed-one' });
+      await new Promise((r) => setImmediate(r));
+      conn?.send('error', { code: 'internal', message: 'delayed-two' });
+      await a.client.next('error', (p) => p.message === 'delayed-two');
+      const after = writes.get(socket) ?? [];
+      assert.equal(after.length, before + 1, 'one write for both frames');
+      assert.ok(after.at(-1)?.includes('delayed-one') && after.at(-1)?.includes('delayed-two'));
+      a.client.close();
+    } finally {
+      restore();
+      await server.stop();
+    }
+  });
+
+  test('the busy write delay holds frames only while the event loop is busy', async () => {
+    const flusher = new Flusher(0, 7);
+    try {
+      await sleep(200);
+      flusher.sample();
+      assert.equal(flusher.delay, 0, 'idle: frames leave at the end of the turn');
+      const until = Date.now() + 300;
+      while (Date.now() < until); // the event loop busy for 300 ms
+      flusher.sample();
+      assert.equal(flusher.delay, 7, 'busy: frames are held');
+      assert.ok(flusher.delayed);
+      await sleep(300);
+      flusher.sample();
+      assert.equal(flusher.delay, 0, 'idle again: frames leave at the end of the turn');
+      // A fixed write delay wins over the busy one.
+      const fixed = new Flusher(3, 7);
+      assert.equal(fixed.delay, 3);
+      fixed.close();
+    } finally {
+      flusher.close();
     }
   });
 
