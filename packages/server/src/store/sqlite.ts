@@ -5,10 +5,13 @@
  * free. Several Parley processes may share the file on one machine: seqs come from a row
  * updated inside each write transaction, so they stay gap-free and unique.
  */
+import { once } from 'node:events';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { Worker } from 'node:worker_threads';
 import Database from 'better-sqlite3';
 import type { ChatMessage } from '@parley/protocol';
+import type { CheckpointerData } from './checkpointer.js';
 import { type Appended, type HistoryQuery, type NewMessage, type PruneQuery, type SessionRecord, type Store, StoreError, type UserRecord } from './store.js';
 
 /** Migrations, applied in order; the index + 1 is the schema version kept in `user_version`. */
@@ -69,10 +72,19 @@ function wrap(err: unknown, what: string): StoreError {
   return new StoreError('unavailable', `${what}: ${(err as Error).message}`, { cause: err });
 }
 
+/** How often the checkpointer copies the write-ahead log into the database file, ms. */
+const CHECKPOINT_INTERVAL_MS = 200;
+/**
+ * WAL pages after which a commit checkpoints by itself (SQLite's default is 1,000). Only a
+ * safety net: the checkpointer thread normally keeps the log far below it.
+ */
+const WAL_AUTOCHECKPOINT_PAGES = 10_000;
+
 export class SqliteStore implements Store {
   readonly driver = 'sqlite';
   private db: Database.Database | undefined;
   private stmts: ReturnType<SqliteStore['prepare']> | undefined;
+  private checkpointer: Worker | undefined;
 
   /** @param file path of the database file, or ':memory:' */
   constructor(private readonly file: string) {}
@@ -93,6 +105,13 @@ export class SqliteStore implements Store {
     }
     this.db = db;
     this.stmts = this.prepare(db);
+    if (this.file !== ':memory:') {
+      db.pragma(`wal_autocheckpoint = ${WAL_AUTOCHECKPOINT_PAGES}`);
+      const data: CheckpointerData = { file: this.file, intervalMs: CHECKPOINT_INTERVAL_MS };
+      this.checkpointer = new Worker(new URL('./checkpointer.js', import.meta.url), { workerData: data });
+      this.checkpointer.on('error', () => undefined); // the auto-checkpoint still bounds the log
+      this.checkpointer.unref();
+    }
   }
 
   private prepare(db: Database.Database) {
@@ -167,6 +186,14 @@ export class SqliteStore implements Store {
   }
 
   async close(): Promise<void> {
+    const checkpointer = this.checkpointer;
+    this.checkpointer = undefined;
+    if (checkpointer !== undefined && checkpointer.threadId !== -1) {
+      const exited = once(checkpointer, 'exit');
+      checkpointer.ref(); // keep the process up until it has closed its connection
+      checkpointer.postMessage('close');
+      await exited;
+    }
     this.db?.close();
     this.db = undefined;
     this.stmts = undefined;
