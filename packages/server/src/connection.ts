@@ -28,11 +28,11 @@ let nextId = 1;
 const NODE = randomBytes(6).toString('base64url');
 
 /** Event-loop utilization at or above which the Flusher counts the process as busy... */
-export const BUSY_ON = 0.8;
+const BUSY_ON = 0.8;
 /** ...and below which it counts it as no longer busy. */
-export const BUSY_OFF = 0.6;
+const BUSY_OFF = 0.6;
 /** How often the Flusher samples event-loop utilization, ms. */
-export const BUSY_SAMPLE_MS = 250;
+const BUSY_SAMPLE_MS = 250;
 
 /**
  * Releases corked sockets once per event-loop turn (setImmediate), or after a write delay that
