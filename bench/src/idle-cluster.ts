@@ -67,32 +67,33 @@ export async function idleCluster(connections: number, nodeCount: number, holdSe
 
     // Each node's share in two halves: all loaders connect the first, the RSS is read, then the rest.
     const per = Math.ceil(connections / nodeCount);
-    const shares = nodes.map((_, k) => ({ from: k * per, count: Math.max(0, Math.min(per, connections - k * per)) }));
+    const halves: [LoaderJob[], LoaderJob[]] = [[], []];
+    nodes.forEach((node, k) => {
+      const from = k * per;
+      const count = Math.max(0, Math.min(per, connections - from));
+      const first = Math.floor(count / 2);
+      const job = { url: node.url, tokens: target.tokens, sources: [`127.0.${k + 1}.1`, `127.0.${k + 1}.2`] };
+      halves[0].push({ ...job, from, count: first });
+      halves[1].push({ ...job, from: from + first, count: count - first });
+    });
     const t0 = performance.now();
     nodes.forEach(() => loaders.push(fork(LOADER, [], { execArgv: [], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })));
     let retries = 0;
-    const connectHalf = async (half: 0 | 1) => {
-      const reports = nodes.map((node, k) => {
-        const { from, count } = shares[k] as { from: number; count: number };
-        const first = Math.floor(count / 2);
+    /** Sends loader k its job and waits until every loader has connected its share. */
+    const connectAll = async (jobs: LoaderJob[]) => {
+      const reports = jobs.map((job, k) => {
         const child = loaders[k] as ChildProcess;
-        const job: LoaderJob = {
-          url: node.url,
-          tokens: target.tokens,
-          ...(half === 0 ? { from, count: first } : { from: from + first, count: count - first }),
-          sources: [`127.0.${k + 1}.1`, `127.0.${k + 1}.2`],
-        };
         const r = nextReport(child, 'connected');
         child.send(job);
         return r;
       });
       retries += ((await Promise.all(reports)) as Extract<LoaderReport, { kind: 'connected' }>[]).reduce((sum, r) => sum + r.retries, 0);
     };
-    await connectHalf(0);
-    const firstHalf = shares.reduce((sum, s) => sum + Math.floor(s.count / 2), 0);
+    await connectAll(halves[0]);
+    const firstHalf = halves[0].reduce((sum, j) => sum + j.count, 0);
     await sleep(SETTLE_MS);
     const mid = totalRss(nodes);
-    await connectHalf(1);
+    await connectAll(halves[1]);
     const connectSeconds = (performance.now() - t0 - SETTLE_MS) / 1000;
     console.error(`  idle cluster: ${connections} connections to ${nodeCount} nodes in ${connectSeconds.toFixed(1)} s; holding ${holdSeconds} s`);
 
