@@ -16,11 +16,9 @@ import { fileURLToPath } from 'node:url';
 import type { LoaderJob, LoaderReport } from './idle-loader.js';
 import { startCluster } from './nodes.js';
 import { parleyTarget } from './parley-target.js';
-import { probeAlive, sleep, totalCpu, totalRss } from './workload.js';
+import { probeAlive, SETTLE_MS, sleep, totalCpu, totalRss } from './workload.js';
 
 const LOADER = fileURLToPath(new URL('./idle-loader.js', import.meta.url));
-/** Pause between the two halves before the RSS is read (not counted in the connect time). */
-const SETTLE_MS = 3000;
 
 export interface IdleClusterResult {
   connections: number;

@@ -14,6 +14,13 @@ export const post = async (url: string, path: string, body: unknown, token?: str
   return json;
 };
 
+/** POST /ticket with a bearer: the one-time ticket for one WebSocket upgrade (Parley and every peer). */
+export const fetchTicket = async (url: string, bearer: string): Promise<string> => {
+  const otp = (await post(url, '/ticket', undefined, bearer)).otp;
+  if (otp === undefined) throw new Error('/ticket answered without an otp');
+  return otp;
+};
+
 /** CPU time (user + system) a process has used, in µs. */
 export function cpuMicros(pid: number): number {
   // /proc/<pid>/stat fields 14 and 15 (utime, stime) in clock ticks; the name may contain spaces.

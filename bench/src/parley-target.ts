@@ -1,6 +1,6 @@
 /** Parley as a benchmark target: accounts once, a ticket per connection, resume=1 sockets. */
 import WebSocket from 'ws';
-import { post } from './load.js';
+import { fetchTicket, post } from './load.js';
 import { startParley } from './nodes.js';
 import { stampOf, type BenchClient, type ConnectOptions, type RunningServer, type Target } from './target.js';
 
@@ -21,7 +21,7 @@ export function stampInFrame(buf: Buffer): number {
 
 export function parleyTarget(env: Record<string, string> = {}): Target & { tokens: string[]; prepare: NonNullable<Target['prepare']> } {
   const tokens: string[] = [];
-  const mintTicket = async (server: RunningServer, index: number) => (await post(server.url, '/ticket', undefined, tokens[index % tokens.length])).otp;
+  const mintTicket = (server: RunningServer, index: number) => fetchTicket(server.url, tokens[index % tokens.length] as string);
   return {
     name: 'parley',
     tokens,

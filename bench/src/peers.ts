@@ -16,7 +16,7 @@ import { fileURLToPath } from 'node:url';
 import { io, type ManagerOptions, type SocketOptions } from 'socket.io-client';
 import WebSocket from 'ws';
 import { freePort } from '@parley/server/testing/cluster';
-import { post } from './load.js';
+import { fetchTicket } from './load.js';
 import { stampInFrame } from './parley-target.js';
 import { stampOf, type BenchClient, type ConnectOptions, type RunningServer, type Target } from './target.js';
 
@@ -76,11 +76,7 @@ async function startPinned(name: string, core: string, cmd: string, args: string
  * Every peer connects as the seed does: POST /ticket with a bearer (the peers keep no accounts,
  * so the bearer is the user's name) for a one-time ticket, then the upgrade redeems it.
  */
-const mintTicket = async (server: RunningServer, index: number): Promise<string> => {
-  const otp = (await post(server.url, '/ticket', undefined, `user${index}`)).otp;
-  if (otp === undefined) throw new Error('/ticket answered without an otp');
-  return otp;
-};
+const mintTicket = (server: RunningServer, index: number): Promise<string> => fetchTicket(server.url, `user${index}`);
 const ticketOnly = async (server: RunningServer, index: number): Promise<void> => {
   await mintTicket(server, index);
 };

@@ -16,7 +16,7 @@ import { cpuMicros, rssBytes } from './load.js';
 import { parleyTarget } from './parley-target.js';
 import { goTarget, socketioTarget, wsTarget } from './peers.js';
 import type { RunningServer, Target } from './target.js';
-import { inPool, newCounter, onStampFor, openClients, probeAlive, runRate, sleep, type RateResult } from './workload.js';
+import { inPool, newCounter, onStampFor, openClients, probeAlive, runRate, SETTLE_MS, sleep, type RateResult } from './workload.js';
 
 const { values } = parseArgs({
   options: {
@@ -123,7 +123,7 @@ async function idle(t: Target, n: number, holdSeconds: number): Promise<Json | u
     // without the process's one-time growth (V8's young generation, compiled code) in it.
     const half = Math.floor(n / 2);
     const first = await openClients(t, s, half, (i) => `idle${Math.floor(i / 100)}`, () => undefined, 200);
-    await sleep(3000);
+    await sleep(SETTLE_MS);
     const mid = rssBytes(s.pid);
     const second = await openClients(t, s, n - half, (i) => `idle${Math.floor((half + i) / 100)}`, () => undefined, 200, half);
     await sleep(holdSeconds * 1000);

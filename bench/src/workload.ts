@@ -37,6 +37,9 @@ export function onStampFor(counter: Counter): (stamp: number) => void {
   };
 }
 
+/** Idle runs: pause between their two halves before the RSS is read (not counted as connect time). */
+export const SETTLE_MS = 3000;
+
 /** One server, or several nodes of one cluster (connection i goes to node i mod n; CPU and RSS are summed). */
 export type Servers = RunningServer | readonly RunningServer[];
 const list = (s: Servers): readonly RunningServer[] => (Array.isArray(s) ? s : [s as RunningServer]);
