@@ -4,7 +4,7 @@ import { Socket } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { ErrorCodes } from '@parley/protocol';
 import { Flusher } from '../src/connection.js';
-import { sleep, startTestServer, user, type TestServer } from './helpers.js';
+import { account, connect, sleep, startTestServer, user, type TestServer } from './helpers.js';
 
 describe('events', () => {
   let server: TestServer;
@@ -294,6 +294,18 @@ describe('broadcast', () => {
       fixed.close();
     } finally {
       flusher.close();
+    }
+  });
+
+  test('permessage-deflate is off by default: a client that offers it gets no extension', async () => {
+    const server = await startTestServer();
+    try {
+      const a = await account(server);
+      const client = await connect(server, a.otp, { perMessageDeflate: true });
+      assert.equal(client.ws.extensions, '', 'no extension negotiated');
+      client.close();
+    } finally {
+      await server.stop();
     }
   });
 
