@@ -1,15 +1,16 @@
 /**
- * Smoke test of the peer targets: for each, start the server (pinned to core 0, or PEERS_CORE),
+ * Smoke test of the benchmark targets (Parley and its peers): for each, start the server (pinned to core 0, or PEERS_CORE),
  * check that it refuses a ticket request without a bearer and an upgrade without a valid ticket,
  * connect 3 clients to one room, send 5 stamped messages from one of them, and check that every
  * client received all 5 stamps. Prints OK / FAIL / SKIP per target; exits 1 if any failed.
  *
- *   node bench/dist/src/peers-smoke.js [socket.io|ws|go-gorilla ...]
+ *   node bench/dist/src/peers-smoke.js [parley|socket.io|ws|go-gorilla ...]
  */
 import { io } from 'socket.io-client';
-import WebSocket from 'ws';
+import { parleyTarget } from './parley-target.js';
 import { goTarget, socketioTarget, wsTarget } from './peers.js';
 import type { BenchClient, RunningServer, Target } from './target.js';
+import { openWire } from './wire.js';
 
 const CLIENTS = 3;
 const MESSAGES = 5;
@@ -25,10 +26,13 @@ function bogusUpgrade(target: Target, server: RunningServer): Promise<string> {
       socket.once('connect_error', (err) => resolve(err.message));
       return;
     }
-    const ws = new WebSocket(`${server.url.replace(/^http/, 'ws')}/ws?otp=bogus`);
-    ws.once('open', () => resolve('connected'));
-    ws.once('unexpected-response', (_req, res) => resolve(String(res.statusCode)));
-    ws.once('error', (err) => resolve(err.message));
+    openWire(`${server.url.replace(/^http/, 'ws')}/ws?otp=bogus`, { onMessage: () => undefined }).then(
+      (wire) => {
+        wire.close();
+        resolve('connected');
+      },
+      (err: Error) => resolve(/^upgrade refused: HTTP\/1\.1 (\d+)/.exec(err.message)?.[1] ?? err.message),
+    );
   });
 }
 
@@ -74,7 +78,7 @@ async function smoke(target: Target): Promise<'OK' | 'SKIP'> {
   }
 }
 
-const all = [socketioTarget, wsTarget, goTarget];
+const all = [parleyTarget(), socketioTarget, wsTarget, goTarget];
 const wanted = process.argv.slice(2);
 const targets = wanted.length === 0 ? all : all.filter((t) => wanted.includes(t.name));
 let failed = 0;

@@ -14,11 +14,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { io, type ManagerOptions, type SocketOptions } from 'socket.io-client';
-import WebSocket from 'ws';
 import { freePort } from '@parley/server/testing/cluster';
 import { fetchTicket } from './load.js';
-import { stampInFrame } from './parley-target.js';
 import { stampOf, type BenchClient, type ConnectOptions, type RunningServer, type Target } from './target.js';
+import { frameClient } from './wire.js';
 
 /** bench/peers/, from bench/dist/src/peers.js. */
 const PEERS_DIR = fileURLToPath(new URL('../../peers/', import.meta.url));
@@ -134,43 +133,10 @@ export const socketioTarget: Target = {
 // Parley-like frames over plain WebSocket (the `ws` peer and the Go peer)
 // ---------------------------------------------------------------------------------------------
 
-/** Takes a ticket, connects to `<url>/ws?otp=`, sends `join`, resolves on `joined`; then reports every new_message's stamp. */
+/** Takes a ticket and connects to `<url>/ws?otp=` with the load generator's frame client (wire.ts). */
 async function connectFrames(server: RunningServer, index: number, room: string, onStamp: (stamp: number) => void, opts: ConnectOptions): Promise<BenchClient> {
   const otp = await mintTicket(server, index);
-  const ws = new WebSocket(`${server.url.replace(/^http/, 'ws')}/ws?otp=${otp}`, {
-    perMessageDeflate: false,
-    skipUTF8Validation: true,
-    ...(opts.localAddress === undefined ? {} : { localAddress: opts.localAddress }),
-  });
-  await new Promise<void>((resolve, reject) => {
-    const fail = (err: Error) => {
-      ws.terminate();
-      reject(err);
-    };
-    ws.once('error', fail);
-    ws.once('close', () => reject(new Error('closed before joined')));
-    ws.once('open', () => ws.send(JSON.stringify({ type: 'join', payload: { room } })));
-    const onJoin = (data: Buffer) => {
-      if (data.indexOf('{"type":"joined"') !== 0) return;
-      ws.off('message', onJoin);
-      ws.off('error', fail);
-      ws.removeAllListeners('close');
-      ws.on('error', () => undefined);
-      ws.on('message', (frame: Buffer) => {
-        const stamp = stampInFrame(frame);
-        if (!Number.isNaN(stamp)) onStamp(stamp);
-      });
-      resolve();
-    };
-    ws.on('message', onJoin);
-  });
-  const prefix = `{"type":"send_message","payload":{"room":${JSON.stringify(room)},"message":"@`;
-  return {
-    send: (stamp) => {
-      if (ws.readyState === WebSocket.OPEN) ws.send(`${prefix}${stamp}"}}`);
-    },
-    close: () => ws.terminate(),
-  };
+  return frameClient(`${server.url.replace(/^http/, 'ws')}/ws?otp=${otp}`, room, onStamp, opts);
 }
 
 export const wsTarget: Target = {

@@ -4,6 +4,13 @@ type Results = Record<string, Record<string, Json>>;
 
 const num = (v: unknown, digits = 0): string => (typeof v === 'number' && Number.isFinite(v) ? v.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits }) : '—');
 const best = (r: Json | undefined): Json | undefined => (r?.best ?? undefined) as Json | undefined;
+const pct = (v: unknown): string => (typeof v === 'number' && Number.isFinite(v) ? `${Math.round(v * 100)}%` : '—');
+/** The first step of a rising run that failed (ratio below 1 or p99 over 250 ms), described; or `none`. */
+const failing = (r: Json, none: string): string => {
+  const fail = ((r.steps as Json[]) ?? []).find((s) => !((s.deliveredRatio as number) >= 1 && (s.p99 as number) <= 250));
+  if (fail === undefined) return none;
+  return `${num(fail.offeredPerSec)}/s offered: ratio ${num(fail.deliveredRatio, 4)}, p99 ${num(fail.p99, 0)} ms; cores: server ${pct(fail.serverCpuShare)}, generator ${pct(fail.loaderCpuShare)}`;
+};
 
 export function renderMarkdown(results: Results, machine: string): string {
   const lines: string[] = [`Measured ${new Date().toISOString().slice(0, 10)} on ${machine}.`, ''];
@@ -20,21 +27,19 @@ export function renderMarkdown(results: Results, machine: string): string {
   const rise = results.rise ?? {};
   table(
     'Fan-out under pressure: highest rate with delivered ratio 1.0 and p99 ≤ 250 ms',
-    ['server', 'deliveries/s', 'p99 ms', 'server CPU µs / delivery', 'first failing step'],
+    ['server', 'deliveries/s', 'p99 ms', 'server CPU µs / delivery', 'server core', 'generator core', 'first failing step'],
     Object.entries(rise).map(([t, r]) => {
       const b = best(r);
-      const steps = (r.steps as Json[]) ?? [];
-      const fail = steps.find((s) => !((s.deliveredRatio as number) >= 1 && (s.p99 as number) <= 250));
-      return [t, num(b?.deliveriesPerSec), num(b?.p99, 1), num(b?.cpuUsPerDelivery, 2), fail === undefined ? 'none (load generator limit)' : `${num(fail.offeredPerSec)}/s offered: ratio ${num(fail.deliveredRatio, 4)}, p99 ${num(fail.p99, 0)} ms`];
+      return [t, num(b?.deliveriesPerSec), num(b?.p99, 1), num(b?.cpuUsPerDelivery, 2), pct(b?.serverCpuShare), pct(b?.loaderCpuShare), failing(r, 'none (load generator limit)')];
     }),
   );
   const rooms = results.rooms ?? {};
   table(
     'Many small rooms: 10,000 clients in rooms of 10, every client sending (Parley stores every message in SQLite)',
-    ['server', 'highest passing msg/s per client', 'deliveries/s', 'p99 ms', 'server CPU µs / delivery'],
+    ['server', 'highest passing msg/s per client', 'deliveries/s', 'p99 ms', 'server CPU µs / delivery', 'server core', 'generator core', 'first failing step'],
     Object.entries(rooms).map(([t, r]) => {
       const b = best(r);
-      return [t, num(b?.ratePerSender, 2), num(b?.deliveriesPerSec), num(b?.p99, 1), num(b?.cpuUsPerDelivery, 2)];
+      return [t, num(b?.ratePerSender, 2), num(b?.deliveriesPerSec), num(b?.p99, 1), num(b?.cpuUsPerDelivery, 2), pct(b?.serverCpuShare), pct(b?.loaderCpuShare), failing(r, 'none')];
     }),
   );
   const idle = results.idle ?? {};

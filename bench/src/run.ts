@@ -74,6 +74,7 @@ async function withServer<T>(t: Target, fn: (s: RunningServer) => Promise<T>): P
   }
 }
 
+const pct = (share: number) => `${Math.round(share * 100)}%`;
 const passes = (r: RateResult) => r.deliveredRatio >= 1 && r.p99 <= 250;
 
 /** Fan-out: N clients in one room, 10 senders. */
@@ -87,7 +88,7 @@ async function fanout(t: Target, ratePerSender: number[], seconds: number): Prom
     for (const rate of ratePerSender) {
       const r = await runRate(s, clients, senders, () => n, counter, { ratePerSender: rate, seconds, warmup: 1, drain: 1.5 });
       out.push(r);
-      console.error(`  ${t.name} fan-out ${rate}/s × 10 → ${r.deliveriesPerSec}/s ratio ${r.deliveredRatio.toFixed(4)} p99 ${r.p99.toFixed(1)} ms cpu ${r.cpuUsPerDelivery.toFixed(2)} µs`);
+      console.error(`  ${t.name} fan-out ${rate}/s × 10 → ${r.deliveriesPerSec}/s ratio ${r.deliveredRatio.toFixed(4)} p99 ${r.p99.toFixed(1)} ms cpu ${r.cpuUsPerDelivery.toFixed(2)} µs; server core ${pct(r.serverCpuShare)}, generator core ${pct(r.loaderCpuShare)}`);
       if (!passes(r)) break;
     }
     for (const c of clients) c.close();
@@ -106,7 +107,7 @@ async function rooms(t: Target, rates: number[], seconds: number): Promise<RateR
     for (const rate of rates) {
       const r = await runRate(s, clients, senders, () => 10, counter, { ratePerSender: rate, seconds, warmup: 1, drain: 1.5 });
       out.push(r);
-      console.error(`  ${t.name} rooms ${rate}/s each → ${r.deliveriesPerSec}/s ratio ${r.deliveredRatio.toFixed(4)} p99 ${r.p99.toFixed(1)} ms`);
+      console.error(`  ${t.name} rooms ${rate}/s each → ${r.deliveriesPerSec}/s ratio ${r.deliveredRatio.toFixed(4)} p99 ${r.p99.toFixed(1)} ms cpu ${r.cpuUsPerDelivery.toFixed(2)} µs; server core ${pct(r.serverCpuShare)}, generator core ${pct(r.loaderCpuShare)}`);
       if (!passes(r)) break;
     }
     for (const c of clients) c.close();

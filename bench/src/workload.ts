@@ -102,6 +102,10 @@ export interface RateResult {
   p99: number;
   max: number;
   cpuUsPerDelivery: number;
+  /** Share of one core the server (all its nodes) used in the window: 1 is a saturated core. */
+  serverCpuShare: number;
+  /** Share of one core this load generator used in the window: near 1, the generator bounds the run. */
+  loaderCpuShare: number;
   rssBytes: number;
 }
 
@@ -152,12 +156,14 @@ export async function runRate(
   tick();
   await sleep((o.warmup ?? 2) * 1000);
   const cpu0 = totalCpu(server);
+  const own0 = process.cpuUsage();
   counter.from = performance.now();
   measuring = true;
   await sleep(o.seconds * 1000);
   measuring = false;
   counter.to = performance.now();
   const cpu1 = totalCpu(server);
+  const own = process.cpuUsage(own0);
   clearTimeout(timer);
   const windowSec = (counter.to - counter.from) / 1000;
   await sleep((o.drain ?? 2) * 1000);
@@ -174,6 +180,8 @@ export async function runRate(
     p99: q(sorted, 0.99),
     max: sorted.length > 0 ? (sorted[sorted.length - 1] as number) : NaN,
     cpuUsPerDelivery: counter.delivered > 0 ? (cpu1 - cpu0) / counter.delivered : NaN,
+    serverCpuShare: (cpu1 - cpu0) / (windowSec * 1e6),
+    loaderCpuShare: (own.user + own.system) / (windowSec * 1e6),
     rssBytes: totalRss(server),
   };
 }
