@@ -5,11 +5,16 @@ type Results = Record<string, Record<string, Json>>;
 const num = (v: unknown, digits = 0): string => (typeof v === 'number' && Number.isFinite(v) ? v.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits }) : '—');
 const best = (r: Json | undefined): Json | undefined => (r?.best ?? undefined) as Json | undefined;
 const pct = (v: unknown): string => (typeof v === 'number' && Number.isFinite(v) ? `${Math.round(v * 100)}%` : '—');
+/** Steal on the server's core / the generator's core during a step. */
+const stolen = (r: Json | undefined): string => {
+  const s = r?.steal as number[] | undefined;
+  return s === undefined ? '—' : `${pct(s[0])} / ${pct(s[1])}`;
+};
 /** The first step of a rising run that failed (ratio below 1 or p99 over 250 ms), described; or `none`. */
 const failing = (r: Json, none: string): string => {
   const fail = ((r.steps as Json[]) ?? []).find((s) => !((s.deliveredRatio as number) >= 1 && (s.p99 as number) <= 250));
   if (fail === undefined) return none;
-  return `${num(fail.offeredPerSec)}/s offered: ratio ${num(fail.deliveredRatio, 4)}, p99 ${num(fail.p99, 0)} ms; cores: server ${pct(fail.serverCpuShare)}, generator ${pct(fail.loaderCpuShare)}`;
+  return `${num(fail.offeredPerSec)}/s offered: ratio ${num(fail.deliveredRatio, 4)}, p99 ${num(fail.p99, 0)} ms; cores: server ${pct(fail.serverCpuShare)}, generator ${pct(fail.loaderCpuShare)}, stolen ${stolen(fail)}`;
 };
 
 export function renderMarkdown(results: Results, machine: string): string {
@@ -21,25 +26,25 @@ export function renderMarkdown(results: Results, machine: string): string {
   const fan = results.fanout ?? {};
   table(
     'Fan-out: 1,000 clients in one room, 10 senders at 5 msg/s (50,000 deliveries/s offered)',
-    ['server', 'deliveries/s', 'delivered ratio', 'p50 ms', 'p99 ms', 'server CPU µs / delivery', 'server RSS MiB'],
-    Object.entries(fan).map(([t, r]) => [t, num(r.deliveriesPerSec), num(r.deliveredRatio, 4), num(r.p50, 1), num(r.p99, 1), num(r.cpuUsPerDelivery, 2), num((r.rssBytes as number) / 2 ** 20, 0)]),
+    ['server', 'deliveries/s', 'delivered ratio', 'p50 ms', 'p99 ms', 'server CPU µs / delivery', 'server RSS MiB', 'stolen (server / generator core)'],
+    Object.entries(fan).map(([t, r]) => [t, num(r.deliveriesPerSec), num(r.deliveredRatio, 4), num(r.p50, 1), num(r.p99, 1), num(r.cpuUsPerDelivery, 2), num((r.rssBytes as number) / 2 ** 20, 0), stolen(r)]),
   );
   const rise = results.rise ?? {};
   table(
     'Fan-out under pressure: highest rate with delivered ratio 1.0 and p99 ≤ 250 ms',
-    ['server', 'deliveries/s', 'p99 ms', 'server CPU µs / delivery', 'server core', 'generator core', 'first failing step'],
+    ['server', 'deliveries/s', 'p99 ms', 'server CPU µs / delivery', 'server core', 'generator core', 'stolen (server / generator core)', 'first failing step'],
     Object.entries(rise).map(([t, r]) => {
       const b = best(r);
-      return [t, num(b?.deliveriesPerSec), num(b?.p99, 1), num(b?.cpuUsPerDelivery, 2), pct(b?.serverCpuShare), pct(b?.loaderCpuShare), failing(r, 'none (load generator limit)')];
+      return [t, num(b?.deliveriesPerSec), num(b?.p99, 1), num(b?.cpuUsPerDelivery, 2), pct(b?.serverCpuShare), pct(b?.loaderCpuShare), stolen(b), failing(r, 'none (load generator limit)')];
     }),
   );
   const rooms = results.rooms ?? {};
   table(
     'Many small rooms: 10,000 clients in rooms of 10, every client sending (Parley stores every message in SQLite)',
-    ['server', 'highest passing msg/s per client', 'deliveries/s', 'p99 ms', 'server CPU µs / delivery', 'server core', 'generator core', 'first failing step'],
+    ['server', 'highest passing msg/s per client', 'deliveries/s', 'p99 ms', 'server CPU µs / delivery', 'server core', 'generator core', 'stolen (server / generator core)', 'first failing step'],
     Object.entries(rooms).map(([t, r]) => {
       const b = best(r);
-      return [t, num(b?.ratePerSender, 2), num(b?.deliveriesPerSec), num(b?.p99, 1), num(b?.cpuUsPerDelivery, 2), pct(b?.serverCpuShare), pct(b?.loaderCpuShare), failing(r, 'none')];
+      return [t, num(b?.ratePerSender, 2), num(b?.deliveriesPerSec), num(b?.p99, 1), num(b?.cpuUsPerDelivery, 2), pct(b?.serverCpuShare), pct(b?.loaderCpuShare), stolen(b), failing(r, 'none')];
     }),
   );
   const idle = results.idle ?? {};

@@ -88,7 +88,7 @@ async function fanout(t: Target, ratePerSender: number[], seconds: number): Prom
     for (const rate of ratePerSender) {
       const r = await runRate(s, clients, senders, () => n, counter, { ratePerSender: rate, seconds, warmup: 1, drain: 1.5 });
       out.push(r);
-      console.error(`  ${t.name} fan-out ${rate}/s × 10 → ${r.deliveriesPerSec}/s ratio ${r.deliveredRatio.toFixed(4)} p99 ${r.p99.toFixed(1)} ms cpu ${r.cpuUsPerDelivery.toFixed(2)} µs; server core ${pct(r.serverCpuShare)}, generator core ${pct(r.loaderCpuShare)}`);
+      console.error(`  ${t.name} fan-out ${rate}/s × 10 → ${r.deliveriesPerSec}/s ratio ${r.deliveredRatio.toFixed(4)} p99 ${r.p99.toFixed(1)} ms cpu ${r.cpuUsPerDelivery.toFixed(2)} µs; server core ${pct(r.serverCpuShare)}, generator core ${pct(r.loaderCpuShare)}, stolen ${pct(r.steal[0])}/${pct(r.steal[1])}`);
       if (!passes(r)) break;
     }
     for (const c of clients) c.close();
@@ -107,7 +107,7 @@ async function rooms(t: Target, rates: number[], seconds: number): Promise<RateR
     for (const rate of rates) {
       const r = await runRate(s, clients, senders, () => 10, counter, { ratePerSender: rate, seconds, warmup: 1, drain: 1.5 });
       out.push(r);
-      console.error(`  ${t.name} rooms ${rate}/s each → ${r.deliveriesPerSec}/s ratio ${r.deliveredRatio.toFixed(4)} p99 ${r.p99.toFixed(1)} ms cpu ${r.cpuUsPerDelivery.toFixed(2)} µs; server core ${pct(r.serverCpuShare)}, generator core ${pct(r.loaderCpuShare)}`);
+      console.error(`  ${t.name} rooms ${rate}/s each → ${r.deliveriesPerSec}/s ratio ${r.deliveredRatio.toFixed(4)} p99 ${r.p99.toFixed(1)} ms cpu ${r.cpuUsPerDelivery.toFixed(2)} µs; server core ${pct(r.serverCpuShare)}, generator core ${pct(r.loaderCpuShare)}, stolen ${pct(r.steal[0])}/${pct(r.steal[1])}`);
       if (!passes(r)) break;
     }
     for (const c of clients) c.close();

@@ -5,7 +5,7 @@
  * server on core 0.
  */
 import { performance } from 'node:perf_hooks';
-import { cpuMicros, rssBytes } from './load.js';
+import { coreTicks, cpuMicros, rssBytes } from './load.js';
 import type { BenchClient, RunningServer, Target } from './target.js';
 
 /** Source addresses for many connections (each gives ~28k ephemeral ports). */
@@ -106,6 +106,8 @@ export interface RateResult {
   serverCpuShare: number;
   /** Share of one core this load generator used in the window: near 1, the generator bounds the run. */
   loaderCpuShare: number;
+  /** Share of the window the hypervisor took from the server's core (0) and the generator's (1). */
+  steal: [number, number];
   rssBytes: number;
 }
 
@@ -157,6 +159,7 @@ export async function runRate(
   await sleep((o.warmup ?? 2) * 1000);
   const cpu0 = totalCpu(server);
   const own0 = process.cpuUsage();
+  const ticks0 = [coreTicks(0), coreTicks(1)];
   counter.from = performance.now();
   measuring = true;
   await sleep(o.seconds * 1000);
@@ -164,6 +167,11 @@ export async function runRate(
   counter.to = performance.now();
   const cpu1 = totalCpu(server);
   const own = process.cpuUsage(own0);
+  const stolen = [0, 1].map((c) => {
+    const t = coreTicks(c);
+    const t0 = ticks0[c] as { total: number; steal: number };
+    return t.total > t0.total ? (t.steal - t0.steal) / (t.total - t0.total) : 0;
+  }) as [number, number];
   clearTimeout(timer);
   const windowSec = (counter.to - counter.from) / 1000;
   await sleep((o.drain ?? 2) * 1000);
@@ -182,6 +190,7 @@ export async function runRate(
     cpuUsPerDelivery: counter.delivered > 0 ? (cpu1 - cpu0) / counter.delivered : NaN,
     serverCpuShare: (cpu1 - cpu0) / (windowSec * 1e6),
     loaderCpuShare: (own.user + own.system) / (windowSec * 1e6),
+    steal: stolen,
     rssBytes: totalRss(server),
   };
 }
