@@ -1,7 +1,7 @@
 /**
  * One load-generator process of the large idle run (see idle-cluster.ts): opens its share of
- * connections to one Parley node (a ticket each), answers the server's pings (the ws client
- * does that by itself), counts them, and holds. Driven over IPC by its parent:
+ * connections to one Parley node (a ticket each), counts the server's pings (wire.ts answers
+ * them) and holds. Driven over IPC by its parent:
  *
  *   parent → { url, tokens, from, count, sources }   child → { kind: 'connected', seconds, retries }
  *   (again for the next share: a loader may get several jobs, one after the other)
