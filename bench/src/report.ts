@@ -1,18 +1,20 @@
 /** Markdown tables and an SVG bar chart from the suite's results. */
+import { passes } from './workload.js';
+
 type Json = Record<string, unknown>;
 type Results = Record<string, Record<string, Json>>;
 
 const num = (v: unknown, digits = 0): string => (typeof v === 'number' && Number.isFinite(v) ? v.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits }) : '—');
 const best = (r: Json | undefined): Json | undefined => (r?.best ?? undefined) as Json | undefined;
-const pct = (v: unknown): string => (typeof v === 'number' && Number.isFinite(v) ? `${Math.round(v * 100)}%` : '—');
+export const pct = (v: unknown): string => (typeof v === 'number' && Number.isFinite(v) ? `${Math.round(v * 100)}%` : '—');
 /** Steal on the server's core / the generator's core during a step. */
-const stolen = (r: Json | undefined): string => {
+export const stolen = (r: { steal?: unknown } | undefined): string => {
   const s = r?.steal as number[] | undefined;
   return s === undefined ? '—' : `${pct(s[0])} / ${pct(s[1])}`;
 };
 /** The first step of a rising run that failed (ratio below 1 or p99 over 250 ms), described; or `none`. */
 const failing = (r: Json, none: string): string => {
-  const fail = ((r.steps as Json[]) ?? []).find((s) => !((s.deliveredRatio as number) >= 1 && (s.p99 as number) <= 250));
+  const fail = ((r.steps as Json[]) ?? []).find((s) => !passes(s as { deliveredRatio: number; p99: number }));
   if (fail === undefined) return none;
   return `${num(fail.offeredPerSec)}/s offered: ratio ${num(fail.deliveredRatio, 4)}, p99 ${num(fail.p99, 0)} ms; cores: server ${pct(fail.serverCpuShare)}, generator ${pct(fail.loaderCpuShare)}, stolen ${stolen(fail)}`;
 };

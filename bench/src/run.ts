@@ -16,7 +16,8 @@ import { cpuMicros, rssBytes } from './load.js';
 import { parleyTarget } from './parley-target.js';
 import { goTarget, socketioTarget, wsTarget } from './peers.js';
 import type { RunningServer, Target } from './target.js';
-import { inPool, newCounter, onStampFor, openClients, probeAlive, runRate, SETTLE_MS, sleep, type RateResult } from './workload.js';
+import { pct, renderChart, renderMarkdown, stolen } from './report.js';
+import { inPool, newCounter, onStampFor, openClients, passes, probeAlive, runRate, SETTLE_MS, sleep, type RateResult } from './workload.js';
 
 const { values } = parseArgs({
   options: {
@@ -74,7 +75,6 @@ async function withServer<T>(t: Target, fn: (s: RunningServer) => Promise<T>): P
   }
 }
 
-const pct = (share: number) => `${Math.round(share * 100)}%`;
 /**
  * On a virtual machine the hypervisor may take a core away for a while (`steal`), and a step
  * measured then says more about the neighbours than about the server. Such a step (more than
@@ -86,14 +86,19 @@ const STEAL_RETRIES = 2;
 async function unstolen(step: () => Promise<RateResult>): Promise<RateResult> {
   let r = await step();
   for (let i = 0; i < STEAL_RETRIES && Math.max(...r.steal) > STEAL_MAX; i++) {
-    console.error(`  (${pct(r.steal[0])} / ${pct(r.steal[1])} of the cores stolen: measuring the step again)`);
+    console.error(`  (${stolen(r)} of the cores stolen: measuring the step again)`);
     await sleep(5_000);
     r = await step();
   }
   return r;
 }
 
-const passes = (r: RateResult) => r.deliveredRatio >= 1 && r.p99 <= 250;
+/** One console line per measured step. */
+const logStep = (what: string, r: RateResult) =>
+  console.error(
+    `  ${what} → ${r.deliveriesPerSec}/s ratio ${r.deliveredRatio.toFixed(4)} p99 ${r.p99.toFixed(1)} ms cpu ${r.cpuUsPerDelivery.toFixed(2)} µs; ` +
+      `server core ${pct(r.serverCpuShare)}, generator core ${pct(r.loaderCpuShare)}, stolen ${stolen(r)}`,
+  );
 
 /** Fan-out: N clients in one room, 10 senders. */
 async function fanout(t: Target, ratePerSender: number[], seconds: number): Promise<RateResult[]> {
@@ -106,7 +111,7 @@ async function fanout(t: Target, ratePerSender: number[], seconds: number): Prom
     for (const rate of ratePerSender) {
       const r = await unstolen(() => runRate(s, clients, senders, () => n, counter, { ratePerSender: rate, seconds, warmup: 1, drain: 1.5 }));
       out.push(r);
-      console.error(`  ${t.name} fan-out ${rate}/s × 10 → ${r.deliveriesPerSec}/s ratio ${r.deliveredRatio.toFixed(4)} p99 ${r.p99.toFixed(1)} ms cpu ${r.cpuUsPerDelivery.toFixed(2)} µs; server core ${pct(r.serverCpuShare)}, generator core ${pct(r.loaderCpuShare)}, stolen ${pct(r.steal[0])}/${pct(r.steal[1])}`);
+      logStep(`${t.name} fan-out ${rate}/s × 10`, r);
       if (!passes(r)) break;
     }
     for (const c of clients) c.close();
@@ -125,7 +130,7 @@ async function rooms(t: Target, rates: number[], seconds: number): Promise<RateR
     for (const rate of rates) {
       const r = await unstolen(() => runRate(s, clients, senders, () => 10, counter, { ratePerSender: rate, seconds, warmup: 1, drain: 1.5 }));
       out.push(r);
-      console.error(`  ${t.name} rooms ${rate}/s each → ${r.deliveriesPerSec}/s ratio ${r.deliveredRatio.toFixed(4)} p99 ${r.p99.toFixed(1)} ms cpu ${r.cpuUsPerDelivery.toFixed(2)} µs; server core ${pct(r.serverCpuShare)}, generator core ${pct(r.loaderCpuShare)}, stolen ${pct(r.steal[0])}/${pct(r.steal[1])}`);
+      logStep(`${t.name} rooms ${rate}/s each`, r);
       if (!passes(r)) break;
     }
     for (const c of clients) c.close();
@@ -221,7 +226,6 @@ for (const t of targets) {
 const machine = `${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}; server on core 0, load generator on core 1`;
 mkdirSync(values.out as string, { recursive: true });
 writeFileSync(join(values.out as string, 'results.json'), JSON.stringify({ date: new Date().toISOString(), machine, quick: QUICK, results }, null, 2) + '\n');
-const { renderMarkdown, renderChart } = await import('./report.js');
 writeFileSync(join(values.out as string, 'results.md'), renderMarkdown(results, machine));
 writeFileSync(join(values.out as string, 'chart.svg'), renderChart(results));
 console.log(renderMarkdown(results, machine));

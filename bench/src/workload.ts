@@ -111,6 +111,9 @@ export interface RateResult {
   rssBytes: number;
 }
 
+/** A step passes when every message reached every member and the p99 latency stayed within 250 ms. */
+export const passes = (r: Pick<RateResult, 'deliveredRatio' | 'p99'>): boolean => r.deliveredRatio >= 1 && r.p99 <= 250;
+
 const q = (sorted: Float64Array, p: number) => (sorted.length === 0 ? NaN : (sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] as number));
 
 /**
