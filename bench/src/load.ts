@@ -36,14 +36,17 @@ export function rssBytes(pid: number): number {
   return m === null ? NaN : Number(m[1]) * 1024;
 }
 
-/** Ticks one core has spent so far in all, and stolen by the hypervisor (a virtual machine's `steal`), from /proc/stat. */
-export function coreTicks(core: number): { total: number; steal: number } {
-  const line = readFileSync('/proc/stat', 'utf8')
-    .split('\n')
-    .find((l) => l.startsWith(`cpu${core} `));
-  // cpuN user nice system idle iowait irq softirq steal guest guest_nice
-  const f = (line ?? '').trim().split(/\s+/).slice(1, 9).map(Number);
-  return { total: f.reduce((a, b) => a + b, 0), steal: f[7] ?? 0 };
+/** Per core (index = core number): ticks spent so far in all, and stolen by the hypervisor (a virtual machine's `steal`), from one read of /proc/stat. */
+export function coreTicks(): { total: number; steal: number }[] {
+  const out: { total: number; steal: number }[] = [];
+  for (const line of readFileSync('/proc/stat', 'utf8').split('\n')) {
+    const m = /^cpu(\d+) /.exec(line);
+    if (m === null) continue;
+    // cpuN user nice system idle iowait irq softirq steal guest guest_nice
+    const f = line.trim().split(/\s+/).slice(1, 9).map(Number);
+    out[Number(m[1])] = { total: f.reduce((a, b) => a + b, 0), steal: f[7] ?? 0 };
+  }
+  return out;
 }
 
 /** Linux's USER_HZ, fixed at 100 on every architecture Node runs on. */

@@ -162,7 +162,7 @@ export async function runRate(
   await sleep((o.warmup ?? 2) * 1000);
   const cpu0 = totalCpu(server);
   const own0 = process.cpuUsage();
-  const ticks0 = [coreTicks(0), coreTicks(1)];
+  const ticks0 = coreTicks();
   counter.from = performance.now();
   measuring = true;
   await sleep(o.seconds * 1000);
@@ -170,10 +170,10 @@ export async function runRate(
   counter.to = performance.now();
   const cpu1 = totalCpu(server);
   const own = process.cpuUsage(own0);
+  const ticks1 = coreTicks();
   const stolen = [0, 1].map((c) => {
-    const t = coreTicks(c);
-    const t0 = ticks0[c] as { total: number; steal: number };
-    return t.total > t0.total ? (t.steal - t0.steal) / (t.total - t0.total) : 0;
+    const [t0, t1] = [ticks0[c], ticks1[c]];
+    return t0 !== undefined && t1 !== undefined && t1.total > t0.total ? (t1.steal - t0.steal) / (t1.total - t0.total) : 0;
   }) as [number, number];
   clearTimeout(timer);
   const windowSec = (counter.to - counter.from) / 1000;
