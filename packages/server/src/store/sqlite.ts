@@ -251,7 +251,6 @@ export class SqliteStore implements Store {
     }
   }
 
-
   async lastSeq(room: string): Promise<number> {
     return this.s.lastSeq.get(room)?.last_seq ?? 0;
   }
