@@ -1,6 +1,6 @@
 /** Starting Parley nodes for benchmarks: the real CLI, pinned to a core with taskset. */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -12,6 +12,8 @@ export const PG_URL = process.env.PARLEY_TEST_PG_URL ?? 'postgres://postgres@127
 export const REDIS_URL = process.env.PARLEY_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 
 export const CLI = fileURLToPath(new URL('../../../packages/server/dist/src/cli.js', import.meta.url));
+/** The flags the `parley` command gives node (its `#!/usr/bin/env -S node …` line): nodes run as users run them. */
+export const NODE_FLAGS = (readFileSync(CLI, 'utf8').split('\n', 1)[0] as string).split(' ').slice(3);
 
 export interface BenchNode {
   url: string;
@@ -26,7 +28,7 @@ export async function startParley(env: Record<string, string>, core = '0'): Prom
   const dataDir = mkdtempSync(join(tmpdir(), 'parley-bench-'));
   // BENCH_CPU_PROF=<dir>: write a V8 CPU profile of each node to <dir> when it stops.
   const prof = process.env.BENCH_CPU_PROF;
-  const nodeArgs = prof === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${prof}`];
+  const nodeArgs = prof === undefined ? NODE_FLAGS : [...NODE_FLAGS, '--cpu-prof', `--cpu-prof-dir=${prof}`];
   const proc = spawn('taskset', ['-c', core, process.execPath, ...nodeArgs, CLI, 'start'], {
     env: {
       ...process.env,

@@ -297,6 +297,27 @@ describe('TLS', () => {
 // ---------------------------------------------------------------------------------------------
 // Configuration
 
+describe('the parley command', () => {
+  const shebang = readFileSync(CLI, 'utf8').split('\n', 1)[0] as string;
+
+  test('its #! line runs it with a smaller young generation, and npm start passes node the same flags', async () => {
+    const [interpreter, line] = [shebang.slice(2, shebang.indexOf(' ')), shebang.slice(shebang.indexOf(' ') + 1)];
+    assert.match(line, /^-S node --max-semi-space-size=\d+$/);
+    // What the kernel does with the #! line: the interpreter gets the rest of it as one argument.
+    const out = await new Promise<{ code: number | null; stdout: string }>((resolve, reject) => {
+      const child = spawn(interpreter, [line, CLI, 'version'], { env: cleanEnv(), stdio: ['ignore', 'pipe', 'inherit'] });
+      let stdout = '';
+      child.stdout.on('data', (c: Buffer) => (stdout += c));
+      child.once('error', reject);
+      child.once('close', (code) => resolve({ code, stdout }));
+    });
+    assert.equal(out.code, 0);
+    assert.match(out.stdout, /^\d+\.\d+\.\d+\n$/);
+    const pkg = JSON.parse(readFileSync(new URL('../../../../package.json', import.meta.url), 'utf8')) as { scripts: Record<string, string> };
+    assert.equal(pkg.scripts.start, `${line.slice('-S '.length)} packages/server/dist/src/cli.js start`);
+  });
+});
+
 describe('configuration via the CLI', () => {
   test('precedence: flag over env over config file', async () => {
     const [portA, portB, portC] = (await freePorts(3)) as [number, number, number];
