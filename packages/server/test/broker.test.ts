@@ -40,6 +40,26 @@ presenceContract('redis', async () => {
   return { open: async () => new RedisPresence(REDIS_URL, 30_000, prefix), destroy: () => dropPrefix(prefix) };
 });
 
+test('redis presence: a room with more users than one refresh call takes stays present past the TTL', async () => {
+  const prefix = freshPrefix();
+  const a = new RedisPresence(REDIS_URL, 1000, prefix);
+  const b = new RedisPresence(REDIS_URL, 1000, prefix);
+  try {
+    const users = Array.from({ length: 1234 }, (_, i) => `u${String(i).padStart(4, '0')}`);
+    for (let i = 0; i < users.length; i += 100) await Promise.all(users.slice(i, i + 100).map((u) => a.add('big', u, `c-${u}`)));
+    await a.add('big', 'u0600', 'c-u0600-tab2'); // a user with two connections, in the second call
+    await a.add('small', 'u0001', 'c-u0001');
+    await sleep(3000); // three TTLs: only refreshes keep the entries
+    assert.deepEqual(await b.list('big'), users);
+    assert.deepEqual(await b.list('small'), ['u0001']);
+    assert.equal(await a.remove('big', 'u0600', 'c-u0600'), false, 'u0600 is still present through its second connection');
+    assert.equal((await b.add('big', 'u0600', 'c-b')).first, false);
+  } finally {
+    await Promise.all([a.close(), b.close()]);
+    await dropPrefix(prefix);
+  }
+});
+
 test('redis presence: refreshed entries outlive the TTL; a node that stops refreshing drops out within it', async () => {
   const prefix = freshPrefix();
   const a = new RedisPresence(REDIS_URL, 400, prefix);

@@ -32,8 +32,27 @@ if redis.call('ZCARD', KEYS[1]) == 0 then
 end
 return 0`;
 
-/** Refresh commands per pipeline: bounds the memory a refresh of many connections takes. */
-const REFRESH_CHUNK = 2000;
+/**
+ * A refresh of one room's users on this node: KEYS[1] the room's set, KEYS[2..] the users'
+ * sets; ARGV: expiry, ttl, then per user its name, its connection count and the connections.
+ * One call per room (or per REFRESH_USERS of its users) instead of four commands per user: an
+ * idle node with many connections makes little garbage and few round trips every ttl/3.
+ */
+const REFRESH = `
+local exp = ARGV[1]; local ttl = ARGV[2]; local a = 3
+for k = 2, #KEYS do
+  local n = tonumber(ARGV[a + 1])
+  for j = a + 2, a + 1 + n do redis.call('ZADD', KEYS[k], exp, ARGV[j]) end
+  redis.call('PEXPIRE', KEYS[k], ttl)
+  redis.call('ZADD', KEYS[1], 'GT', exp, ARGV[a])
+  a = a + 2 + n
+end
+redis.call('PEXPIRE', KEYS[1], ttl)`;
+
+/** Users per refresh call: a room with more of them here takes several calls. */
+const REFRESH_USERS = 500;
+/** Refresh calls per pipeline: bounds the memory a refresh of many rooms takes. */
+const REFRESH_CALLS = 200;
 
 export class RedisPresence implements Presence {
   readonly driver = 'redis';
@@ -52,6 +71,7 @@ export class RedisPresence implements Presence {
     this.redis.on('error', () => undefined);
     this.redis.defineCommand('parleyPresenceAdd', { numberOfKeys: 2, lua: ADD });
     this.redis.defineCommand('parleyPresenceRemove', { numberOfKeys: 2, lua: REMOVE });
+    this.redis.defineCommand('parleyPresenceRefresh', { lua: REFRESH }); // numkeys first
     this.timer = setInterval(() => void this.refresh().catch(() => undefined), Math.max(100, Math.floor(ttlMs / 3)));
     this.timer.unref();
   }
@@ -78,10 +98,9 @@ export class RedisPresence implements Presence {
   }
 
   /**
-   * Pushes this node's entries' expiry forward: per user in a room one ZADD of all their
-   * connections here, per room one ZADD GT of its users, each with its PEXPIRE; sent in
-   * pipelines of REFRESH_CHUNK commands. A refresh still running when the next is due is not
-   * doubled.
+   * Pushes this node's entries' expiry forward: per room one REFRESH call (ZADD of each user's
+   * connections here and ZADD GT of the users, each set with its PEXPIRE), in pipelines of
+   * REFRESH_CALLS calls. A refresh still running when the next is due is not doubled.
    */
   async refresh(): Promise<void> {
     if (this.refreshing || this.local.rooms.size === 0) return;
@@ -89,24 +108,30 @@ export class RedisPresence implements Presence {
     try {
       const exp = Date.now() + this.ttlMs;
       let p = this.redis.pipeline();
+      let calls = 0;
       for (const [room, users] of this.local.rooms) {
-        const roomArgs: (string | number)[] = [];
+        let keys = [this.roomKey(room)];
+        let args: (string | number)[] = [exp, this.ttlMs];
         for (const [user, conns] of users) {
-          const args: (string | number)[] = [];
-          for (const conn of conns) args.push(exp, conn);
-          p.zadd(this.userKey(room, user), ...args);
-          p.pexpire(this.userKey(room, user), this.ttlMs);
-          roomArgs.push(exp, user);
-          if (p.length >= REFRESH_CHUNK) {
-            await p.exec();
-            p = this.redis.pipeline();
-          }
+          keys.push(this.userKey(room, user));
+          args.push(user, conns.size);
+          for (const conn of conns) args.push(conn);
+          if (keys.length <= REFRESH_USERS) continue;
+          (p as unknown as Scripts).parleyPresenceRefresh(keys.length, ...keys, ...args);
+          calls++;
+          [keys, args] = [[this.roomKey(room)], [exp, this.ttlMs]];
         }
-        if (roomArgs.length === 0) continue;
-        p.zadd(this.roomKey(room), 'GT', ...roomArgs);
-        p.pexpire(this.roomKey(room), this.ttlMs);
+        if (keys.length > 1) {
+          (p as unknown as Scripts).parleyPresenceRefresh(keys.length, ...keys, ...args);
+          calls++;
+        }
+        if (calls >= REFRESH_CALLS) {
+          await p.exec();
+          p = this.redis.pipeline();
+          calls = 0;
+        }
       }
-      if (p.length > 0) await p.exec();
+      if (calls > 0) await p.exec();
     } finally {
       this.refreshing = false;
     }
@@ -121,4 +146,5 @@ export class RedisPresence implements Presence {
 interface Scripts {
   parleyPresenceAdd(...args: (string | number)[]): Promise<unknown>;
   parleyPresenceRemove(...args: (string | number)[]): Promise<unknown>;
+  parleyPresenceRefresh(...args: (string | number)[]): Promise<unknown>;
 }
