@@ -402,8 +402,13 @@ export class Hub {
 
   private revokedHere(session: string): number {
     const now = Date.now();
-    // Older entries can go: every ticket minted before them has expired.
-    for (const [s, at] of this.revoked) if (now - at > this.config.ticketTtlMs) this.revoked.delete(s);
+    // Older entries can go: every ticket minted before them has expired. The map is in the
+    // order of revocation (a repeat moves to the end), so the sweep stops at the first young one.
+    for (const [s, at] of this.revoked) {
+      if (now - at <= this.config.ticketTtlMs) break;
+      this.revoked.delete(s);
+    }
+    this.revoked.delete(session);
     this.revoked.set(session, now);
     let n = 0;
     for (const conn of this.connections) {
