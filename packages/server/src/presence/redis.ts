@@ -109,6 +109,11 @@ export class RedisPresence implements Presence {
       const exp = Date.now() + this.ttlMs;
       let p = this.redis.pipeline();
       let calls = 0;
+      // ioredis flattens array arguments: no spread, so a call of many arguments is fine.
+      const call = (keys: string[], args: (string | number)[]) => {
+        (p as unknown as Scripts).parleyPresenceRefresh(keys.length, keys, args);
+        calls++;
+      };
       for (const [room, users] of this.local.rooms) {
         let keys = [this.roomKey(room)];
         let args: (string | number)[] = [exp, this.ttlMs];
@@ -117,14 +122,10 @@ export class RedisPresence implements Presence {
           args.push(user, conns.size);
           for (const conn of conns) args.push(conn);
           if (keys.length <= REFRESH_USERS) continue;
-          (p as unknown as Scripts).parleyPresenceRefresh(keys.length, ...keys, ...args);
-          calls++;
+          call(keys, args);
           [keys, args] = [[this.roomKey(room)], [exp, this.ttlMs]];
         }
-        if (keys.length > 1) {
-          (p as unknown as Scripts).parleyPresenceRefresh(keys.length, ...keys, ...args);
-          calls++;
-        }
+        if (keys.length > 1) call(keys, args);
         if (calls >= REFRESH_CALLS) {
           await p.exec();
           p = this.redis.pipeline();
@@ -146,5 +147,5 @@ export class RedisPresence implements Presence {
 interface Scripts {
   parleyPresenceAdd(...args: (string | number)[]): Promise<unknown>;
   parleyPresenceRemove(...args: (string | number)[]): Promise<unknown>;
-  parleyPresenceRefresh(...args: (string | number)[]): Promise<unknown>;
+  parleyPresenceRefresh(numKeys: number, keys: string[], args: (string | number)[]): Promise<unknown>;
 }
