@@ -100,6 +100,10 @@ export class Hub {
     private readonly broker: Broker,
     private readonly userLimit: UserRateLimit,
   ) {
+    // Users of a node that died: nobody removes them, so they leave when their presence expires.
+    presence.onExpired = (room, users) => {
+      for (const user of users) this.announce(room, encode('user_left', { room, user }));
+    };
     this.writer = new MessageWriter(store, (messages) => {
       for (const m of messages) {
         this.accept(m);

@@ -64,6 +64,8 @@ test('redis presence: refreshed entries outlive the TTL; a node that stops refre
   const prefix = freshPrefix();
   const a = new RedisPresence(REDIS_URL, 400, prefix);
   const b = new RedisPresence(REDIS_URL, 400, prefix);
+  const expired: [string, string[]][] = [];
+  b.onExpired = (room, users) => expired.push([room, users]);
   try {
     await a.add('r', 'alice', 'a1');
     await a.add('r', 'alice', 'a2');
@@ -75,10 +77,13 @@ test('redis presence: refreshed entries outlive the TTL; a node that stops refre
     assert.deepEqual(await b.list('r'), ['alice', 'bob', 'carol']);
     assert.deepEqual(await b.list('s'), ['bob']);
     assert.equal((await b.add('r', 'alice', 'b2')).first, false, 'alice is still present through a2');
+    assert.deepEqual(expired, [], 'nobody expires while every node refreshes');
     await a.close(); // stops refreshing, as a crashed node would
     await sleep(700);
     assert.deepEqual(await b.list('r'), ['alice', 'carol'], 'a\'s entries expired; alice stays through b2');
     assert.deepEqual(await b.list('s'), []);
+    // b has connections in r, none in s: it reports bob's expiry in r, once.
+    assert.deepEqual(expired, [['r', ['bob']]]);
   } finally {
     await Promise.all([a.close(), b.close()]); // closing twice is harmless
     await dropPrefix(prefix);

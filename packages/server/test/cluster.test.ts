@@ -201,7 +201,7 @@ describe('three nodes on Redis and Postgres', () => {
     }
   });
 
-  test('kill -9 of a node: its users drop out of presence within the TTL', async () => {
+  test('kill -9 of a node: its users drop out of presence within the TTL, with user_left to the room', async () => {
     const [a, , c] = cluster.nodes as [typeof cluster.nodes[0], typeof cluster.nodes[0], typeof cluster.nodes[0]];
     const room = `crash${Date.now()}`;
     const victim = await account(c);
@@ -217,9 +217,16 @@ describe('three nodes on Redis and Postgres', () => {
       return p.users;
     };
     assert.ok((await look()).includes(victim.name), 'online while its node runs');
+    const watcher = await connect(a, await ticket(a, observer.token));
+    watcher.send({ type: 'join', payload: { room } });
+    await watcher.next('presence', (p) => p.room === room);
     await c.kill('SIGKILL');
     await onC.waitClose();
     // TTL 1500 ms, plus a margin for the lookups themselves.
     await waitFor(async () => !(await look()).includes(victim.name), 'the dead node’s user to vanish within the TTL', 1500 + 1000);
+    assert.deepEqual(await watcher.next('user_left', (p) => p.room === room), { room, user: victim.name });
+    await sleep(1000); // more refreshes: still one user_left
+    assert.equal(watcher.all('user_left').filter((p) => p.room === room).length, 0, 'user_left once');
+    watcher.close();
   });
 });

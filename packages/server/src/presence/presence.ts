@@ -25,5 +25,11 @@ export interface Presence {
   remove(room: string, user: string, conn: string): Promise<boolean>;
   /** The users online in the room, sorted. Callers must not modify the array (it may be cached). */
   list(room: string): Promise<string[]>;
+  /**
+   * Set by the hub: users of `room` whose presence expired because their node stopped
+   * refreshing it (it crashed or lost its connection). A shared driver reports each such user
+   * to one node only, and only to a node with connections of its own in the room.
+   */
+  onExpired?: (room: string, users: string[]) => void;
   close(): Promise<void>;
 }

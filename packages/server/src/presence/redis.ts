@@ -34,12 +34,14 @@ return 0`;
 
 /**
  * A refresh of one room's users on this node: KEYS[1] the room's set, KEYS[2..] the users'
- * sets; ARGV: expiry, ttl, then per user its name, its connection count and the connections.
- * One call per room (or per REFRESH_USERS of its users) instead of four commands per user: an
- * idle node with many connections makes little garbage and few round trips every ttl/3.
+ * sets; ARGV: expiry, ttl, now, then per user its name, its connection count and the
+ * connections. One call per room (or per REFRESH_USERS of its users) instead of four commands
+ * per user: an idle node with many connections makes little garbage and few round trips every
+ * ttl/3. It then takes the room's expired users out (a node that stopped refreshing: crashed
+ * or cut off) and returns them; being atomic, only one node gets each.
  */
 const REFRESH = `
-local exp = ARGV[1]; local ttl = ARGV[2]; local a = 3
+local exp = ARGV[1]; local ttl = ARGV[2]; local a = 4
 for k = 2, #KEYS do
   local n = tonumber(ARGV[a + 1])
   for j = a + 2, a + 1 + n do redis.call('ZADD', KEYS[k], exp, ARGV[j]) end
@@ -47,7 +49,11 @@ for k = 2, #KEYS do
   redis.call('ZADD', KEYS[1], 'GT', exp, ARGV[a])
   a = a + 2 + n
 end
-redis.call('PEXPIRE', KEYS[1], ttl)`;
+redis.call('PEXPIRE', KEYS[1], ttl)
+local before = '(' .. ARGV[3]
+local gone = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', before)
+if #gone > 0 then redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', before) end
+return gone`;
 
 /** Users per refresh call: a room with more of them here takes several calls. */
 const REFRESH_USERS = 500;
@@ -61,6 +67,7 @@ export class RedisPresence implements Presence {
   private readonly local = new PresenceIndex();
   private readonly timer: NodeJS.Timeout;
   private refreshing = false;
+  onExpired?: (room: string, users: string[]) => void;
 
   constructor(
     url: string,
@@ -100,39 +107,45 @@ export class RedisPresence implements Presence {
   /**
    * Pushes this node's entries' expiry forward: per room one REFRESH call (ZADD of each user's
    * connections here and ZADD GT of the users, each set with its PEXPIRE), in pipelines of
-   * REFRESH_CALLS calls. A refresh still running when the next is due is not doubled.
+   * REFRESH_CALLS calls. The users the calls find expired go to `onExpired`. A refresh still
+   * running when the next is due is not doubled.
    */
   async refresh(): Promise<void> {
     if (this.refreshing || this.local.rooms.size === 0) return;
     this.refreshing = true;
     try {
-      const exp = Date.now() + this.ttlMs;
+      const now = Date.now();
+      const exp = now + this.ttlMs;
       let p = this.redis.pipeline();
-      let calls = 0;
+      let rooms: string[] = []; // the room of each call in the pipeline
       // ioredis flattens array arguments: no spread, so a call of many arguments is fine.
-      const call = (keys: string[], args: (string | number)[]) => {
+      const call = (room: string, keys: string[], args: (string | number)[]) => {
         (p as unknown as Scripts).parleyPresenceRefresh(keys.length, keys, args);
-        calls++;
+        rooms.push(room);
+      };
+      const exec = async () => {
+        const results = (await p.exec()) ?? [];
+        results.forEach(([err, gone], i) => {
+          if (err === null && Array.isArray(gone) && gone.length > 0) this.onExpired?.(rooms[i] as string, gone as string[]);
+        });
+        p = this.redis.pipeline();
+        rooms = [];
       };
       for (const [room, users] of this.local.rooms) {
         let keys = [this.roomKey(room)];
-        let args: (string | number)[] = [exp, this.ttlMs];
+        let args: (string | number)[] = [exp, this.ttlMs, now];
         for (const [user, conns] of users) {
           keys.push(this.userKey(room, user));
           args.push(user, conns.size);
           for (const conn of conns) args.push(conn);
           if (keys.length <= REFRESH_USERS) continue;
-          call(keys, args);
-          [keys, args] = [[this.roomKey(room)], [exp, this.ttlMs]];
+          call(room, keys, args);
+          [keys, args] = [[this.roomKey(room)], [exp, this.ttlMs, now]];
         }
-        if (keys.length > 1) call(keys, args);
-        if (calls >= REFRESH_CALLS) {
-          await p.exec();
-          p = this.redis.pipeline();
-          calls = 0;
-        }
+        if (keys.length > 1) call(room, keys, args);
+        if (rooms.length >= REFRESH_CALLS) await exec();
       }
-      if (calls > 0) await p.exec();
+      if (rooms.length > 0) await exec();
     } finally {
       this.refreshing = false;
     }
