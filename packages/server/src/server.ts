@@ -73,6 +73,7 @@ export function createLogger(config: Pick<Config, 'logLevel'>): Logger {
 export async function startServer(config: Config, options: ServerOptions = {}): Promise<ParleyServer> {
   const log = options.logger ?? createLogger(config);
   const store = options.store ?? createStore(config);
+  store.onBackgroundError = (err) => log.warn({ err, store: store.driver }, 'store background work failed');
   await store.init();
 
   // Shared state lives in Redis when there is one, so any node can serve any request.

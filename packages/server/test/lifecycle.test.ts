@@ -14,7 +14,9 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CloseCodes } from '@parley/protocol';
 import { CONFIG_KEYS, ConfigError, envName, flagName, loadConfig } from '../src/config.js';
-import { account, api, connect, type TestClient } from './helpers.js';
+import { account, api, connect, sleep, type TestClient } from './helpers.js';
+import { dropSchema, freshSchema, PG_URL } from './pg.js';
+import pg from 'pg';
 
 const CLI = fileURLToPath(new URL('../src/cli.js', import.meta.url));
 
@@ -224,6 +226,35 @@ describe('graceful shutdown', () => {
     assert.equal(h.status, 200);
     assert.deepEqual(await srv.stop('SIGTERM'), { code: 0, signal: null });
     await assert.rejects(fetch(srv.url + '/healthz'));
+  });
+});
+
+describe('logs', () => {
+  test('a Postgres connection lost while idle is logged as a warning, and the next request works', async () => {
+    const schema = freshSchema();
+    const since = new Date();
+    const srv = await startCli(['--host', '127.0.0.1', '--port', String(await freePort()), '--data-dir', tempDir()], {
+      PARLEY_STORE: 'postgres',
+      PARLEY_POSTGRES_URL: PG_URL,
+      PARLEY_POSTGRES_SCHEMA: schema,
+    });
+    const admin = new pg.Client({ connectionString: PG_URL });
+    await admin.connect();
+    try {
+      const killed = await admin.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'parley' AND backend_start >= $1", [since]);
+      assert.ok((killed.rowCount ?? 0) >= 1, 'the server had an idle Postgres connection');
+      const deadline = Date.now() + 5_000;
+      const warning = () => srv.lines.find((l) => l.msg === 'store background work failed');
+      while (warning() === undefined && Date.now() < deadline) await sleep(20);
+      assert.equal(warning()?.level, 40, 'a warning');
+      assert.equal(warning()?.store, 'postgres');
+      const reg = await api(srv.url, '/register', { username: 'after-loss', password: 'correct horse battery' });
+      assert.equal(reg.status, 201);
+    } finally {
+      await admin.end();
+      await srv.stop('SIGTERM');
+      await dropSchema(schema);
+    }
   });
 });
 

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { test } from 'node:test';
+import pg from 'pg';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PostgresStore } from '../src/store/postgres.js';
@@ -49,5 +50,30 @@ test('sqlite: a worker thread checkpoints the write-ahead log, not the writer', 
   } finally {
     await store.close();
     rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('postgres: an idle pooled connection that dies is reported, and the next call gets a new one', async () => {
+  const schema = freshSchema();
+  const name = `parley-test-${schema}`;
+  const store = new PostgresStore({ url: PG_URL, schema, poolSize: 2, applicationName: name });
+  const errors: Error[] = [];
+  store.onBackgroundError = (err) => errors.push(err);
+  await store.init();
+  const admin = new pg.Client({ connectionString: PG_URL });
+  await admin.connect();
+  try {
+    await store.createUser('idle', 'hash');
+    const killed = await admin.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1', [name]);
+    assert.ok((killed.rowCount ?? 0) >= 1, 'the store had an idle connection');
+    const deadline = Date.now() + 5_000;
+    while (errors.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    assert.ok(errors.length >= 1, 'the lost connection was reported');
+    assert.match(errors[0]?.message ?? '', /terminat/i);
+    assert.equal((await store.getUser('idle'))?.name, 'idle', 'the next call works on a new connection');
+  } finally {
+    await admin.end();
+    await store.close();
+    await dropSchema(schema);
   }
 });

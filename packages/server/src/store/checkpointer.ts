@@ -14,15 +14,32 @@ export interface CheckpointerData {
   intervalMs: number;
 }
 
+/** Posted to the main thread when a checkpoint fails other than by being busy. */
+export interface CheckpointerError {
+  code: string;
+  message: string;
+}
+
+/** The same failure is reported again only after this long, ms. */
+const REPORT_EVERY_MS = 60_000;
+
 const { file, intervalMs } = workerData as CheckpointerData;
 const db = new Database(file);
 db.pragma('busy_timeout = 5000');
+let reported: { code: string; at: number } | undefined;
 const timer = setInterval(() => {
   try {
     db.pragma('wal_checkpoint(PASSIVE)');
-  } catch {
-    // Busy or briefly unavailable: the next interval tries again; the writer's own
-    // auto-checkpoint (at a larger size) still bounds the log.
+    reported = undefined;
+  } catch (err) {
+    // The next interval tries again, and the writer's own auto-checkpoint (at a larger size)
+    // still bounds the log. Busy is expected now and then; anything else is reported.
+    const code = (err as { code?: string }).code ?? 'UNKNOWN';
+    if (code === 'SQLITE_BUSY' || code === 'SQLITE_LOCKED') return;
+    const now = Date.now();
+    if (reported?.code === code && now - reported.at < REPORT_EVERY_MS) return;
+    reported = { code, at: now };
+    parentPort?.postMessage({ code, message: (err as Error).message } satisfies CheckpointerError);
   }
 }, intervalMs);
 

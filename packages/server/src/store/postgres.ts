@@ -83,12 +83,15 @@ export interface PostgresStoreOptions {
   poolSize?: number;
   /** How long to wait for a connection before failing a call. */
   connectTimeoutMs?: number;
+  /** The connections' application_name (pg_stat_activity shows it); default `parley`. */
+  applicationName?: string;
 }
 
 export class PostgresStore implements Store {
   readonly driver = 'postgres';
   private pool: pg.Pool | undefined;
   private readonly schema: string;
+  onBackgroundError?: (err: Error) => void;
 
   constructor(private readonly options: PostgresStoreOptions) {
     this.schema = options.schema ?? 'public';
@@ -101,11 +104,12 @@ export class PostgresStore implements Store {
       max: this.options.poolSize ?? 10,
       connectionTimeoutMillis: this.options.connectTimeoutMs ?? 5000,
       idleTimeoutMillis: 30_000,
+      application_name: this.options.applicationName ?? 'parley',
       types: { getTypeParser: ((oid: number, format?: string) => (oid === INT8 ? Number : pg.types.getTypeParser(oid, format as 'text'))) as typeof pg.types.getTypeParser },
       options: `-c search_path=${this.schema}`,
     });
     // An idle client losing its connection must not crash the process; the next query reconnects.
-    pool.on('error', () => undefined);
+    pool.on('error', (err) => this.onBackgroundError?.(err));
     this.pool = pool;
     try {
       await this.tx(async (c) => {

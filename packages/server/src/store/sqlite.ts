@@ -11,7 +11,7 @@ import { dirname } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import Database from 'better-sqlite3';
 import type { ChatMessage } from '@parley/protocol';
-import type { CheckpointerData } from './checkpointer.js';
+import type { CheckpointerData, CheckpointerError } from './checkpointer.js';
 import { type Appended, type HistoryQuery, type NewMessage, type PruneQuery, type SessionRecord, type Store, StoreError, type UserRecord } from './store.js';
 
 /** Migrations, applied in order; the index + 1 is the schema version kept in `user_version`. */
@@ -85,6 +85,7 @@ export class SqliteStore implements Store {
   private db: Database.Database | undefined;
   private stmts: ReturnType<SqliteStore['prepare']> | undefined;
   private checkpointer: Worker | undefined;
+  onBackgroundError?: (err: Error) => void;
 
   /** @param file path of the database file, or ':memory:' */
   constructor(private readonly file: string) {}
@@ -109,7 +110,9 @@ export class SqliteStore implements Store {
       db.pragma(`wal_autocheckpoint = ${WAL_AUTOCHECKPOINT_PAGES}`);
       const data: CheckpointerData = { file: this.file, intervalMs: CHECKPOINT_INTERVAL_MS };
       this.checkpointer = new Worker(new URL('./checkpointer.js', import.meta.url), { workerData: data });
-      this.checkpointer.on('error', () => undefined); // the auto-checkpoint still bounds the log
+      // A failing checkpointer is reported; the writer's auto-checkpoint still bounds the log.
+      this.checkpointer.on('error', (err) => this.onBackgroundError?.(err));
+      this.checkpointer.on('message', (m: CheckpointerError) => this.onBackgroundError?.(Object.assign(new Error(m.message), { code: m.code })));
       this.checkpointer.unref();
     }
   }

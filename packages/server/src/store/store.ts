@@ -81,6 +81,12 @@ export class StoreError extends Error {
 
 export interface Store {
   readonly driver: string;
+  /**
+   * Set by the server (to log them): failures of the store's own background work, which no
+   * request sees. SQLite: its checkpointer thread. Postgres: an idle pooled connection lost
+   * (the pool replaces it).
+   */
+  onBackgroundError?: (err: Error) => void;
   /** Opens the database and applies pending migrations. */
   init(): Promise<void>;
   close(): Promise<void>;
