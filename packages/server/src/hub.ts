@@ -100,9 +100,13 @@ export class Hub {
     private readonly broker: Broker,
     private readonly userLimit: UserRateLimit,
   ) {
-    // Users of a node that died: nobody removes them, so they leave when their presence expires.
+    // Users of a node that died: nobody removes them, so they leave when their presence expires;
+    // a node cut off for longer than that brings its users back when it can refresh again.
     presence.onExpired = (room, users) => {
       for (const user of users) this.announce(room, encode('user_left', { room, user }));
+    };
+    presence.onReturned = (room, users) => {
+      for (const user of users) this.announce(room, encode('user_joined', { room, user }));
     };
     this.writer = new MessageWriter(store, (messages) => {
       for (const m of messages) {

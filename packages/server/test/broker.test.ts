@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { test } from 'node:test';
+import { Redis } from 'ioredis';
 import { MemoryBroker } from '../src/broker/memory.js';
 import { RedisBroker } from '../src/broker/redis.js';
 import { RedisPresence } from '../src/presence/redis.js';
@@ -84,6 +85,19 @@ test('redis presence: refreshed entries outlive the TTL; a node that stops refre
     assert.deepEqual(await b.list('s'), []);
     // b has connections in r, none in s: it reports bob's expiry in r, once.
     assert.deepEqual(expired, [['r', ['bob']]]);
+    // As if b had been cut off long enough for another node to take carol out: its next
+    // refresh puts her back and reports it.
+    const returned: [string, string[]][] = [];
+    b.onReturned = (room, users) => returned.push([room, users]);
+    const raw = new Redis(REDIS_URL);
+    try {
+      assert.equal(await raw.zrem(`${prefix}presence:r`, 'carol'), 1);
+      await sleep(400);
+      assert.deepEqual(returned, [['r', ['carol']]]);
+      assert.deepEqual(await b.list('r'), ['alice', 'carol']);
+    } finally {
+      raw.disconnect();
+    }
   } finally {
     await Promise.all([a.close(), b.close()]); // closing twice is harmless
     await dropPrefix(prefix);

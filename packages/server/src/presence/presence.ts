@@ -31,5 +31,10 @@ export interface Presence {
    * to one node only, and only to a node with connections of its own in the room.
    */
   onExpired?: (room: string, users: string[]) => void;
+  /**
+   * Set by the hub: users of `room` on this node that another node had reported expired (this
+   * node was cut off from the shared store for longer than the TTL) and are present again.
+   */
+  onReturned?: (room: string, users: string[]) => void;
   close(): Promise<void>;
 }

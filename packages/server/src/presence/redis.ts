@@ -38,22 +38,25 @@ return 0`;
  * connections. One call per room (or per REFRESH_USERS of its users) instead of four commands
  * per user: an idle node with many connections makes little garbage and few round trips every
  * ttl/3. It then takes the room's expired users out (a node that stopped refreshing: crashed
- * or cut off) and returns them; being atomic, only one node gets each.
+ * or cut off) and returns them, with the users it put back (this node's, after it was cut off
+ * long enough for another node to take them out): {gone, back}. Being atomic, only one node
+ * reports each.
  */
 const REFRESH = `
 local exp = ARGV[1]; local ttl = ARGV[2]; local a = 4
+local back = {}
 for k = 2, #KEYS do
   local n = tonumber(ARGV[a + 1])
   for j = a + 2, a + 1 + n do redis.call('ZADD', KEYS[k], exp, ARGV[j]) end
   redis.call('PEXPIRE', KEYS[k], ttl)
-  redis.call('ZADD', KEYS[1], 'GT', exp, ARGV[a])
+  if redis.call('ZADD', KEYS[1], 'GT', exp, ARGV[a]) == 1 then back[#back + 1] = ARGV[a] end
   a = a + 2 + n
 end
 redis.call('PEXPIRE', KEYS[1], ttl)
 local before = '(' .. ARGV[3]
 local gone = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', before)
 if #gone > 0 then redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', before) end
-return gone`;
+return {gone, back}`;
 
 /** Users per refresh call: a room with more of them here takes several calls. */
 const REFRESH_USERS = 500;
@@ -68,6 +71,7 @@ export class RedisPresence implements Presence {
   private readonly timer: NodeJS.Timeout;
   private refreshing = false;
   onExpired?: (room: string, users: string[]) => void;
+  onReturned?: (room: string, users: string[]) => void;
 
   constructor(
     url: string,
@@ -107,8 +111,8 @@ export class RedisPresence implements Presence {
   /**
    * Pushes this node's entries' expiry forward: per room one REFRESH call (ZADD of each user's
    * connections here and ZADD GT of the users, each set with its PEXPIRE), in pipelines of
-   * REFRESH_CALLS calls. The users the calls find expired go to `onExpired`. A refresh still
-   * running when the next is due is not doubled.
+   * REFRESH_CALLS calls. The users the calls find expired go to `onExpired`, the ones they put
+   * back to `onReturned`. A refresh still running when the next is due is not doubled.
    */
   async refresh(): Promise<void> {
     if (this.refreshing || this.local.rooms.size === 0) return;
@@ -125,8 +129,12 @@ export class RedisPresence implements Presence {
       };
       const exec = async () => {
         const results = (await p.exec()) ?? [];
-        results.forEach(([err, gone], i) => {
-          if (err === null && Array.isArray(gone) && gone.length > 0) this.onExpired?.(rooms[i] as string, gone as string[]);
+        results.forEach(([err, result], i) => {
+          if (err !== null) return;
+          const [gone, back] = result as [string[], string[]];
+          const room = rooms[i] as string;
+          if (gone.length > 0) this.onExpired?.(room, gone);
+          if (back.length > 0) this.onReturned?.(room, back);
         });
         p = this.redis.pipeline();
         rooms = [];
