@@ -1,0 +1,122 @@
+/**
+ * The benchmark suite's own pieces, end to end against real servers: every target (Parley and
+ * its peers, the Go one included) refuses bad credentials and delivers to every member of a
+ * room; the workload code counts deliveries, latencies and the server's CPU and RSS; the /proc
+ * readers agree with the process's own figures; the committed report is what the renderer makes
+ * of the committed JSON. Figures are never asserted here, only that they are measured.
+ */
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { after, before, describe, test } from 'node:test';
+import { io } from 'socket.io-client';
+import { cpuMicros, rssBytes } from '../src/load.js';
+import { parleyTarget } from '../src/parley-target.js';
+import { goTarget, socketioTarget, wsTarget } from '../src/peers.js';
+import { renderChart, renderMarkdown } from '../src/report.js';
+import type { BenchClient, RunningServer, Target } from '../src/target.js';
+import { newCounter, onStampFor, openClients, runRate, sleep } from '../src/workload.js';
+import { openWire } from '../src/wire.js';
+
+const CLIENTS = 3;
+const MESSAGES = 5;
+
+/** How the server answered an upgrade carrying a ticket it never issued. */
+function bogusUpgrade(target: Target, server: RunningServer): Promise<string> {
+  return new Promise((resolve) => {
+    if (target === socketioTarget) {
+      const socket = io(server.url, { transports: ['websocket'], forceNew: true, reconnection: false, auth: { otp: 'bogus' } });
+      socket.once('connect', () => {
+        socket.close();
+        resolve('connected');
+      });
+      socket.once('connect_error', (err) => resolve(err.message));
+      return;
+    }
+    openWire(`${server.url.replace(/^http/, 'ws')}/ws?otp=bogus`, { onMessage: () => undefined }).then(
+      (wire) => {
+        wire.close();
+        resolve('connected');
+      },
+      (err: Error) => resolve(/^upgrade refused: HTTP\/1\.1 (\d+)/.exec(err.message)?.[1] ?? err.message),
+    );
+  });
+}
+
+describe('every target: refusals, and delivery to every member of a room', () => {
+  for (const target of [parleyTarget(), socketioTarget, wsTarget, goTarget]) {
+    test(target.name, async () => {
+      const server = await target.start('0');
+      const clients: BenchClient[] = [];
+      try {
+        await target.prepare?.(server, CLIENTS);
+        assert.equal((await fetch(`${server.url}/ticket`, { method: 'POST' })).status, 401, '/ticket without a bearer');
+        assert.equal(await bogusUpgrade(target, server), target === socketioTarget ? 'unauthorized' : '401', 'an upgrade with a bogus ticket');
+        const received: number[][] = [];
+        for (let i = 0; i < CLIENTS; i++) {
+          const got: number[] = [];
+          received.push(got);
+          clients.push(await target.connect(server, i, 'smoke-room', (stamp) => got.push(stamp)));
+        }
+        const stamps = Array.from({ length: MESSAGES }, (_, i) => 1000.5 + i);
+        for (const s of stamps) clients[0]?.send(s);
+        const deadline = Date.now() + 5_000;
+        while (received.some((r) => r.length < MESSAGES) && Date.now() < deadline) await sleep(20);
+        await sleep(100); // anything extra would show up as a duplicate
+        for (const r of received) assert.deepEqual([...r].sort((a, b) => a - b), stamps);
+      } finally {
+        for (const c of clients) c.close();
+        await server.stop();
+      }
+    });
+  }
+});
+
+describe('the workload code against a real server', () => {
+  let server: RunningServer;
+  before(async () => {
+    server = await wsTarget.start('0');
+  });
+  after(() => server.stop());
+
+  test('a rate step counts every delivery, its latencies, and the server CPU and RSS from /proc', async () => {
+    const counter = newCounter();
+    const members = 20;
+    const opened = await openClients(wsTarget, server, members, () => 'room', onStampFor(counter), 10);
+    try {
+      assert.equal(opened.clients.length, members);
+      assert.ok(opened.seconds > 0 && opened.cpuUs > 0, 'connect time and server CPU per connect are measured');
+      const r = await runRate(server, opened.clients, [0, 1], () => members, counter, { ratePerSender: 20, seconds: 1, warmup: 0.3, drain: 0.5 });
+      assert.ok(r.sent >= 30 && r.sent <= 50, `two senders at 20/s for 1 s sent ${r.sent}`);
+      assert.equal(r.expected, r.sent * members);
+      assert.equal(r.delivered, r.expected);
+      assert.equal(r.deliveredRatio, 1);
+      assert.ok(r.p50 > 0 && r.p50 <= r.p99 && r.p99 <= r.max, `latencies ${r.p50} ≤ ${r.p99} ≤ ${r.max}`);
+      assert.ok(r.cpuUsPerDelivery > 0 && r.serverCpuShare > 0 && r.loaderCpuShare > 0);
+      assert.ok(r.rssBytes > 10 * 2 ** 20, `server RSS ${r.rssBytes}`);
+      assert.equal(r.steal.length, 2);
+    } finally {
+      for (const c of opened.clients) c.close();
+    }
+  });
+});
+
+test('the /proc readers agree with the process itself', () => {
+  const rss = rssBytes(process.pid);
+  const own = process.memoryUsage().rss;
+  assert.ok(Math.abs(rss - own) < own * 0.1, `/proc says ${rss}, the process ${own}`);
+  const cpu0 = cpuMicros(process.pid);
+  const until = performance.now() + 200;
+  while (performance.now() < until); // 200 ms of CPU
+  const spent = cpuMicros(process.pid) - cpu0;
+  assert.ok(spent >= 150_000 && spent < 1_000_000, `200 ms busy read as ${spent} µs`);
+});
+
+test('the committed report is what the renderer makes of the committed results', () => {
+  for (const dir of ['../../results/', '../../results/idle-rerun/']) {
+    const at = (f: string) => readFileSync(new URL(dir + f, import.meta.url), 'utf8');
+    const { machine, results } = JSON.parse(at('results.json')) as { machine: string; results: Parameters<typeof renderChart>[0] };
+    assert.equal(renderMarkdown(results, machine), at('results.md'));
+    assert.equal(renderChart(results), at('chart.svg'));
+    assert.match(at('results.md'), new RegExp(`^Measured .* on ${machine.replace(/[()+.*?]/g, '\\$&')}`));
+  }
+});
