@@ -14,7 +14,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CloseCodes } from '@parley/protocol';
 import { CONFIG_KEYS, ConfigError, envName, flagName, loadConfig } from '../src/config.js';
-import { account, api, connect, sleep, type TestClient } from './helpers.js';
+import { waitFor } from './cluster.js';
+import { account, api, connect, type TestClient } from './helpers.js';
 import { dropSchema, freshSchema, PG_URL } from './pg.js';
 import pg from 'pg';
 
@@ -70,9 +71,13 @@ interface RunResult extends Exit {
 }
 
 /** Runs the CLI to completion (killed after timeoutMs). */
-function runCli(args: string[], opts: { env?: Record<string, string>; input?: string; timeoutMs?: number } = {}): Promise<RunResult> {
+function runCli(
+  args: string[],
+  opts: { env?: Record<string, string>; input?: string; timeoutMs?: number; /** How to start it: [command, ...its arguments before the script]. */ via?: string[] } = {},
+): Promise<RunResult> {
+  const [command, ...before] = opts.via ?? [process.execPath];
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], { env: cleanEnv(opts.env), stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(command as string, [...before, CLI, ...args], { env: cleanEnv(opts.env), stdio: ['pipe', 'pipe', 'pipe'] });
     children.add(child);
     let stdout = '';
     let stderr = '';
@@ -243,9 +248,8 @@ describe('logs', () => {
     try {
       const killed = await admin.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'parley' AND backend_start >= $1", [since]);
       assert.ok((killed.rowCount ?? 0) >= 1, 'the server had an idle Postgres connection');
-      const deadline = Date.now() + 5_000;
       const warning = () => srv.lines.find((l) => l.msg === 'store background work failed');
-      while (warning() === undefined && Date.now() < deadline) await sleep(20);
+      await waitFor(async () => warning() !== undefined, 'the warning', 5_000);
       assert.equal(warning()?.level, 40, 'a warning');
       assert.equal(warning()?.store, 'postgres');
       const reg = await api(srv.url, '/register', { username: 'after-loss', password: 'correct horse battery' });
@@ -335,14 +339,8 @@ describe('the parley command', () => {
     const [interpreter, line] = [shebang.slice(2, shebang.indexOf(' ')), shebang.slice(shebang.indexOf(' ') + 1)];
     assert.match(line, /^-S node --max-semi-space-size=\d+$/);
     // What the kernel does with the #! line: the interpreter gets the rest of it as one argument.
-    const out = await new Promise<{ code: number | null; stdout: string }>((resolve, reject) => {
-      const child = spawn(interpreter, [line, CLI, 'version'], { env: cleanEnv(), stdio: ['ignore', 'pipe', 'inherit'] });
-      let stdout = '';
-      child.stdout.on('data', (c: Buffer) => (stdout += c));
-      child.once('error', reject);
-      child.once('close', (code) => resolve({ code, stdout }));
-    });
-    assert.equal(out.code, 0);
+    const out = await runCli(['version'], { via: [interpreter, line] });
+    assert.equal(out.code, 0, out.stderr);
     assert.match(out.stdout, /^\d+\.\d+\.\d+\n$/);
     const pkg = JSON.parse(readFileSync(new URL('../../../../package.json', import.meta.url), 'utf8')) as { scripts: Record<string, string> };
     assert.equal(pkg.scripts.start, `${line.slice('-S '.length)} packages/server/dist/src/cli.js start`);
