@@ -3,13 +3,21 @@
  * its peers, the Go one included) refuses bad credentials and delivers to every member of a
  * room; the workload code counts deliveries, latencies and the server's CPU and RSS; the /proc
  * readers agree with the process's own figures; the committed report is what the renderer makes
- * of the committed JSON. Figures are never asserted here, only that they are measured.
+ * of the committed JSON; the whole suite runs every workload in its quick mode, and the large
+ * idle run holds its connections over several nodes. Figures are never asserted here, only that
+ * they are measured.
  */
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { after, before, describe, test } from 'node:test';
 import { io } from 'socket.io-client';
 import { waitFor } from '@parley/server/testing/cluster';
+import { idleCluster } from '../src/idle-cluster.js';
 import { cpuMicros, rssBytes } from '../src/load.js';
 import { parleyTarget } from '../src/parley-target.js';
 import { goTarget, socketioTarget, wsTarget } from '../src/peers.js';
@@ -119,4 +127,43 @@ test('the committed report is what the renderer makes of the committed results',
     assert.equal(renderChart(results), at('chart.svg'));
     assert.match(at('results.md'), new RegExp(`^Measured .* on ${machine.replace(/[()+.*?]/g, '\\$&')}`));
   }
+});
+
+test('the whole suite in its quick mode: every workload reports its figures, and the report is written', async () => {
+  const out = mkdtempSync(join(tmpdir(), 'parley-bench-quick-'));
+  try {
+    const run = fileURLToPath(new URL('../src/run.js', import.meta.url));
+    await promisify(execFile)(process.execPath, [run, '--quick', '--targets', 'parley', '--out', out], { maxBuffer: 2 ** 26 });
+    type Step = { deliveredRatio: number; p50: number; p99: number; max: number; cpuUsPerDelivery: number; rssBytes: number };
+    const { results } = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')) as { results: Record<string, Record<string, Record<string, unknown>>> };
+    const measured = (s: Step, what: string) => {
+      assert.ok(s.deliveredRatio > 0 && s.p50 <= s.p99 && s.p99 <= s.max && s.cpuUsPerDelivery > 0 && s.rssBytes > 0, `${what}: ${JSON.stringify(s)}`);
+    };
+    measured(results.fanout?.parley as unknown as Step, 'fan-out');
+    for (const w of ['rise', 'rooms']) {
+      const steps = results[w]?.parley?.steps as Step[] | undefined;
+      assert.ok(steps !== undefined && steps.length >= 1, `${w} has steps`);
+      steps.forEach((s, i) => measured(s, `${w} step ${i}`));
+    }
+    const idle = results.idle?.parley as { connections: number; bytesPerConnection: number; marginalBytesPerConnection: number; serverStillAnswers: boolean };
+    assert.equal(idle.connections, 2000);
+    assert.ok(idle.bytesPerConnection > 0 && Number.isFinite(idle.marginalBytesPerConnection));
+    assert.equal(idle.serverStillAnswers, true);
+    const connect = results.connect?.parley as { connectsPerSec: number; serverCpuUsPerConnect: number; serverCpuUsPerTicket: number };
+    assert.ok(connect.connectsPerSec > 0 && connect.serverCpuUsPerConnect > connect.serverCpuUsPerTicket && connect.serverCpuUsPerTicket > 0);
+    assert.match(readFileSync(join(out, 'results.md'), 'utf8'), /\| parley \|/);
+    assert.ok(existsSync(join(out, 'chart.svg')));
+  } finally {
+    rmSync(out, { recursive: true, force: true });
+  }
+});
+
+test('the large idle run, small: connections held by several nodes on Postgres and Redis, pings answered', async () => {
+  const r = await idleCluster(1000, 2, 2);
+  assert.equal(r.connections, 1000);
+  assert.equal(r.stillOpen, 1000);
+  assert.equal(r.closedDuringHold, 0);
+  assert.ok(r.pingsAnswered > 0, 'heartbeats on');
+  assert.ok(r.bytesPerConnection > 0 && r.idleCpuUsPerConnectionSecond > 0);
+  assert.equal(r.serverStillAnswers, true);
 });
