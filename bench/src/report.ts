@@ -19,8 +19,9 @@ const failing = (r: Json, none: string): string => {
   return `${num(fail.offeredPerSec)}/s offered: ratio ${num(fail.deliveredRatio, 4)}, p99 ${num(fail.p99, 0)} ms; cores: server ${pct(fail.serverCpuShare)}, generator ${pct(fail.loaderCpuShare)}, stolen ${stolen(fail)}`;
 };
 
-export function renderMarkdown(results: Results, machine: string): string {
-  const lines: string[] = [`Measured ${new Date().toISOString().slice(0, 10)} on ${machine}.`, ''];
+/** The report of one run; `date` is the run's own (ISO-8601, as results.json records it), never today's. */
+export function renderMarkdown(results: Results, machine: string, date: string): string {
+  const lines: string[] = [`Measured ${date.slice(0, 10)} on ${machine}.`, ''];
   const table = (title: string, head: string[], rows: string[][]) => {
     if (rows.length === 0) return;
     lines.push(`**${title}**`, '', `| ${head.join(' | ')} |`, `|${head.map((_, i) => (i === 0 ? '---' : '---:')).join('|')}|`, ...rows.map((r) => `| ${r.join(' | ')} |`), '');

@@ -3,6 +3,6 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { renderChart, renderMarkdown } from './report.js';
 
 const dir = new URL('../../results/', import.meta.url).pathname;
-const { machine, results } = JSON.parse(readFileSync(`${dir}results.json`, 'utf8')) as { machine: string; results: Parameters<typeof renderChart>[0] };
-writeFileSync(`${dir}results.md`, renderMarkdown(results, machine));
+const { date, machine, results } = JSON.parse(readFileSync(`${dir}results.json`, 'utf8')) as { date: string; machine: string; results: Parameters<typeof renderChart>[0] };
+writeFileSync(`${dir}results.md`, renderMarkdown(results, machine, date));
 writeFileSync(`${dir}chart.svg`, renderChart(results));

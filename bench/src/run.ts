@@ -225,7 +225,8 @@ for (const t of targets) {
 
 const machine = `${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}; server on core 0, load generator on core 1`;
 mkdirSync(values.out as string, { recursive: true });
-writeFileSync(join(values.out as string, 'results.json'), JSON.stringify({ date: new Date().toISOString(), machine, quick: QUICK, results }, null, 2) + '\n');
-writeFileSync(join(values.out as string, 'results.md'), renderMarkdown(results, machine));
+const date = new Date().toISOString();
+writeFileSync(join(values.out as string, 'results.json'), JSON.stringify({ date, machine, quick: QUICK, results }, null, 2) + '\n');
+writeFileSync(join(values.out as string, 'results.md'), renderMarkdown(results, machine, date));
 writeFileSync(join(values.out as string, 'chart.svg'), renderChart(results));
-console.log(renderMarkdown(results, machine));
+console.log(renderMarkdown(results, machine, date));

@@ -122,10 +122,10 @@ test('the /proc readers agree with the process itself', () => {
 test('the committed report is what the renderer makes of the committed results', () => {
   for (const dir of ['../../results/', '../../results/idle-rerun/']) {
     const at = (f: string) => readFileSync(new URL(dir + f, import.meta.url), 'utf8');
-    const { machine, results } = JSON.parse(at('results.json')) as { machine: string; results: Parameters<typeof renderChart>[0] };
-    assert.equal(renderMarkdown(results, machine), at('results.md'));
+    const { date, machine, results } = JSON.parse(at('results.json')) as { date: string; machine: string; results: Parameters<typeof renderChart>[0] };
+    assert.equal(renderMarkdown(results, machine, date), at('results.md'));
     assert.equal(renderChart(results), at('chart.svg'));
-    assert.match(at('results.md'), new RegExp(`^Measured .* on ${machine.replace(/[()+.*?]/g, '\\$&')}`));
+    assert.match(at('results.md'), new RegExp(`^Measured ${date.slice(0, 10)} on ${machine.replace(/[()+.*?]/g, '\\$&')}`));
   }
 });
 
