@@ -154,8 +154,11 @@ export const HttpErrorCodes = {
   origin_forbidden: [403, 'The Origin of this request is not allowed.'],
   not_found: [404, 'No such route.'],
   method_not_allowed: [405, 'Method not allowed on this route.'],
+  request_timeout: [408, 'The request took too long to arrive.'],
   username_taken: [409, 'That user name is taken.'],
+  upgrade_required: [426, 'Parley speaks WebSocket version 13 (Sec-WebSocket-Version: 13).'],
   too_many_attempts: [429, 'Too many failed attempts; retry after the Retry-After delay.'],
+  headers_too_large: [431, 'The request line or headers are too large.'],
   unavailable: [503, 'A backend is unavailable; retry later.'],
   internal: [500, 'Internal server error.'],
 } as const satisfies Record<string, readonly [number, string]>;

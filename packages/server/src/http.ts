@@ -77,6 +77,33 @@ export interface ApiDeps {
   isClosing: () => boolean;
 }
 
+/**
+ * The request target as a URL, or undefined when it is not one: `new URL` throws on targets such
+ * as `http://a:99999/` or `http://[/` (absolute-form with a bad port or host), and a throw in a
+ * request or upgrade listener would take the process down. Origin-form (`/path?query`),
+ * absolute-form and `*` are all read relative to a dummy base; only the path and query are used.
+ */
+export function requestTarget(raw: string | undefined): URL | undefined {
+  try {
+    return new URL(raw ?? '/', 'http://x');
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Why a request that Node's parser let through is still not one to serve, or undefined: an
+ * HTTP version other than 1.x (a bare `GET /` is HTTP/0.9), or more than one Host header (RFC
+ * 9112 §3.2: a server must answer 400).
+ */
+export function malformedRequest(req: IncomingMessage): string | undefined {
+  if (req.httpVersionMajor !== 1) return 'Parley speaks HTTP/1.0 and HTTP/1.1.';
+  let hosts = 0;
+  for (let i = 0; i < req.rawHeaders.length; i += 2) if ((req.rawHeaders[i] as string).toLowerCase() === 'host') hosts++;
+  if (hosts > 1) return 'A request has one Host header.';
+  return undefined;
+}
+
 export function clientAddress(req: IncomingMessage, trustProxy: boolean): string {
   if (trustProxy) {
     const xff = req.headers['x-forwarded-for'];
@@ -109,17 +136,25 @@ export class Api {
   };
 
   private async route(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const url = new URL(req.url ?? '/', 'http://x');
+    const malformed = malformedRequest(req);
+    if (malformed !== undefined) throw new HttpError('bad_request', malformed);
+    const url = requestTarget(req.url);
+    if (url === undefined) throw new HttpError('bad_request', 'The request target is not a valid URL.');
     const path = url.pathname;
     const method = req.method ?? 'GET';
+    const get = () => {
+      if (method !== 'GET' && method !== 'HEAD') throw new HttpError('method_not_allowed', `Use GET ${path}.`, { Allow: 'GET, HEAD' });
+    };
     const post = (fn: () => Promise<[number, unknown]>) => {
       if (method !== 'POST') throw new HttpError('method_not_allowed', `Use POST ${path}.`, { Allow: 'POST' });
       return fn().then(([status, body]) => this.json(res, status, body));
     };
     switch (path) {
       case '/healthz':
+        get();
         return this.json(res, 200, { status: 'ok' });
       case '/readyz':
+        get();
         return this.ready(res);
       case '/register':
         return post(() => this.register(req));
@@ -244,10 +279,17 @@ export class Api {
     }
     const chunks: Buffer[] = [];
     let size = 0;
-    for await (const chunk of req as AsyncIterable<Buffer>) {
-      size += chunk.length;
-      if (size > MAX_BODY_BYTES) throw new HttpError('payload_too_large');
-      chunks.push(chunk);
+    try {
+      for await (const chunk of req as AsyncIterable<Buffer>) {
+        size += chunk.length;
+        if (size > MAX_BODY_BYTES) throw new HttpError('payload_too_large');
+        chunks.push(chunk);
+      }
+    } catch (err) {
+      if (err instanceof HttpError) throw err;
+      // The client went away mid-body, or the body broke HTTP's framing (the parser then closes
+      // the socket): nobody is left to answer, and it is not a server failure.
+      throw new HttpError('bad_request', 'The request body was cut off.');
     }
     let parsed: unknown;
     try {
@@ -263,7 +305,13 @@ export class Api {
   // Static files (the chat page)
 
   private async staticFile(path: string, method: string, res: ServerResponse): Promise<void> {
-    const rel = path === '/' ? 'index.html' : decodeURIComponent(path).replace(/^\/+/, '');
+    let decoded: string;
+    try {
+      decoded = decodeURIComponent(path);
+    } catch {
+      throw new HttpError('bad_request', 'The path is not valid percent-encoded UTF-8.');
+    }
+    const rel = path === '/' ? 'index.html' : decoded.replace(/^\/+/, '');
     const file = normalize(join(this.d.webRoot, rel));
     if (!file.startsWith(this.d.webRoot + sep) || rel.split('/').some((p) => p.startsWith('.'))) throw new HttpError('not_found');
     let data: Buffer;
@@ -291,7 +339,13 @@ export class Api {
       res.destroy();
       return;
     }
-    res.writeHead(status, { 'Content-Type': 'application/json; charset=utf-8', 'Cache-Control': 'no-store', 'Content-Length': Buffer.byteLength(body), ...headers });
+    res.writeHead(status, {
+      'Content-Type': 'application/json; charset=utf-8',
+      'Cache-Control': 'no-store',
+      'Content-Length': Buffer.byteLength(body),
+      'X-Content-Type-Options': 'nosniff',
+      ...headers,
+    });
     res.end(body);
   }
 }

@@ -22,7 +22,7 @@ import { createBroker, type Broker } from './broker/index.js';
 import { MemoryRateLimit, RedisRateLimit, type UserRateLimit } from './auth/ratelimit.js';
 import type { Config } from './config.js';
 import { Connection, Flusher } from './connection.js';
-import { Api, clientAddress, errorBody } from './http.js';
+import { Api, clientAddress, errorBody, malformedRequest, requestTarget } from './http.js';
 import { Hub } from './hub.js';
 import { Retention } from './retention.js';
 import { createPresence, type Presence } from './presence/index.js';
@@ -37,6 +37,9 @@ export const DEFAULT_WEB_ROOT = existsSync(resolve(WEB_PACKAGE, 'dist/public/ind
 const CONN = Symbol('parley.connection');
 type Tagged = WebSocket & { [CONN]: Connection };
 const connOf = (ws: WebSocket): Connection => (ws as Tagged)[CONN];
+
+/** A Sec-WebSocket-Key: 16 bytes in base64 (RFC 6455 §4.1). */
+const WEBSOCKET_KEY = /^[A-Za-z0-9+/]{22}==$/;
 
 function destroySelf(this: Duplex): void {
   this.destroy();
@@ -115,11 +118,12 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
   });
 
   /** Answers a refused upgrade with a JSON error and closes the socket. */
-  const refuse = (socket: Duplex, code: HttpErrorCode, message?: string) => {
+  const refuse = (socket: Duplex, code: HttpErrorCode, message?: string, headers = ''): void => {
     const [status] = HttpErrorCodes[code];
     const body = errorBody(code, message);
     socket.end(
-      `HTTP/1.1 ${status} ${code}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+      `HTTP/1.1 ${status} ${code}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
+        `Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n${headers}Connection: close\r\n\r\n${body}`,
     );
   };
 
@@ -136,17 +140,47 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
   };
 
   // The upgrade guard: a row of guard clauses, authentication before the handshake completes.
+  // The handshake's own headers are checked before the ticket is taken, so a malformed upgrade
+  // never burns a ticket. Nothing here may throw: a throw in an 'upgrade' listener would end the
+  // process (it did, for a target like `http://a:99999/`), so the guard runs inside a try.
   // Memory matters here: nothing per connection may keep the request (or its URL) alive, so the
   // socket's error listener is a plain function and the async part lives in its own scope.
-  http.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-    socket.on('error', destroySelf);
-    const url = new URL(req.url ?? '/', 'http://x');
+  const guard = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
     if (closing) return refuse(socket, 'unavailable', 'The server is shutting down.');
+    const malformed = malformedRequest(req);
+    if (malformed !== undefined) return refuse(socket, 'bad_request', malformed);
+    const url = requestTarget(req.url);
+    if (url === undefined) return refuse(socket, 'bad_request', 'The request target is not a valid URL.');
     if (url.pathname !== '/ws') return refuse(socket, 'not_found');
-    if (!originAllowed(req)) return refuse(socket, 'origin_forbidden', `Origin ${req.headers.origin} is not allowed.`);
+    if (req.method !== 'GET') return refuse(socket, 'method_not_allowed', 'A WebSocket upgrade is a GET /ws.', 'Allow: GET\r\n');
+    if (req.headers.upgrade?.toLowerCase() !== 'websocket') return refuse(socket, 'bad_request', 'Upgrade: websocket is required.');
+    if (req.headers['sec-websocket-version'] !== '13') return refuse(socket, 'upgrade_required', undefined, 'Sec-WebSocket-Version: 13\r\n');
+    if (!WEBSOCKET_KEY.test(req.headers['sec-websocket-key'] ?? '')) return refuse(socket, 'bad_request', 'Sec-WebSocket-Key must be 16 random bytes in base64.');
+    if (!originAllowed(req)) return refuse(socket, 'origin_forbidden', `Origin ${String(req.headers.origin).slice(0, 200)} is not allowed.`);
     const otp = url.searchParams.get('otp');
     if (otp === null || otp === '') return refuse(socket, 'ticket_required');
     admit(req, socket, head, otp, url.searchParams.get('resume') !== '1');
+  };
+
+  http.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    socket.on('error', destroySelf);
+    try {
+      guard(req, socket, head);
+    } catch (err) {
+      log.error({ err }, 'upgrade failed');
+      refuse(socket, 'internal');
+    }
+  });
+
+  // Requests Node's parser refuses (a bad request line or header, headers too large, a request
+  // that took too long) get a JSON error like every other refusal, then the socket is closed.
+  http.on('clientError', (err: Error & { code?: string }, socket: Duplex) => {
+    if (err.code === 'ECONNRESET' || !socket.writable) {
+      socket.destroy();
+      return;
+    }
+    const code: HttpErrorCode = err.code === 'HPE_HEADER_OVERFLOW' ? 'headers_too_large' : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 'request_timeout' : 'bad_request';
+    refuse(socket, code, code === 'bad_request' ? 'The request is not valid HTTP/1.1.' : undefined);
   });
 
   const admit = (req: IncomingMessage, socket: Duplex, head: Buffer, otp: string, autoJoin: boolean): void => {

@@ -8,7 +8,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { CloseCodes } from '@parley/protocol';
 import type { Connection } from '../src/connection.js';
-import { account, connect, sleep, startTestServer, TestClient, user, type TestServer } from './helpers.js';
+import { account, connect, sleep, startTestServer, TestClient, user, wsUrl, type TestServer } from './helpers.js';
 
 /** The server-side Connection of a user (the only one that user has). */
 function serverConn(server: TestServer, name: string): Connection | undefined {
@@ -141,9 +141,12 @@ describe('heartbeat', () => {
 
     const deadAccount = await account(server);
     const started = Date.now();
-    const dead = await connect(server, deadAccount.otp, { autoPong: false });
+    // The ping listener is there before the handshake: a ping may come before the welcome.
+    const dead = new TestClient(wsUrl(server, deadAccount.otp), { autoPong: false });
     let deadPings = 0;
     dead.ws.on('ping', () => deadPings++);
+    await dead.opened;
+    await dead.next('welcome');
     const deadConn = serverConn(server, deadAccount.name);
     assert.ok(deadConn);
 
