@@ -125,6 +125,8 @@ export class Api {
     this.route(req, res).catch((err: unknown) => {
       if (err instanceof HttpError) {
         this.send(res, err.status, errorBody(err.code, err.message), err.headers);
+      } else if (err instanceof StoreError && err.code === 'invalid') {
+        this.send(res, 400, errorBody('bad_request', 'The store cannot keep a value of this request.'));
       } else if (err instanceof StoreError && err.code === 'unavailable') {
         this.d.log.warn({ err, url: req.url }, 'store unavailable');
         this.send(res, 503, errorBody('unavailable'));

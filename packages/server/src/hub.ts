@@ -542,6 +542,10 @@ export class Hub {
     } else if (err instanceof StoreError && err.code === 'unavailable') {
       this.log.warn({ err, user: conn.user, type }, 'store unavailable');
       this.fail(conn, 'unavailable', ref);
+    } else if (err instanceof StoreError && err.code === 'invalid') {
+      // The store refused this sender's data (and stored everyone else's): retrying cannot help.
+      this.log.warn({ err, user: conn.user, type }, 'store refused a value');
+      this.fail(conn, 'invalid_payload', ref, 'The store cannot keep this message; it was not accepted.');
     } else {
       this.log.error({ err, user: conn.user, type }, 'handler failed');
       this.fail(conn, 'internal', ref);

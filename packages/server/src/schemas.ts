@@ -5,13 +5,15 @@
  * own error codes (invalid_room, message_too_long).
  */
 import { z } from 'zod';
-import { type ClientEvents, type ClientEventType, MAX_HISTORY_PAGE, MAX_REF_LENGTH, type Ref } from '@parley/protocol';
+import { type ClientEvents, type ClientEventType, isStorableText, MAX_HISTORY_PAGE, MAX_REF_LENGTH, type Ref } from '@parley/protocol';
 
 const name = z.string();
+/** Text a store keeps byte for byte (see isStorableText). */
+const text = z.string().min(1).refine(isStorableText, 'contains U+0000 or a lone surrogate, which no store can keep');
 const seq = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
 
 export const clientEventSchemas = {
-  send_message: z.object({ message: z.string().min(1), room: name.optional() }),
+  send_message: z.object({ message: text, room: name.optional() }),
   change_room: z.object({ name }),
   join: z.object({ room: name }),
   leave: z.object({ room: name }),
@@ -23,4 +25,4 @@ export const clientEventSchemas = {
 export const isClientEventType = (t: string): t is ClientEventType => Object.hasOwn(clientEventSchemas, t);
 
 export const isRef = (r: unknown): r is Ref =>
-  (typeof r === 'string' && r.length > 0 && r.length <= MAX_REF_LENGTH) || (typeof r === 'number' && Number.isSafeInteger(r));
+  (typeof r === 'string' && r.length > 0 && r.length <= MAX_REF_LENGTH && isStorableText(r)) || (typeof r === 'number' && Number.isSafeInteger(r));

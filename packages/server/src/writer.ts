@@ -2,12 +2,17 @@
  * Batched message writer: every message accepted during one turn of the event loop is stored
  * in one store transaction, then handed to `onStored` in seq order, then each submitter's
  * promise settles. One batch is in flight at a time, so per-room order is the store's order.
- * A message is broadcast only after it is stored; if the store fails, the whole batch is
- * refused (StoreError 'unavailable') and nothing of it is broadcast. Duplicates (a retried
- * `ref`) settle with the original seq and are not handed to `onStored` again.
+ * A message is broadcast only after it is stored. Duplicates (a retried `ref`) settle with the
+ * original seq and are not handed to `onStored` again.
+ *
+ * One message never fails another's: when the store refuses a batch because of a value in it
+ * (StoreError 'invalid'), the batch is split in halves and each half is stored on its own, down
+ * to the one message the store refuses, which alone is rejected with that error; everything
+ * else is stored, in order. Only a store that cannot write at all (StoreError 'unavailable')
+ * refuses the whole batch, and nothing of it is broadcast.
  */
 import type { ChatMessage } from '@parley/protocol';
-import type { Appended, NewMessage, Store } from './store/store.js';
+import { type Appended, type NewMessage, type Store, StoreError } from './store/store.js';
 
 interface Pending {
   msg: NewMessage;
@@ -50,10 +55,21 @@ export class MessageWriter {
   private async flush(): Promise<void> {
     const batch = this.queue.length <= MAX_BATCH ? this.queue : this.queue.slice(0, MAX_BATCH);
     this.queue = this.queue.length <= MAX_BATCH ? [] : this.queue.slice(MAX_BATCH);
+    await this.storeBatch(batch);
+  }
+
+  /** Stores `batch` (see the module doc), settling each submitter's promise. */
+  private async storeBatch(batch: Pending[]): Promise<void> {
     let stored: Appended[];
     try {
       stored = await this.store.appendMessages(batch.map((p) => p.msg));
     } catch (err) {
+      if (batch.length > 1 && err instanceof StoreError && err.code === 'invalid') {
+        const half = Math.ceil(batch.length / 2);
+        await this.storeBatch(batch.slice(0, half));
+        await this.storeBatch(batch.slice(half));
+        return;
+      }
       for (const p of batch) p.reject(err);
       return;
     }

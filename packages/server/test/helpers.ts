@@ -9,11 +9,35 @@ import WebSocket from 'ws';
 import type { Ref, ServerEvents, ServerEventType, ServerFrame } from '@parley/protocol';
 import { loadConfig, type ConfigKey } from '../src/config.js';
 import { startServer, type ParleyServer } from '../src/server.js';
+import { dropSchema, freshSchema, PG_URL } from './pg.js';
 
 export interface TestServer extends ParleyServer {
   dataDir: string;
   /** Closes the server and removes its data dir. */
   stop(): Promise<void>;
+}
+
+/**
+ * The two store drivers as test-server overrides: SQLite in a temp dir, Postgres in a fresh
+ * schema. Each `overrides()` makes a new one; its `cleanup` removes it.
+ */
+export function storeDrivers(): { name: string; overrides: () => Promise<{ o: Partial<Record<ConfigKey, unknown>>; cleanup: () => Promise<void> }> }[] {
+  return [
+    {
+      name: 'sqlite',
+      overrides: async () => {
+        const dataDir = mkdtempSync(join(tmpdir(), 'parley-test-'));
+        return { o: { dataDir }, cleanup: async () => rmSync(dataDir, { recursive: true, force: true }) };
+      },
+    },
+    {
+      name: 'postgres',
+      overrides: async () => {
+        const schema = freshSchema();
+        return { o: { store: 'postgres', postgresUrl: PG_URL, postgresSchema: schema }, cleanup: () => dropSchema(schema) };
+      },
+    },
+  ];
 }
 
 export async function startTestServer(overrides: Partial<Record<ConfigKey, unknown>> = {}): Promise<TestServer> {

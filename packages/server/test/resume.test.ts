@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import type { ChatMessage } from '@parley/protocol';
 import type { ConfigKey } from '../src/config.js';
-import { account, api, connect, sleep, startTestServer, TestClient, ticket, wsUrl, type Account, type TestServer } from './helpers.js';
+import { account, api, connect, sleep, startTestServer, storeDrivers, TestClient, ticket, wsUrl, type Account, type TestServer } from './helpers.js';
 import { dropSchema, freshSchema, PG_URL } from './pg.js';
 
 const FAST = { rateLimitPerSec: 100_000, rateLimitBurst: 100_000, userRateLimitPerSec: 0 };
@@ -44,26 +44,7 @@ const assertContiguous = (msgs: ChatMessage[], from: number, to: number, what: s
   );
 };
 
-function drivers(): { name: string; overrides: () => Promise<{ o: Partial<Record<ConfigKey, unknown>>; cleanup: () => Promise<void> }> }[] {
-  return [
-    {
-      name: 'sqlite',
-      overrides: async () => {
-        const dataDir = mkdtempSync(join(tmpdir(), 'parley-resume-'));
-        return { o: { dataDir }, cleanup: async () => rmSync(dataDir, { recursive: true, force: true }) };
-      },
-    },
-    {
-      name: 'postgres',
-      overrides: async () => {
-        const schema = freshSchema();
-        return { o: { store: 'postgres', postgresUrl: PG_URL, postgresSchema: schema }, cleanup: () => dropSchema(schema) };
-      },
-    },
-  ];
-}
-
-for (const driver of drivers()) {
+for (const driver of storeDrivers()) {
   describe(`history and resume (${driver.name})`, () => {
     const cleanups: (() => Promise<void>)[] = [];
     after(async () => {

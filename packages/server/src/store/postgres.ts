@@ -72,6 +72,9 @@ function wrap(err: unknown, what: string): StoreError {
   if (err instanceof StoreError) return err;
   const code = (err as { code?: unknown }).code;
   if (code === '23505') return new StoreError('conflict', `${what}: already exists`, { cause: err });
+  // Class 22 (data exception: a NUL in text, a bad byte sequence, a value out of range) and 54000
+  // (a value past a limit): this data cannot be stored, whatever the state of the database.
+  if (typeof code === 'string' && (code.startsWith('22') || code === '54000')) return new StoreError('invalid', `${what}: ${(err as Error).message}`, { cause: err });
   return new StoreError('unavailable', `${what}: ${(err as Error).message}`, { cause: err });
 }
 

@@ -69,6 +69,10 @@ function wrap(err: unknown, what: string): StoreError {
   if (code === 'SQLITE_CONSTRAINT_PRIMARYKEY' || code === 'SQLITE_CONSTRAINT_UNIQUE') {
     return new StoreError('conflict', `${what}: already exists`, { cause: err });
   }
+  // A value past SQLite's limits, or one a column refuses: this data cannot be stored.
+  if (code === 'SQLITE_TOOBIG' || code === 'SQLITE_MISMATCH' || code === 'SQLITE_CONSTRAINT_NOTNULL' || code === 'SQLITE_CONSTRAINT_CHECK') {
+    return new StoreError('invalid', `${what}: ${(err as Error).message}`, { cause: err });
+  }
   return new StoreError('unavailable', `${what}: ${(err as Error).message}`, { cause: err });
 }
 

@@ -7,7 +7,8 @@
  *
  * Guarantees every implementation gives:
  * - appendMessages is atomic: either every message of the batch is stored, each with its seq,
- *   or none is and the call rejects with a StoreError('unavailable').
+ *   or none is and the call rejects with a StoreError: 'invalid' when the database refused a
+ *   value of the batch (the caller can store the others without it), 'unavailable' otherwise.
  * - seq is per room, starts at 1 and grows by exactly one per stored message, across restarts
  *   and across processes sharing one database. Within a batch, messages of one room get
  *   increasing seqs in batch order.
@@ -66,7 +67,13 @@ export interface HistoryQuery {
   limit: number;
 }
 
-export type StoreErrorCode = 'conflict' | 'unavailable';
+/**
+ * - `conflict`: a unique key is taken (a user name).
+ * - `invalid`: the database refused this data (a value it cannot keep); retrying cannot help,
+ *   and other data is not affected.
+ * - `unavailable`: the database cannot be reached or cannot write now; retry later.
+ */
+export type StoreErrorCode = 'conflict' | 'invalid' | 'unavailable';
 
 export class StoreError extends Error {
   constructor(
