@@ -11,7 +11,7 @@
  *   parley gencert [--out dir]          write a self-signed certificate pair for local TLS
  *   parley user add|list|remove         manage accounts offline, in the configured store
  */
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command, Option } from 'commander';
 import { MIN_PASSWORD_LENGTH, USERNAME_PATTERN } from '@parley/protocol';
@@ -44,13 +44,75 @@ function fail(err: unknown): never {
   process.exit(err instanceof ConfigError ? 2 : 1);
 }
 
+/**
+ * Reads a line from the terminal without echoing it (the terminal in raw mode): backspace
+ * erases, Ctrl-C or Ctrl-D on an empty line cancels.
+ */
+function promptHidden(question: string): Promise<string> {
+  const stdin = process.stdin;
+  process.stderr.write(question);
+  stdin.setRawMode(true);
+  stdin.setEncoding('utf8');
+  stdin.resume();
+  return new Promise((resolve, reject) => {
+    let value = '';
+    const done = () => {
+      stdin.off('data', onData);
+      stdin.setRawMode(false);
+      stdin.pause();
+      process.stderr.write('\n');
+    };
+    const onData = (chunk: string) => {
+      for (const ch of chunk) {
+        if (ch === '\r' || ch === '\n') {
+          done();
+          resolve(value);
+          return;
+        }
+        if (ch === '\u0003' || (ch === '\u0004' && value === '')) {
+          done();
+          reject(new ConfigError('cancelled'));
+          return;
+        }
+        if (ch === '\u007f' || ch === '\b') value = [...value].slice(0, -1).join('');
+        else if (ch >= ' ') value += ch;
+      }
+    };
+    stdin.on('data', onData);
+  });
+}
+
+/** The new account's password: --password, PARLEY_USER_PASSWORD, a prompt (twice) on a terminal, or stdin. */
+async function newPassword(given: string | undefined): Promise<string> {
+  const password = given ?? process.env.PARLEY_USER_PASSWORD;
+  if (password !== undefined) return password;
+  if (process.stdin.isTTY !== true) return readStdin();
+  const first = await promptHidden('Password: ');
+  if (first === '') return first;
+  if ((await promptHidden('Repeat password: ')) !== first) throw new ConfigError('the passwords do not match');
+  return first;
+}
+
+/** One line for a server that cannot start for a known reason (a port in use, a store it cannot reach). */
+function startFailure(err: unknown, config: Config): string | undefined {
+  const code = (err as { code?: unknown }).code;
+  const where = `${config.host}:${config.port}`;
+  if (code === 'EADDRINUSE') return `cannot listen on ${where}: port ${config.port} is in use`;
+  if (code === 'EACCES') return `cannot listen on ${where}: permission denied for port ${config.port}`;
+  if (code === 'EADDRNOTAVAIL') return `cannot listen on ${where}: ${config.host} is not an address of this machine`;
+  if (err instanceof StoreError) return `cannot open the ${config.store} store: ${err.message}`;
+  return undefined;
+}
+
 async function readStdin(): Promise<string> {
   const chunks: Buffer[] = [];
   for await (const c of process.stdin as AsyncIterable<Buffer>) chunks.push(c);
   return Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
 }
 
-const program = new Command('parley').description('Parley: self-hosted real-time chat server').showHelpAfterError();
+const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+
+const program = new Command('parley').description('Parley: self-hosted real-time chat server').version(VERSION, '-V, --version', 'print the version').showHelpAfterError();
 
 withConfigFlags(program.command('start', { isDefault: true }).description('run the server'))
   .action(async (opts: Opts) => {
@@ -65,7 +127,9 @@ withConfigFlags(program.command('start', { isDefault: true }).description('run t
     try {
       server = await startServer(config, { logger: log });
     } catch (err) {
-      log.fatal({ err }, 'cannot start');
+      const line = startFailure(err, config);
+      if (line !== undefined) console.error(`parley: ${line}`);
+      else log.fatal({ err }, 'cannot start');
       process.exit(1);
     }
     let stopping = false;
@@ -118,6 +182,9 @@ program
     const cert = join(opts.out, 'server.crt');
     const key = join(opts.out, 'server.key');
     writeFileSync(cert, pems.cert);
+    // The mode applies only when the file is created: an old key file would keep its own (and be
+    // readable by others while the new key is written), so it is removed first.
+    rmSync(key, { force: true });
     writeFileSync(key, pems.private, { mode: 0o600 });
     console.log(`wrote ${cert} and ${key} for ${names.join(', ')}, valid ${days} days`);
     console.log(`start with: parley start --tls-cert ${cert} --tls-key ${key}`);
@@ -125,12 +192,13 @@ program
 
 const user = program.command('user').description('manage accounts in the configured store (offline)');
 
-withConfigFlags(user.command('add <name>').description('create an account (password from --password, PARLEY_USER_PASSWORD or stdin)'))
+withConfigFlags(user.command('add <name>').description('create an account (password from --password, PARLEY_USER_PASSWORD, a prompt on a terminal, or stdin)'))
   .option('--password <password>', 'the password (prefer stdin or PARLEY_USER_PASSWORD)')
   .action(async (name: string, opts: Opts & { password?: string }) => {
     try {
       if (!USERNAME_PATTERN.test(name)) throw new ConfigError('user names are 1–32 characters of A–Z a–z 0–9 _ . -');
-      const password = opts.password ?? process.env.PARLEY_USER_PASSWORD ?? (await readStdin());
+      const password = await newPassword(opts.password);
+      if (password === '') throw new ConfigError('a password is required (--password, PARLEY_USER_PASSWORD, stdin, or type it at the prompt)');
       if (password.length < MIN_PASSWORD_LENGTH) throw new ConfigError(`passwords are at least ${MIN_PASSWORD_LENGTH} characters`);
       const store = createStore(configFrom(opts));
       await store.init();
@@ -181,8 +249,7 @@ program
   .command('version')
   .description('print the version')
   .action(() => {
-    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
-    console.log(pkg.version);
+    console.log(VERSION);
   });
 
 await program.parseAsync(process.argv);

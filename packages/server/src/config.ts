@@ -188,6 +188,37 @@ export interface ConfigSources {
 
 type Source = 'default' | 'file' | 'env' | 'flag';
 
+/**
+ * PARLEY_* variables that are not configuration keys but are read: the config file's path, the
+ * password of `parley user add`, and PARLEY_TEST_* (Parley's own test suite: its services' URLs).
+ */
+const OTHER_VARIABLES = new Set(['PARLEY_CONFIG', 'PARLEY_USER_PASSWORD']);
+const isOtherVariable = (name: string): boolean => OTHER_VARIABLES.has(name) || name.startsWith('PARLEY_TEST_');
+
+/** Edit distance, for "did you mean" (names are short). */
+function distance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= b.length; j++) row.push(Math.min((prev[j] as number) + 1, (row[j - 1] as number) + 1, (prev[j - 1] as number) + (a[i - 1] === b[j - 1] ? 0 : 1)));
+    prev = row;
+  }
+  return prev[b.length] as number;
+}
+
+/** A line per PARLEY_* variable that no key reads (a typo must not pass silently), with the nearest name. */
+function unknownVariables(env: NodeJS.ProcessEnv): string[] {
+  const known = CONFIG_KEYS.map(envName);
+  const lines: string[] = [];
+  for (const name of Object.keys(env)) {
+    if (!name.startsWith('PARLEY_') || known.includes(name) || isOtherVariable(name)) continue;
+    const nearest = [...known, ...OTHER_VARIABLES].map((k) => [k, distance(name, k)] as const).sort((x, y) => x[1] - y[1])[0];
+    const hint = nearest !== undefined && nearest[1] <= 3 ? `; did you mean ${nearest[0]}?` : '';
+    lines.push(`unknown environment variable ${name}${hint} (every PARLEY_* variable must name a key; see --help)`);
+  }
+  return lines;
+}
+
 /** Merges the sources (defaults < file < env < overrides) and validates the result. */
 export function loadConfig(sources: ConfigSources = {}): Config {
   const merged: Record<string, unknown> = {};
@@ -210,6 +241,8 @@ export function loadConfig(sources: ConfigSources = {}): Config {
     for (const [k, v] of Object.entries(parsed)) set(k, v, 'file', `"${k}"`);
   }
   const env = sources.env ?? {};
+  const unknownEnv = unknownVariables(env);
+  if (unknownEnv.length > 0) throw new ConfigError(`invalid configuration:\n  ${unknownEnv.join('\n  ')}`);
   for (const key of CONFIG_KEYS) {
     const v = env[envName(key)];
     if (v !== undefined) set(key, v, 'env', envName(key));

@@ -104,6 +104,12 @@ export function malformedRequest(req: IncomingMessage): string | undefined {
   return undefined;
 }
 
+/** `application/json`, with or without parameters (`; charset=utf-8`); not `application/jsonx`. */
+const isJsonType = (type: string | undefined): boolean => type !== undefined && (type.split(';', 1)[0] as string).trim().toLowerCase() === 'application/json';
+
+/** Whether the request carries a body (a non-zero Content-Length, or chunked). */
+const hasBody = (req: IncomingMessage): boolean => req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
+
 export function clientAddress(req: IncomingMessage, trustProxy: boolean): string {
   if (trustProxy) {
     const xff = req.headers['x-forwarded-for'];
@@ -253,7 +259,9 @@ export class Api {
     const header = req.headers.authorization;
     const m = header === undefined ? null : /^Bearer\s+([A-Za-z0-9_-]{16,128})\s*$/.exec(header);
     if (m === null) throw new HttpError('unauthorized', undefined, { 'WWW-Authenticate': 'Bearer' });
-    // Drain the body (if any) so keep-alive connections stay usable.
+    // These routes take no body; one sent anyway is drained (keep-alive connections stay
+    // usable), and must still be JSON, as every body is.
+    if (hasBody(req) && !isJsonType(req.headers['content-type'])) throw new HttpError('unsupported_media_type');
     req.resume();
     const session = await this.d.store.getSession(sha256(m[1] as string), Date.now());
     if (session === undefined) throw new HttpError('unauthorized', 'The token is unknown, revoked or expired.', { 'WWW-Authenticate': 'Bearer error="invalid_token"' });
@@ -272,8 +280,7 @@ export class Api {
   }
 
   private async readJson(req: IncomingMessage): Promise<Record<string, unknown>> {
-    const type = req.headers['content-type'];
-    if (type !== undefined && !/^application\/json\b/i.test(type)) throw new HttpError('unsupported_media_type');
+    if (!isJsonType(req.headers['content-type'])) throw new HttpError('unsupported_media_type');
     const declared = Number(req.headers['content-length'] ?? 0);
     if (declared > MAX_BODY_BYTES) {
       req.resume();

@@ -114,6 +114,8 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
     noServer: true,
     maxPayload: config.maxMessageBytes,
     perMessageDeflate: false,
+    // No subprotocol is negotiated (docs/protocol.md): one a client offers is never echoed.
+    handleProtocols: () => false,
     clientTracking: false,
   });
 

@@ -5,6 +5,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { connect as tcpConnect } from 'node:net';
 import WebSocket from 'ws';
 import type { Ref, ServerEvents, ServerEventType, ServerFrame } from '@parley/protocol';
 import { loadConfig, type ConfigKey } from '../src/config.js';
@@ -229,3 +230,31 @@ export function tryUpgrade(url: string, headers: Record<string, string> = {}): P
 }
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** The raw answer to `bytes`: everything the server wrote before it closed (or `timeoutMs` passed). */
+export function rawExchange(port: number, bytes: string | Buffer, timeoutMs = 3000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = tcpConnect(port, '127.0.0.1');
+    let got = '';
+    const timer = setTimeout(() => {
+      socket.destroy();
+      resolve(got);
+    }, timeoutMs);
+    socket.on('data', (c: Buffer) => {
+      got += c.toString('latin1');
+    });
+    socket.on('error', (err) => {
+      clearTimeout(timer);
+      if (got !== '') resolve(got);
+      else reject(err);
+    });
+    socket.on('close', () => {
+      clearTimeout(timer);
+      resolve(got);
+    });
+    socket.write(bytes);
+  });
+}
+
+/** The status of the first response in a raw answer, or 0 when there is none. */
+export const statusOf = (answer: string): number => Number(/^HTTP\/1\.[01] (\d{3}) /.exec(answer)?.[1] ?? 0);

@@ -5,38 +5,9 @@
  * still works afterwards.
  */
 import assert from 'node:assert/strict';
-import { connect as tcpConnect } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { freePort, type RunningServer, startCli, tempDir } from './cli.js';
-import { api, connect, user } from './helpers.js';
-
-/** The raw answer to `bytes`: everything the server wrote before it closed (or `timeoutMs` passed). */
-export function rawExchange(port: number, bytes: string | Buffer, timeoutMs = 3000): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const socket = tcpConnect(port, '127.0.0.1');
-    let got = '';
-    const timer = setTimeout(() => {
-      socket.destroy();
-      resolve(got);
-    }, timeoutMs);
-    socket.on('data', (c: Buffer) => {
-      got += c.toString('latin1');
-    });
-    socket.on('error', (err) => {
-      clearTimeout(timer);
-      if (got !== '') resolve(got);
-      else reject(err);
-    });
-    socket.on('close', () => {
-      clearTimeout(timer);
-      resolve(got);
-    });
-    socket.write(bytes);
-  });
-}
-
-/** The status of the first response in a raw answer, or 0 when there is none. */
-export const statusOf = (answer: string): number => Number(/^HTTP\/1\.[01] (\d{3}) /.exec(answer)?.[1] ?? 0);
+import { api, connect, rawExchange, statusOf, user } from './helpers.js';
 
 const ROUTES = ['/', '/ws', '/login', '/register', '/ticket', '/logout', '/healthz', '/readyz', '/app.js', '/index.html'];
 const UPGRADE = 'Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n';

@@ -5,11 +5,14 @@
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
+import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { CloseCodes } from '@parley/protocol';
-import { CLI, type Exit, freePort, freePorts, type LogLine, runCli, type RunningServer, startCli, tempDir } from './cli.js';
+import { cleanEnv, CLI, type Exit, freePort, freePorts, type LogLine, runCli, type RunningServer, startCli, tempDir } from './cli.js';
 import { CONFIG_KEYS, ConfigError, envName, flagName, loadConfig } from '../src/config.js';
 import { waitFor } from './cluster.js';
 import { account, api, connect, type TestClient } from './helpers.js';
@@ -187,7 +190,8 @@ describe('the parley command', () => {
     assert.equal(out.code, 0, out.stderr);
     assert.match(out.stdout, /^\d+\.\d+\.\d+\n$/);
     const pkg = JSON.parse(readFileSync(new URL('../../../../package.json', import.meta.url), 'utf8')) as { scripts: Record<string, string> };
-    assert.equal(pkg.scripts.start, `${line.slice('-S '.length)} packages/server/dist/src/cli.js start`);
+    // exec: the shell npm runs the script in becomes node, so npm's signals reach the server.
+    assert.equal(pkg.scripts.start, `exec ${line.slice('-S '.length)} packages/server/dist/src/cli.js start`);
   });
 });
 
@@ -464,5 +468,116 @@ describe('every config key reaches the command line', () => {
     const bad = await runCli(['start', '--max-message-chars', '0']);
     assert.equal(bad.code, 2);
     assert.match(bad.stderr, /maxMessageChars \(--max-message-chars\)/);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// The command's manners: version, prompts, one-line failures, typos in the environment
+
+describe('the parley command, as a user meets it', () => {
+  test('--version and -V print the version', async () => {
+    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+    for (const flag of ['--version', '-V']) {
+      const r = await runCli([flag]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.stdout, `${pkg.version}\n`);
+    }
+  });
+
+  test('an empty password is "required", not "at least 8 characters"', async () => {
+    const dataDir = tempDir();
+    for (const r of [await runCli(['user', 'add', 'erin', '--data-dir', dataDir], { env: { PARLEY_USER_PASSWORD: '' } }), await runCli(['user', 'add', 'erin', '--data-dir', dataDir], { input: '' })]) {
+      assert.equal(r.code, 2, r.stderr);
+      assert.match(r.stderr, /required/);
+      assert.doesNotMatch(r.stderr, /at least/);
+    }
+  });
+
+  test('on a terminal, `parley user add` prompts twice and does not echo the password', async () => {
+    const dataDir = tempDir();
+    const password = 'typed at a terminal';
+    // script(1) gives the command a pseudo-terminal; what we write to its stdin is "typed".
+    const cmd = [process.execPath, CLI, 'user', 'add', 'tty_user', '--data-dir', dataDir].map((a) => `'${a}'`).join(' ');
+    const child = spawn('script', ['-qec', cmd, '/dev/null'], { env: cleanEnv(), stdio: ['pipe', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+    const waitFor = async (re: RegExp, what: string) => {
+      for (let i = 0; i < 200 && !re.test(out); i++) await new Promise((r) => setTimeout(r, 50));
+      assert.match(out, re, what);
+    };
+    const exited = new Promise<number | null>((r) => child.once('close', r));
+    await waitFor(/Password: /, 'the first prompt');
+    child.stdin.write(`${password}\r`);
+    await waitFor(/Repeat password: /, 'the second prompt');
+    child.stdin.write(`${password}\r`);
+    assert.equal(await exited, 0, out);
+    assert.match(out, /added user tty_user/);
+    assert.ok(!out.includes(password), `the password is never echoed: ${JSON.stringify(out)}`);
+    assert.deepEqual(await listUsers(dataDir), ['tty_user']);
+    const srv = await startCli(['--host', '127.0.0.1', '--port', String(await freePort()), '--data-dir', dataDir]);
+    try {
+      assert.equal((await api(srv.url, '/login', { username: 'tty_user', password })).status, 200);
+    } finally {
+      await srv.stop();
+    }
+  });
+
+  test('a port in use: one line naming the port, exit 1, no stack trace', async () => {
+    const busy = createServer();
+    await new Promise<void>((r) => busy.listen(0, '127.0.0.1', r));
+    const port = (busy.address() as AddressInfo).port;
+    try {
+      const r = await runCli(['start', '--host', '127.0.0.1', '--port', String(port), '--data-dir', tempDir()]);
+      assert.equal(r.code, 1);
+      assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+      assert.match(r.stderr, new RegExp(`^parley: .*port ${port} is in use\\n$`));
+      assert.equal(r.stdout, '', 'no JSON log line');
+    } finally {
+      busy.close();
+    }
+  });
+
+  test('an unknown PARLEY_* variable is refused, naming it and the nearest key; PARLEY_TEST_* is the test suite\'s', async () => {
+    const typo = await runCli(['start', '--port', '0', '--data-dir', tempDir()], { env: { PARLEY_PROT: '9000' } });
+    assert.equal(typo.code, 2, typo.stderr);
+    assert.match(typo.stderr, /unknown environment variable PARLEY_PROT; did you mean PARLEY_PORT\?/);
+    assert.equal(typo.stdout, '');
+    assert.throws(() => loadConfig({ env: { PARLEY_RATE_LIMIT: '5' } }), (err: unknown) => err instanceof ConfigError && /PARLEY_RATE_LIMIT\b/.test(err.message));
+    assert.equal(loadConfig({ env: { PARLEY_TEST_PG_URL: 'postgres://x', PARLEY_CONFIG: undefined, PARLEY_USER_PASSWORD: 'x', OTHER: '1' } }).port, 8080);
+  });
+
+  test('gencert: the key is 0600 even when an older key file was readable by others; certs/ is ignored by git', async () => {
+    const out = join(tempDir(), 'certs');
+    mkdirSync(out);
+    writeFileSync(join(out, 'server.key'), 'old key', { mode: 0o644 });
+    chmodSync(join(out, 'server.key'), 0o644);
+    const gen = await runCli(['gencert', '--out', out], { timeoutMs: 30_000 });
+    assert.equal(gen.code, 0, gen.stderr);
+    assert.equal(statSync(join(out, 'server.key')).mode & 0o777, 0o600);
+    assert.match(readFileSync(join(out, 'server.key'), 'utf8'), /PRIVATE KEY/);
+    const ignore = readFileSync(new URL('../../../../.gitignore', import.meta.url), 'utf8').split('\n');
+    assert.ok(ignore.includes('certs/'), '.gitignore lists certs/');
+  });
+
+  test('SIGTERM to the PID of `npm start` stops the server gracefully (nothing is left on the port)', async () => {
+    const port = await freePort();
+    const root = fileURLToPath(new URL('../../../../', import.meta.url));
+    // --ignore-scripts: no prestart build (the suite built already); the start script is the same.
+    const npm = spawn('npm', ['start', '--ignore-scripts', '--silent'], {
+      cwd: root,
+      env: cleanEnv({ PARLEY_HOST: '127.0.0.1', PARLEY_PORT: String(port), PARLEY_DATA_DIR: tempDir() }),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    npm.stdout.on('data', (c: Buffer) => (out += c.toString()));
+    const exited = new Promise<number | null>((r) => npm.once('close', r));
+    for (let i = 0; i < 300 && !out.includes('parley listening'); i++) await new Promise((r) => setTimeout(r, 50));
+    assert.match(out, /parley listening/);
+    assert.equal((await api(`http://127.0.0.1:${port}`, '/healthz', undefined, { method: 'GET' })).status, 200);
+    npm.kill('SIGTERM');
+    assert.equal(await exited, 0, 'npm exits 0 once the server has stopped');
+    assert.match(out, /"signal":"SIGTERM".*"msg":"shutting down"/);
+    assert.match(out, /parley stopped/);
+    await assert.rejects(fetch(`http://127.0.0.1:${port}/healthz`), 'nothing listens on the port any more');
   });
 });

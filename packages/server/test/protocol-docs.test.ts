@@ -231,3 +231,19 @@ describe('docs/protocol.md error tables hold exactly the registry codes', () => 
     }
   });
 });
+
+describe('docs/protocol.md examples', () => {
+  test('every send_message example carries a ref of its own, never a small number a reader would reuse', () => {
+    // A ref is remembered per user for 24 hours: a reader who copies `"ref":1` twice loses the
+    // second message silently. Examples in prose, code blocks and comments all count.
+    const docs = [doc, readFileSync(new URL('../../../../README.md', import.meta.url), 'utf8')];
+    const refs: string[] = [];
+    for (const text of docs) {
+      for (const m of text.matchAll(/"type"\s*:\s*"send_message"[^\n]*?"ref"\s*:\s*("[^"]*"|-?\d+)/g)) refs.push(m[1] as string);
+    }
+    assert.ok(refs.length >= 3, `found the examples (${refs.length})`);
+    for (const r of refs) assert.ok(r.startsWith('"') && r.length >= 10, `send_message example ref ${r} is a unique-looking string`);
+    assert.equal(new Set(refs).size, refs.length, `no two examples share a ref: ${refs.join(', ')}`);
+    assert.match(doc, /Copy the shape, never the value/);
+  });
+});
