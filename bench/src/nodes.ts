@@ -40,6 +40,11 @@ export async function startParley(env: Record<string, string>, core = '0'): Prom
       PARLEY_RATE_LIMIT_BURST: '1000',
       PARLEY_USER_RATE_LIMIT_PER_SEC: '0',
       PARLEY_LOGIN_MAX_FAILURES: '1000',
+      // The load generator is one address with thousands of connections over a few accounts.
+      PARLEY_REGISTER_MAX_PER_ADDRESS: '100000',
+      PARLEY_TICKET_RATE_LIMIT_PER_MIN: '0',
+      PARLEY_MAX_CONNECTIONS_PER_USER: '0',
+      PARLEY_MAX_CONNECTIONS_PER_ADDRESS: '0',
       ...env,
     },
     stdio: ['ignore', 'inherit', 'inherit'],

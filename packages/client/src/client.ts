@@ -19,7 +19,8 @@ import {
   isReconnectable,
   type Limits,
   type Ref,
-  ROOM_PATTERN,
+  isStorableText,
+  roomKey,
   type ServerEvents,
   type ServerEventType,
 } from '@parley/protocol';
@@ -204,8 +205,9 @@ function byteLength(s: string): number {
   return new TextEncoder().encode(s).length;
 }
 
-function checkRoom(room: string): ParleyError | undefined {
-  return ROOM_PATTERN.test(room) ? undefined : new ParleyError('invalid_room', `Invalid room name "${room.slice(0, 64)}".`);
+/** A room's one name (roomKey: NFKC, lower case, as the server names it), or an invalid_room error. */
+function roomOf(room: string): string | ParleyError {
+  return roomKey(room) ?? new ParleyError('invalid_room', `Invalid room name "${room.slice(0, 64)}".`);
 }
 
 /** Resolves a base URL (relative ones against the page's location). */
@@ -319,10 +321,11 @@ export class ParleyClient {
     };
     this.ackTimeoutMs = options.ackTimeoutMs ?? 10_000;
     this.random = options.random ?? Math.random;
-    const rooms = options.rooms ?? ['general'];
-    for (const room of rooms) {
-      const bad = checkRoom(room);
-      if (bad !== undefined) throw bad;
+    const rooms: string[] = [];
+    for (const name of options.rooms ?? ['general']) {
+      const room = roomOf(name);
+      if (room instanceof ParleyError) throw room;
+      rooms.push(room);
     }
     this.followed = new Set(rooms);
   }
@@ -871,24 +874,25 @@ export class ParleyClient {
    * connected. Rejects with ParleyError(code) when the server refuses it (`unavailable` and
    * `rate_limited` are retried first, up to 5 times), or 'closed' when the client closes.
    */
-  send(room: string, message: string): Promise<SendResult> {
-    const refused = this.refuse(room);
-    if (refused !== undefined) return Promise.reject(refused);
+  send(name: string, message: string): Promise<SendResult> {
+    const room = this.refuse(name);
+    if (room instanceof ParleyError) return Promise.reject(room);
+    if (!isStorableText(message)) return Promise.reject(new ParleyError('invalid_payload', 'The message holds U+0000 or a lone surrogate, which the server refuses.'));
     return this.request('send', room, { message, room });
   }
 
-  /** Follows one more room; resolves with the room's latest seq once joined. */
-  join(room: string): Promise<SendResult> {
-    const refused = this.refuse(room);
-    if (refused !== undefined) return Promise.reject(refused);
+  /** Follows one more room (named in any case: rooms are case-insensitive); resolves with the room's latest seq once joined. */
+  join(name: string): Promise<SendResult> {
+    const room = this.refuse(name);
+    if (room instanceof ParleyError) return Promise.reject(room);
     this.followed.add(room);
     return this.request('join', room, { room }, false);
   }
 
   /** Stops following a room. */
-  leave(room: string): Promise<void> {
-    const refused = this.refuse(room);
-    if (refused !== undefined) return Promise.reject(refused);
+  leave(name: string): Promise<void> {
+    const room = this.refuse(name);
+    if (room instanceof ParleyError) return Promise.reject(room);
     this.followed.delete(room);
     this.seqs.delete(room);
     this.typingAt.delete(room);
@@ -901,9 +905,9 @@ export class ParleyClient {
   }
 
   /** A page of a followed room's history, newest first. */
-  history(room: string, opts: HistoryOptions = {}): Promise<ChatMessage[]> {
-    const refused = this.refuse(room);
-    if (refused !== undefined) return Promise.reject(refused);
+  history(name: string, opts: HistoryOptions = {}): Promise<ChatMessage[]> {
+    const room = this.refuse(name);
+    if (room instanceof ParleyError) return Promise.reject(room);
     const payload: ClientEvents['history'] = { room };
     if (opts.before !== undefined) payload.before = opts.before;
     if (opts.limit !== undefined) payload.limit = opts.limit;
@@ -911,16 +915,18 @@ export class ParleyClient {
   }
 
   /** Tells the room this user is typing. Fire-and-forget: dropped when not open, not followed, within 1 s of the last one, or behind a backlog of frames. */
-  typing(room: string): void {
-    if (this.currentState !== 'open' || !this.live || !this.followed.has(room) || this.outbox.length > 0) return;
+  typing(name: string): void {
+    const room = roomKey(name);
+    if (room === undefined || this.currentState !== 'open' || !this.live || !this.followed.has(room) || this.outbox.length > 0) return;
     const now = Date.now();
     if (now - (this.typingAt.get(room) ?? -Infinity) < TYPING_INTERVAL_MS) return;
     this.typingAt.set(room, now);
     this.enqueue({ kind: 'raw', frame: JSON.stringify({ type: 'typing', payload: { room } }) });
   }
 
-  private refuse(room: string): ParleyError | undefined {
+  /** The room's one name, or why the request is refused (the client is closed, the name is invalid). */
+  private refuse(name: string): string | ParleyError {
     if (this.currentState === 'closed') return new ParleyError('closed', 'The client is closed.');
-    return checkRoom(room);
+    return roomOf(name);
   }
 }

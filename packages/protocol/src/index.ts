@@ -157,7 +157,9 @@ export const HttpErrorCodes = {
   request_timeout: [408, 'The request took too long to arrive.'],
   username_taken: [409, 'That user name is taken.'],
   upgrade_required: [426, 'Parley speaks WebSocket version 13 (Sec-WebSocket-Version: 13).'],
-  too_many_attempts: [429, 'Too many failed attempts; retry after the Retry-After delay.'],
+  too_many_attempts: [429, 'Too many attempts; retry after the Retry-After delay.'],
+  rate_limited: [429, 'Too many requests; retry after the Retry-After delay.'],
+  too_many_connections: [429, 'Too many open connections for this user or address.'],
   headers_too_large: [431, 'The request line or headers are too large.'],
   unavailable: [503, 'A backend is unavailable; retry later.'],
   internal: [500, 'Internal server error.'],
@@ -199,6 +201,8 @@ export const CloseCodes = {
   heartbeat_timeout: 4001,
   /** The session (token) was revoked by logout. Log in again. */
   session_revoked: 4500,
+  /** The account was removed by the operator (`parley user remove`). Do not reconnect. */
+  user_removed: 4501,
 } as const;
 
 export type CloseCodeName = keyof typeof CloseCodes;
@@ -214,16 +218,42 @@ export function isReconnectable(code: number): boolean {
 // Names and limits
 // ---------------------------------------------------------------------------------------------
 
-/** User names: 1–32 characters of A–Z a–z 0–9 _ . - */
+/** User names: 1–32 characters of A–Z a–z 0–9 _ . - (after NFKC, see normalizeUserName). */
 export const USERNAME_PATTERN = /^[A-Za-z0-9_.-]{1,32}$/;
-/** Room names: 1–64 characters of A–Z a–z 0–9 _ . - */
+/** Room names: 1–64 characters of A–Z a–z 0–9 _ . - (after NFKC, see roomKey). */
 export const ROOM_PATTERN = /^[A-Za-z0-9_.-]{1,64}$/;
+
+/**
+ * A user name as typed, in the form that is checked against USERNAME_PATTERN and stored: NFKC
+ * (so fullwidth `ａｌｉｃｅ` is `alice`), or undefined when it is not a valid name. Names keep the
+ * case they were registered with and compare case-insensitively: `Alice` and `alice` are one
+ * user.
+ */
+export function normalizeUserName(raw: string): string | undefined {
+  const name = raw.normalize('NFKC');
+  return USERNAME_PATTERN.test(name) ? name : undefined;
+}
+
+/**
+ * The one name of a room: NFKC, checked against ROOM_PATTERN, then lower case (room names are
+ * case-insensitive: `Design`, `design` and `ＤＥＳＩＧＮ` are one room, `design`). Undefined when
+ * it is not a valid room name. The server names rooms in this form in everything it sends.
+ */
+export function roomKey(raw: string): string | undefined {
+  const name = raw.normalize('NFKC');
+  return ROOM_PATTERN.test(name) ? name.toLowerCase() : undefined;
+}
 export const MIN_PASSWORD_LENGTH = 8;
 export const MAX_PASSWORD_LENGTH = 1024;
 /** The room every new connection starts in. */
 export const DEFAULT_ROOM = 'general';
 /** Most messages one `history` page returns. */
 export const MAX_HISTORY_PAGE = 100;
+/**
+ * Most bytes of messages (as JSON) one `history` page returns: a page stops before the message
+ * that would pass it, but always holds at least one. Page on with `before` as usual.
+ */
+export const MAX_HISTORY_BYTES = 256 * 1024;
 /** Longest `ref` string. */
 export const MAX_REF_LENGTH = 64;
 

@@ -14,8 +14,8 @@
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command, Option } from 'commander';
-import { MIN_PASSWORD_LENGTH, USERNAME_PATTERN } from '@parley/protocol';
-import { hashPassword } from './auth/password.js';
+import { MIN_PASSWORD_LENGTH, normalizeUserName } from '@parley/protocol';
+import { hashPassword, normalizePassword } from './auth/password.js';
 import { CONFIG_HELP, CONFIG_KEYS, ConfigError, flagName, loadConfig, type Config, type ConfigKey } from './config.js';
 import { createLogger, startServer } from './server.js';
 import { createStore, StoreError } from './store/index.js';
@@ -194,18 +194,21 @@ const user = program.command('user').description('manage accounts in the configu
 
 withConfigFlags(user.command('add <name>').description('create an account (password from --password, PARLEY_USER_PASSWORD, a prompt on a terminal, or stdin)'))
   .option('--password <password>', 'the password (prefer stdin or PARLEY_USER_PASSWORD)')
-  .action(async (name: string, opts: Opts & { password?: string }) => {
+  .action(async (typed: string, opts: Opts & { password?: string }) => {
     try {
-      if (!USERNAME_PATTERN.test(name)) throw new ConfigError('user names are 1–32 characters of A–Z a–z 0–9 _ . -');
-      const password = await newPassword(opts.password);
-      if (password === '') throw new ConfigError('a password is required (--password, PARLEY_USER_PASSWORD, stdin, or type it at the prompt)');
+      const name = normalizeUserName(typed);
+      if (name === undefined) throw new ConfigError('user names are 1–32 characters of A–Z a–z 0–9 _ . -');
+      const raw = await newPassword(opts.password);
+      if (raw === '') throw new ConfigError('a password is required (--password, PARLEY_USER_PASSWORD, stdin, or type it at the prompt)');
+      const password = normalizePassword(raw);
+      if (password === undefined) throw new ConfigError('the password is not valid Unicode text');
       if (password.length < MIN_PASSWORD_LENGTH) throw new ConfigError(`passwords are at least ${MIN_PASSWORD_LENGTH} characters`);
       const store = createStore(configFrom(opts));
       await store.init();
       try {
         await store.createUser(name, await hashPassword(password));
       } catch (err) {
-        if (err instanceof StoreError && err.code === 'conflict') throw new ConfigError(`user ${name} exists already`);
+        if (err instanceof StoreError && err.code === 'conflict') throw new ConfigError(`user ${name} exists already (or was removed: a removed name stays reserved)`);
         throw err;
       } finally {
         await store.close();
@@ -231,15 +234,19 @@ withConfigFlags(user.command('list').description('list accounts'))
     }
   });
 
-withConfigFlags(user.command('remove <name>').description('delete an account and its sessions'))
-  .action(async (name: string, opts: Opts) => {
+withConfigFlags(
+  user.command('remove <name>').description('remove an account: its sessions end, running servers close its sockets within a second, its name stays reserved'),
+)
+  .action(async (typed: string, opts: Opts) => {
     try {
+      const name = normalizeUserName(typed);
+      if (name === undefined) throw new ConfigError(`no user ${typed}`);
       const store = createStore(configFrom(opts));
       await store.init();
       const removed = await store.deleteUser(name);
       await store.close();
       if (!removed) throw new ConfigError(`no user ${name}`);
-      console.log(`removed user ${name}`);
+      console.log(`removed user ${name} (its name stays reserved)`);
     } catch (err) {
       fail(err);
     }

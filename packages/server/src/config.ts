@@ -83,10 +83,20 @@ export const configSchema = z
     busyWriteDelayMs: int(0, 1000).default(5),
     /** Most rooms one connection may follow. */
     maxRoomsPerConnection: int(1).default(100),
-    /** Failed logins allowed per user name, and per address ×4, within loginWindowMs before 429. */
+    /** Login attempts per user name from one address (per address, over all names: ×4) before each further one must wait a growing delay. */
     loginMaxFailures: int(1).default(5),
-    /** Window for counting failed logins, in ms. */
+    /** How long login attempts are remembered, and the longest delay, in ms. */
     loginWindowMs: int(1000).default(15 * 60_000),
+    /** Sign-ups (POST /register) per address before each further one must wait a growing delay. */
+    registerMaxPerAddress: int(1).default(30),
+    /** How long sign-ups are remembered, and the longest delay, in ms. */
+    registerWindowMs: int(1000).default(10 * 60_000),
+    /** Tickets (POST /ticket) one session may mint per minute; 0 = no limit. */
+    ticketRateLimitPerMin: int(0).default(60),
+    /** WebSocket connections one user may have open on one node; 0 = no limit. */
+    maxConnectionsPerUser: int(0).default(100),
+    /** TCP connections (HTTP and WebSocket) one client address may have open on one node; 0 = no limit. */
+    maxConnectionsPerAddress: int(0).default(1000),
     /** Take the client address from X-Forwarded-For (only behind a trusted proxy). */
     trustProxy: z.preprocess((v) => (v === 'true' || v === '1' ? true : v === 'false' || v === '0' ? false : v), z.boolean()).default(false),
     /** PEM certificate file; with tlsKey the server speaks https/wss. */
@@ -157,8 +167,13 @@ export const CONFIG_HELP: Record<ConfigKey, string> = {
   writeDelayMs: 'opt-in write batching delay, ms (0 = per loop turn)',
   busyWriteDelayMs: 'write batching delay while the event loop is busy, ms (0 = off)',
   maxRoomsPerConnection: 'rooms one connection may follow',
-  loginMaxFailures: 'failed logins per user before 429 (per address: 4x)',
-  loginWindowMs: 'window for counting failed logins, ms',
+  loginMaxFailures: 'login attempts per name and address before delays (per address: 4x)',
+  loginWindowMs: 'how long login attempts count, and the longest delay, ms',
+  registerMaxPerAddress: 'sign-ups per address before delays',
+  registerWindowMs: 'how long sign-ups count, and the longest delay, ms',
+  ticketRateLimitPerMin: 'tickets per session per minute (0 = off)',
+  maxConnectionsPerUser: 'open WebSockets per user on one node (0 = off)',
+  maxConnectionsPerAddress: 'open TCP connections per client address on one node (0 = off)',
   trustProxy: 'take the client address from X-Forwarded-For',
   tlsCert: 'PEM certificate file (enables https/wss)',
   tlsKey: 'PEM private key file',

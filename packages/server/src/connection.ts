@@ -14,6 +14,8 @@ import { encode, frameText } from './frames.js';
 export const FLOOD_WINDOW_MS = 10_000;
 /** After a close frame is queued, a connection that does not finish closing is destroyed. */
 export const CLOSE_GRACE_MS = 2_000;
+/** How often a paced replay looks whether its socket has drained. */
+const DRAIN_POLL_MS = 10;
 
 export interface ConnectionLimits {
   rateLimitPerSec: number;
@@ -106,12 +108,12 @@ export class Connection {
   current: string | undefined;
   /** When the last ping went unanswered since, or 0 when none is outstanding. */
   pingSentAt = 0;
-  /** Last typing notice passed on, per room. */
-  typingAt: Map<string, number> | undefined;
   /** Per room, the seq a finished replay reached: live copies up to it are skipped. */
   after: Map<string, number> | undefined;
   /** Rooms being replayed after `resume`: live messages wait here until the replay is sent. */
   replaying: Map<string, { seq: number; data: Buffer }[]> | undefined;
+  /** Bytes of the live frames held in `replaying`: they count towards sendQueueMaxBytes. */
+  heldBytes = 0;
   /** Why the server closed the connection, for the disconnect log line. */
   closeReason: string | undefined;
   readonly connectedAt = Date.now();
@@ -241,13 +243,42 @@ export class Connection {
     return this.sendRaw(encode(type, payload, ref));
   }
 
+  /** Every byte written to this connection that the kernel has not taken yet, this turn's included. */
+  get unsentBytes(): number {
+    return this.socket.writableLength;
+  }
+
   /**
-   * Resolves true once the outgoing queue is below `bytes` (false if the connection closed).
-   * Used to pace a replay so a long resume does not look like a slow consumer.
+   * Resolves true once fewer than `bytes` wait to be sent; false if the connection closed, or if
+   * `timeoutMs` passed without that (a client that takes nothing in). Used to pace a replay by
+   * the socket, so a long resume is written as fast as the client reads it, never faster.
    */
-  async drained(bytes: number): Promise<boolean> {
-    while (this.open && this.queuedBytes > bytes) await new Promise((r) => setTimeout(r, 5));
+  async drained(bytes: number, timeoutMs: number): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.open && this.socket.writableLength > bytes) {
+      if (Date.now() >= deadline) return false;
+      await new Promise((r) => setTimeout(r, DRAIN_POLL_MS));
+    }
     return this.open;
+  }
+
+  /** Holds a live frame of a room being replayed (see Hub.deliver); false when that overflows the queue. */
+  holdFrame(held: { seq: number; data: Buffer }[], seq: number, data: Buffer): boolean {
+    if (this.ws.readyState !== 1) return false;
+    if (this.heldBytes + data.length + this.queuedBytes > this.limits.sendQueueMaxBytes) {
+      this.dropHeld();
+      this.close(CloseCodes.slow_consumer, 'slow consumer');
+      return false;
+    }
+    held.push({ seq, data });
+    this.heldBytes += data.length;
+    return true;
+  }
+
+  /** Frees every held frame (the connection is closing). */
+  dropHeld(): void {
+    if (this.replaying !== undefined) for (const h of this.replaying.values()) h.length = 0;
+    this.heldBytes = 0;
   }
 
   /** Starts the closing handshake; destroys the socket if it does not complete in time. */
@@ -268,5 +299,6 @@ export class Connection {
   /** Called by the Hub once the socket is closed. */
   disposed(): void {
     if (this.closeTimer !== undefined) clearTimeout(this.closeTimer);
+    this.dropHeld();
   }
 }

@@ -12,19 +12,27 @@ import {
   HttpErrorCodes,
   MAX_PASSWORD_LENGTH,
   MIN_PASSWORD_LENGTH,
-  USERNAME_PATTERN,
+  normalizeUserName,
 } from '@parley/protocol';
 import type { Config } from './config.js';
 import type { Hub } from './hub.js';
-import { dummyHash, hashPassword, verifyPassword } from './auth/password.js';
-import type { LoginThrottle } from './auth/throttle.js';
+import { type HashPool, PoolFullError } from './auth/hashpool.js';
+import { dummyHash, normalizePassword } from './auth/password.js';
+import type { UserRateLimit } from './auth/ratelimit.js';
+import type { Throttle } from './throttle/index.js';
 import { newSecret, sha256, type Tickets } from './auth/tokens.js';
-import { StoreError, type Store } from './store/store.js';
+import { StoreError, type Store, type UserRecord } from './store/store.js';
 
 /** Largest JSON body accepted by the API routes. */
 const MAX_BODY_BYTES = 16 * 1024;
-/** Failed logins from one address may be this many times loginMaxFailures (shared NATs). */
+/** Login attempts from one address may be this many times loginMaxFailures (shared NATs). */
 const IP_FAILURE_FACTOR = 4;
+/** The first throttle delay, once an attempt's free allowance is used; it doubles from there. */
+const THROTTLE_BASE_MS = 1000;
+
+/** 429 too_many_attempts with Retry-After (whole seconds, at least 1). */
+const tooManyAttempts = (waitMs: number, message: string): HttpError =>
+  new HttpError('too_many_attempts', message, { 'Retry-After': String(Math.max(1, Math.ceil(waitMs / 1000))) });
 
 export class HttpError extends Error {
   readonly status: number;
@@ -67,7 +75,12 @@ export interface ApiDeps {
   store: Store;
   hub: Hub;
   tickets: Tickets;
-  throttle: LoginThrottle;
+  /** Login and sign-up attempts (see throttle/throttle.ts). */
+  throttle: Throttle;
+  /** Per-session ticket limit (and, in the hub, per-user messages). */
+  rateLimit: UserRateLimit;
+  /** Every password hash and check goes through it (bounded, logins first). */
+  hashes: HashPool;
   /** Extra readiness checks (e.g. the broker): name → healthy. */
   health: () => Record<string, boolean>;
   log: Logger;
@@ -120,17 +133,16 @@ export function clientAddress(req: IncomingMessage, trustProxy: boolean): string
 }
 
 export class Api {
-  private readonly throttle: LoginThrottle;
-
-  constructor(private readonly d: ApiDeps) {
-    this.throttle = d.throttle;
-  }
+  constructor(private readonly d: ApiDeps) {}
 
   /** The request listener. Never throws; every failure becomes a JSON error. */
   handle = (req: IncomingMessage, res: ServerResponse): void => {
     this.route(req, res).catch((err: unknown) => {
       if (err instanceof HttpError) {
         this.send(res, err.status, errorBody(err.code, err.message), err.headers);
+      } else if (err instanceof PoolFullError) {
+        this.d.log.warn({ url: req.url }, 'password checks backlogged; refusing');
+        this.send(res, 503, errorBody('unavailable', 'Too many password checks are waiting; retry shortly.'), { 'Retry-After': '1' });
       } else if (err instanceof StoreError && err.code === 'invalid') {
         this.send(res, 400, errorBody('bad_request', 'The store cannot keep a value of this request.'));
       } else if (err instanceof StoreError && err.code === 'unavailable') {
@@ -199,42 +211,75 @@ export class Api {
   // -------------------------------------------------------------------------------------------
   // Accounts
 
+  /**
+   * Sign-up. Counted per address before anything is checked (so probing names counts too); a
+   * taken (or removed, hence reserved) name is refused before any hashing; the hash waits for a
+   * slot of the hash pool behind every login.
+   */
   private async register(req: IncomingMessage): Promise<[number, unknown]> {
-    if (this.d.config.registration === 'closed') throw new HttpError('registration_closed');
+    const { config, store } = this.d;
+    if (config.registration === 'closed') throw new HttpError('registration_closed');
     const { username, password } = await this.credentials(req);
+    const ip = clientAddress(req, config.trustProxy);
+    const wait = await this.d.throttle.attempt(`register:a:${ip}`, {
+      free: config.registerMaxPerAddress,
+      windowMs: config.registerWindowMs,
+      baseMs: THROTTLE_BASE_MS,
+      maxMs: config.registerWindowMs,
+    });
+    if (wait > 0) throw tooManyAttempts(wait, 'Too many sign-ups from this address; retry after the Retry-After delay.');
     if (password.length < MIN_PASSWORD_LENGTH) throw new HttpError('weak_password');
+    if (await store.nameTaken(username)) throw new HttpError('username_taken');
     try {
-      await this.d.store.createUser(username, await hashPassword(password));
+      await store.createUser(username, await this.d.hashes.hash(password));
     } catch (err) {
       if (err instanceof StoreError && err.code === 'conflict') throw new HttpError('username_taken');
       throw err;
     }
-    this.d.log.info({ user: username }, 'user registered');
+    this.d.log.info({ user: username, ip }, 'user registered');
     return [201, { user: { name: username } }];
   }
 
+  /**
+   * Login, throttled per user name + address and per address (OWASP): both counts are taken
+   * before the password is checked, so concurrent guesses cannot slip past them, and a guesser
+   * elsewhere can never lock the owner out. A success ends the delays of its name + address and
+   * gives its attempt back to the address.
+   */
   private async login(req: IncomingMessage): Promise<[number, unknown]> {
-    const { config, store, tickets } = this.d;
-    const { username, password } = await this.credentials(req);
+    const { config, store, tickets, throttle } = this.d;
+    const { username, password, rawPassword } = await this.credentials(req);
     const ip = clientAddress(req, config.trustProxy);
-    const userKey = `u:${username.toLowerCase()}`;
-    const ipKey = `a:${ip}`;
-    const now = Date.now();
-    const [userWait, ipWait] = await Promise.all([
-      this.throttle.blockedFor(userKey, config.loginMaxFailures),
-      this.throttle.blockedFor(ipKey, config.loginMaxFailures * IP_FAILURE_FACTOR),
-    ]);
-    const wait = Math.max(userWait, ipWait);
-    if (wait > 0) throw new HttpError('too_many_attempts', undefined, { 'Retry-After': String(Math.ceil(wait / 1000)) });
+    const addressKey = `login:a:${ip}`;
+    const pairKey = `login:u:${username.toLowerCase()}:${ip}`;
+    const policy = (free: number) => ({ free, windowMs: config.loginWindowMs, baseMs: THROTTLE_BASE_MS, maxMs: config.loginWindowMs });
+    const addressWait = await throttle.attempt(addressKey, policy(config.loginMaxFailures * IP_FAILURE_FACTOR));
+    if (addressWait > 0) throw tooManyAttempts(addressWait, 'Too many login attempts from this address; retry after the Retry-After delay.');
+    const pairWait = await throttle.attempt(pairKey, policy(config.loginMaxFailures));
+    if (pairWait > 0) {
+      await throttle.refund(addressKey);
+      throw tooManyAttempts(pairWait, 'Too many login attempts for this user from this address; retry after the Retry-After delay.');
+    }
 
-    const user = await store.getUser(username);
-    const ok = await verifyPassword(password, user?.passwordHash ?? (await dummyHash()));
+    let user: UserRecord | undefined;
+    let ok: boolean;
+    try {
+      user = await store.getUser(username);
+      const hash = user?.passwordHash ?? (await dummyHash());
+      ok = await this.d.hashes.verify(password, hash);
+      // Accounts made before passwords were normalized were hashed from the password as typed.
+      if (!ok && user !== undefined && rawPassword !== password) ok = await this.d.hashes.verify(rawPassword, hash);
+    } catch (err) {
+      // Not the client's guess that failed: its attempts are given back.
+      await Promise.all([throttle.refund(addressKey), throttle.refund(pairKey)]).catch(() => undefined);
+      throw err;
+    }
     if (user === undefined || !ok) {
-      await Promise.all([this.throttle.fail(userKey), this.throttle.fail(ipKey)]);
       this.d.log.info({ user: username, ip }, 'login failed');
       throw new HttpError('invalid_credentials');
     }
-    await this.throttle.reset(userKey);
+    await Promise.all([throttle.reset(pairKey), throttle.refund(addressKey)]);
+    const now = Date.now();
     const token = newSecret();
     const record = { tokenHash: sha256(token), user: user.name, expiresAt: now + config.tokenTtlMs };
     await store.createSession(record);
@@ -242,8 +287,14 @@ export class Api {
     return [200, { token, otp, user: { name: user.name }, expiresAt: new Date(now + config.tokenTtlMs).toISOString() }];
   }
 
+  /** A fresh ticket, at most ticketRateLimitPerMin per session and minute (on every node, with Redis). */
   private async ticket(req: IncomingMessage): Promise<[number, unknown]> {
     const session = await this.authenticate(req);
+    const perMin = this.d.config.ticketRateLimitPerMin;
+    if (perMin > 0 && !(await this.d.rateLimit.hit(`ticket:${session.tokenHash}`, perMin, 60_000))) {
+      const wait = 60_000 - (Date.now() % 60_000);
+      throw new HttpError('rate_limited', `At most ${perMin} tickets per minute per session.`, { 'Retry-After': String(Math.ceil(wait / 1000)) });
+    }
     return [200, { otp: await this.d.tickets.issue(session) }];
   }
 
@@ -268,15 +319,19 @@ export class Api {
     return session;
   }
 
-  private async credentials(req: IncomingMessage): Promise<{ username: string; password: string }> {
+  /** The body's credentials: the name normalized (NFKC), the password normalized (NFC) and as sent. */
+  private async credentials(req: IncomingMessage): Promise<{ username: string; password: string; rawPassword: string }> {
     const body = await this.readJson(req);
-    const { username, password } = body as { username?: unknown; password?: unknown };
-    if (typeof username !== 'string' || typeof password !== 'string') {
+    const { username: rawName, password: rawPassword } = body as { username?: unknown; password?: unknown };
+    if (typeof rawName !== 'string' || typeof rawPassword !== 'string') {
       throw new HttpError('bad_request', 'The body must be {"username": string, "password": string}.');
     }
-    if (!USERNAME_PATTERN.test(username)) throw new HttpError('invalid_username');
-    if (password.length > MAX_PASSWORD_LENGTH) throw new HttpError('bad_request', `Passwords are at most ${MAX_PASSWORD_LENGTH} characters.`);
-    return { username, password };
+    const username = normalizeUserName(rawName);
+    if (username === undefined) throw new HttpError('invalid_username');
+    if (rawPassword.length > MAX_PASSWORD_LENGTH) throw new HttpError('bad_request', `Passwords are at most ${MAX_PASSWORD_LENGTH} characters.`);
+    const password = normalizePassword(rawPassword);
+    if (password === undefined) throw new HttpError('bad_request', 'The password is not valid Unicode text (it holds a lone surrogate).');
+    return { username, password, rawPassword };
   }
 
   private async readJson(req: IncomingMessage): Promise<Record<string, unknown>> {

@@ -16,7 +16,8 @@ import {
   ErrorCodes,
   type Limits,
   type Ref,
-  ROOM_PATTERN,
+  MAX_HISTORY_BYTES,
+  roomKey,
 } from '@parley/protocol';
 import type { Config } from './config.js';
 import { Connection } from './connection.js';
@@ -30,6 +31,9 @@ import type { Presence } from './presence/presence.js';
 
 type Handler<K extends ClientEventType> = (conn: Connection, payload: ClientEvents[K], ref: Ref | undefined) => void | Promise<void>;
 
+/** Bytes of a message as JSON (what it adds to a history page). */
+const encodedSize = (m: ChatMessage): number => Buffer.byteLength(JSON.stringify(m));
+
 /** Thrown inside handlers to answer the client with an `error` event. */
 export class ClientError extends Error {
   constructor(
@@ -40,8 +44,11 @@ export class ClientError extends Error {
   }
 }
 
-/** Messages read from the store per query during a resume. */
-const REPLAY_PAGE = 200;
+/**
+ * Messages read from the store per query during a resume: a connection holds at most one page
+ * while it waits for its socket (50 of the longest messages are about 400 KB of text).
+ */
+const REPLAY_PAGE = 50;
 /** Typing notices are passed on at most this often per connection and room; extra ones are dropped. */
 export const TYPING_INTERVAL_MS = 1000;
 /** History page size when the client names none. */
@@ -82,6 +89,12 @@ export const CONTROL_CHANNEL = '$control';
 
 export class Hub {
   readonly connections = new Set<Connection>();
+  /** Open connections per user (by lower-cased name: names compare case-insensitively). */
+  private readonly byUser = new Map<string, Set<Connection>>();
+  /** Open connections per client address. */
+  private readonly byAddress = new Map<string, number>();
+  /** When each user's last typing notice per room was passed on (`user\nroom`); swept by the heartbeat. */
+  private readonly typingAt = new Map<string, number>();
   private readonly rooms = new Map<string, Room>();
   /** Tells this hub's publications apart from other nodes'. */
   readonly nodeId = randomBytes(6).toString('base64url');
@@ -143,6 +156,11 @@ export class Hub {
    */
   add(conn: Connection, autoJoin = true): void {
     this.connections.add(conn);
+    const key = conn.user.toLowerCase();
+    let mine = this.byUser.get(key);
+    if (mine === undefined) this.byUser.set(key, (mine = new Set()));
+    mine.add(conn);
+    this.byAddress.set(conn.ip, (this.byAddress.get(conn.ip) ?? 0) + 1);
     conn.send('welcome', { user: conn.user, room: autoJoin ? DEFAULT_ROOM : null, limits: this.limits, heartbeatMs: this.config.pingIntervalMs });
     if (!autoJoin) return;
     this.join(conn, DEFAULT_ROOM);
@@ -152,6 +170,13 @@ export class Hub {
 
   remove(conn: Connection): void {
     if (!this.connections.delete(conn)) return;
+    const key = conn.user.toLowerCase();
+    const mine = this.byUser.get(key);
+    mine?.delete(conn);
+    if (mine?.size === 0) this.byUser.delete(key);
+    const n = (this.byAddress.get(conn.ip) ?? 1) - 1;
+    if (n > 0) this.byAddress.set(conn.ip, n);
+    else this.byAddress.delete(conn.ip);
     for (const room of conn.rooms) this.unjoin(conn, room);
     conn.disposed();
   }
@@ -168,7 +193,6 @@ export class Hub {
 
   private unjoin(conn: Connection, name: string): void {
     if (!conn.rooms.delete(name)) return;
-    conn.typingAt?.delete(name);
     conn.after?.delete(name);
     const room = this.rooms.get(name);
     if (room !== undefined) {
@@ -373,7 +397,7 @@ export class Hub {
     for (const conn of room.members) {
       const held = conn.replaying?.get(m.room);
       if (held !== undefined) {
-        held.push({ seq: m.seq, data });
+        conn.holdFrame(held, m.seq, data); // closes a connection whose held frames overflow its queue
         continue;
       }
       if (conn.after !== undefined) {
@@ -428,6 +452,23 @@ export class Hub {
     return n;
   }
 
+  /** Open connections of `user` on this node. */
+  connectionsOf(user: string): number {
+    return this.byUser.get(user.toLowerCase())?.size ?? 0;
+  }
+
+  /** Open connections from `address` on this node. */
+  connectionsFrom(address: string): number {
+    return this.byAddress.get(address) ?? 0;
+  }
+
+  /** Closes every connection of `user` on this node (their account was removed). Returns how many. */
+  closeUser(user: string, code: number, reason: string): number {
+    const mine = [...(this.byUser.get(user.toLowerCase()) ?? [])];
+    for (const conn of mine) conn.close(code, reason);
+    return mine.length;
+  }
+
   /** Closes every connection (shutdown) and resolves when all are gone or the deadline passes. */
   async closeAll(code: number, reason: string, deadlineMs: number): Promise<void> {
     for (const conn of this.connections) conn.close(code, reason);
@@ -455,6 +496,7 @@ export class Hub {
     this.pingTimer = setInterval(() => {
       const now = Date.now();
       const slice = tick++ % slices;
+      if (slice === 0) for (const [k, at] of this.typingAt) if (now - at >= TYPING_INTERVAL_MS) this.typingAt.delete(k);
       for (const conn of this.connections) {
         if (conn.pingSentAt !== 0) {
           if (now - conn.pingSentAt >= pongTimeoutMs) conn.terminate('heartbeat timeout');
@@ -556,8 +598,11 @@ export class Hub {
     conn.send('error', ref === undefined ? { code, message } : { code, message, ref }, ref);
   }
 
-  private checkRoom(room: string): void {
-    if (!ROOM_PATTERN.test(room)) throw new ClientError('invalid_room');
+  /** The room's one name (roomKey: NFKC, lower case), or invalid_room. */
+  private roomName(raw: string): string {
+    const room = roomKey(raw);
+    if (room === undefined) throw new ClientError('invalid_room');
+    return room;
   }
 
   /**
@@ -581,9 +626,8 @@ export class Hub {
   // Handlers
 
   private async onSendMessage(conn: Connection, p: ClientEvents['send_message'], ref: Ref | undefined): Promise<void> {
-    const room = p.room ?? conn.current;
+    const room = p.room === undefined ? conn.current : this.roomName(p.room);
     if (room === undefined || !conn.rooms.has(room)) {
-      if (room !== undefined) this.checkRoom(room);
       throw new ClientError('not_in_room', room === undefined ? 'No current room: join one or name it.' : `Not in room "${room}".`);
     }
     if (p.message.length > this.config.maxMessageChars) {
@@ -611,51 +655,66 @@ export class Hub {
   }
 
   private onChangeRoom(conn: Connection, p: ClientEvents['change_room'], ref: Ref | undefined): Promise<void> {
-    this.checkRoom(p.name);
-    if (p.name !== conn.current) {
-      if (!conn.rooms.has(p.name) && conn.rooms.size >= this.config.maxRoomsPerConnection + (conn.current !== undefined ? 1 : 0)) {
+    const name = this.roomName(p.name);
+    if (name !== conn.current) {
+      if (!conn.rooms.has(name) && conn.rooms.size >= this.config.maxRoomsPerConnection + (conn.current !== undefined ? 1 : 0)) {
         throw new ClientError('too_many_rooms');
       }
       if (conn.current !== undefined) this.unjoin(conn, conn.current);
-      this.join(conn, p.name);
-      conn.current = p.name;
+      this.join(conn, name);
+      conn.current = name;
     }
-    return this.replyWithSeq(conn, p.name, ref, (seq) => conn.send('room_changed', { name: p.name, seq }, ref));
+    return this.replyWithSeq(conn, name, ref, (seq) => conn.send('room_changed', { name, seq }, ref));
   }
 
   private onJoin(conn: Connection, p: ClientEvents['join'], ref: Ref | undefined): Promise<void> {
-    this.checkRoom(p.room);
-    if (!conn.rooms.has(p.room)) {
+    const room = this.roomName(p.room);
+    if (!conn.rooms.has(room)) {
       if (conn.rooms.size >= this.config.maxRoomsPerConnection) throw new ClientError('too_many_rooms');
-      this.join(conn, p.room);
+      this.join(conn, room);
     }
-    return this.replyWithSeq(conn, p.room, ref, (seq) => conn.send('joined', { room: p.room, seq }, ref));
+    return this.replyWithSeq(conn, room, ref, (seq) => conn.send('joined', { room, seq }, ref));
   }
 
   private onLeave(conn: Connection, p: ClientEvents['leave'], ref: Ref | undefined): void {
-    this.checkRoom(p.room);
-    if (!conn.rooms.has(p.room)) throw new ClientError('not_in_room', `Not in room "${p.room}".`);
-    this.unjoin(conn, p.room);
-    if (conn.current === p.room) conn.current = undefined;
-    conn.send('left', { room: p.room }, ref);
+    const room = this.roomName(p.room);
+    if (!conn.rooms.has(room)) throw new ClientError('not_in_room', `Not in room "${room}".`);
+    this.unjoin(conn, room);
+    if (conn.current === room) conn.current = undefined;
+    conn.send('left', { room }, ref);
   }
 
-  /** typing: to the room's other users, at most once per TYPING_INTERVAL_MS per connection and room. */
+  /**
+   * typing: to the room's other users, at most once per TYPING_INTERVAL_MS per user and room,
+   * however many connections the user has open (on this node).
+   */
   private onTyping(conn: Connection, p: ClientEvents['typing']): void {
-    this.checkRoom(p.room);
-    if (!conn.rooms.has(p.room)) throw new ClientError('not_in_room', `Not in room "${p.room}".`);
+    const room = this.roomName(p.room);
+    if (!conn.rooms.has(room)) throw new ClientError('not_in_room', `Not in room "${room}".`);
     const now = Date.now();
-    conn.typingAt ??= new Map();
-    if (now - (conn.typingAt.get(p.room) ?? 0) < TYPING_INTERVAL_MS) return;
-    conn.typingAt.set(p.room, now);
-    this.announce(p.room, encode('typing', { room: p.room, user: conn.user }), undefined, conn.user);
+    const key = `${conn.user.toLowerCase()}\n${room}`;
+    if (now - (this.typingAt.get(key) ?? 0) < TYPING_INTERVAL_MS) return;
+    this.typingAt.set(key, now);
+    this.announce(room, encode('typing', { room, user: conn.user }), undefined, conn.user);
   }
 
+  /**
+   * A page of history: at most `limit` messages, and at most MAX_HISTORY_BYTES of them (always
+   * at least one), so that one small request cannot pull megabytes; the client pages on with
+   * `before` as always.
+   */
   private async onHistory(conn: Connection, p: ClientEvents['history'], ref: Ref | undefined): Promise<void> {
-    this.checkRoom(p.room);
-    if (!conn.rooms.has(p.room)) throw new ClientError('not_in_room', `Not in room "${p.room}".`);
-    const messages: ChatMessage[] = await this.store.history(p.room, { before: p.before, limit: p.limit ?? DEFAULT_HISTORY_PAGE });
-    conn.send('history', { room: p.room, messages }, ref);
+    const room = this.roomName(p.room);
+    if (!conn.rooms.has(room)) throw new ClientError('not_in_room', `Not in room "${room}".`);
+    const page: ChatMessage[] = await this.store.history(room, { before: p.before, limit: p.limit ?? DEFAULT_HISTORY_PAGE });
+    let bytes = 0;
+    let n = 0;
+    while (n < page.length) {
+      bytes += encodedSize(page[n] as ChatMessage);
+      if (bytes > MAX_HISTORY_BYTES && n > 0) break;
+      n++;
+    }
+    conn.send('history', { room, messages: n === page.length ? page : page.slice(0, n) }, ref);
   }
 
   /**
@@ -665,8 +724,13 @@ export class Hub {
    * the replay are sent, and `resumed` closes the room. Nothing is lost and nothing is doubled.
    */
   private async onResume(conn: Connection, p: ClientEvents['resume'], ref: Ref | undefined): Promise<void> {
-    const entries = Object.entries(p.rooms);
-    for (const [room] of entries) this.checkRoom(room);
+    // Names that differ only by case or Unicode form are one room: resumed from the lower seq.
+    const wanted = new Map<string, number>();
+    for (const [raw, after] of Object.entries(p.rooms)) {
+      const room = this.roomName(raw);
+      wanted.set(room, Math.min(after, wanted.get(room) ?? after));
+    }
+    const entries = [...wanted];
     const added = entries.filter(([room]) => !conn.rooms.has(room)).length;
     if (conn.rooms.size + added > this.config.maxRoomsPerConnection) throw new ClientError('too_many_rooms');
     conn.replaying ??= new Map();
@@ -692,10 +756,19 @@ export class Hub {
 
   private async replay(conn: Connection, room: string, after: number, ref: Ref | undefined): Promise<void> {
     const held = conn.replaying?.get(room) ?? [];
-    // Pace the replay by the socket, so a long resume is not mistaken for a slow consumer.
+    // Paced by the socket: at most half the send queue is written ahead of the client (this
+    // turn's corked frames included), the rest waits in the store. Live frames held meanwhile
+    // count against the other half (Connection.holdFrame). A client that takes in nothing for
+    // pongTimeoutMs is a slow consumer, closed with 4000 like any other.
     const half = this.config.sendQueueMaxBytes / 2;
     const paced = async (data: Buffer): Promise<boolean> => {
-      if (conn.queuedBytes > half && !(await conn.drained(half))) return false;
+      if (conn.unsentBytes > half && !(await conn.drained(half, this.config.pongTimeoutMs))) {
+        if (conn.open) {
+          conn.dropHeld();
+          conn.close(CloseCodes.slow_consumer, 'slow consumer');
+        }
+        return false;
+      }
       return conn.sendFrame(data);
     };
     const latest = await this.store.lastSeq(room);
@@ -721,6 +794,7 @@ export class Hub {
     // Live messages held meanwhile (the array may grow while we wait for the socket).
     for (let i = 0; i < held.length; i++) {
       const h = held[i] as { seq: number; data: Buffer };
+      conn.heldBytes = Math.max(0, conn.heldBytes - h.data.length);
       if (h.seq <= last) continue;
       if (!(await paced(h.data))) return;
       last = h.seq;

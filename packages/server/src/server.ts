@@ -8,7 +8,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -16,14 +16,16 @@ import { pino, type Logger } from 'pino';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { CloseCodes, type HttpErrorCode, HttpErrorCodes } from '@parley/protocol';
 import { MemoryTickets, type Tickets } from './auth/tokens.js';
-import { MemoryThrottle, type LoginThrottle } from './auth/throttle.js';
-import { redisClient, RedisThrottle, RedisTickets } from './auth/redis.js';
+import { HashPool } from './auth/hashpool.js';
+import { redisClient, RedisTickets } from './auth/redis.js';
+import { createThrottle } from './throttle/index.js';
 import { createBroker, type Broker } from './broker/index.js';
 import { MemoryRateLimit, RedisRateLimit, type UserRateLimit } from './auth/ratelimit.js';
 import type { Config } from './config.js';
 import { Connection, Flusher } from './connection.js';
 import { Api, clientAddress, errorBody, malformedRequest, requestTarget } from './http.js';
 import { Hub } from './hub.js';
+import { RemovalWatcher } from './removals.js';
 import { Retention } from './retention.js';
 import { createPresence, type Presence } from './presence/index.js';
 import { createStore } from './store/index.js';
@@ -82,7 +84,8 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
   // Shared state lives in Redis when there is one, so any node can serve any request.
   const redis = config.redisUrl === undefined ? undefined : redisClient(config.redisUrl);
   const tickets: Tickets = redis === undefined ? new MemoryTickets(config.ticketTtlMs) : new RedisTickets(redis, config.ticketTtlMs, config.redisPrefix);
-  const throttle: LoginThrottle = redis === undefined ? new MemoryThrottle(config.loginWindowMs) : new RedisThrottle(redis, config.loginWindowMs, config.redisPrefix);
+  const throttle = createThrottle(redis, config.redisPrefix);
+  const hashes = new HashPool();
   const broker = options.broker ?? createBroker(config);
   const userLimit: UserRateLimit = redis === undefined ? new MemoryRateLimit() : new RedisRateLimit(redis, config.redisPrefix);
   const retention = new Retention(config, store, log);
@@ -100,8 +103,10 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
   });
   const health = (): Record<string, boolean> => (broker.fanout ? { broker: broker.healthy } : {});
   let closing = false;
-  const api = new Api({ config, store, hub, tickets, throttle, health, log, webRoot: resolve(options.webRoot ?? DEFAULT_WEB_ROOT), isClosing: () => closing });
+  const api = new Api({ config, store, hub, tickets, throttle, rateLimit: userLimit, hashes, health, log, webRoot: resolve(options.webRoot ?? DEFAULT_WEB_ROOT), isClosing: () => closing });
   retention.start();
+  const removals = new RemovalWatcher(store, hub, log);
+  removals.start();
 
   const tls = config.tlsCert !== undefined && config.tlsKey !== undefined;
   const http: HttpServer = tls
@@ -174,6 +179,27 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
     }
   });
 
+  // Connections per client address, counted on the TCP socket (HTTP and WebSocket alike), so
+  // that one address cannot hold thousands of idle sockets. Behind a proxy (trustProxy) every
+  // socket comes from the proxy: then only WebSockets are counted, per X-Forwarded-For address.
+  const tcpByAddress = new Map<string, number>();
+  http.on('connection', (socket: Socket) => {
+    if (config.trustProxy || config.maxConnectionsPerAddress === 0) return;
+    const address = socket.remoteAddress ?? 'unknown';
+    const n = (tcpByAddress.get(address) ?? 0) + 1;
+    if (n > config.maxConnectionsPerAddress) {
+      if (tls) socket.destroy();
+      else refuse(socket, 'too_many_connections', `${config.maxConnectionsPerAddress} connections are open from this address already.`);
+      return;
+    }
+    tcpByAddress.set(address, n);
+    socket.once('close', () => {
+      const left = (tcpByAddress.get(address) ?? 1) - 1;
+      if (left > 0) tcpByAddress.set(address, left);
+      else tcpByAddress.delete(address);
+    });
+  });
+
   // Requests Node's parser refuses (a bad request line or header, headers too large, a request
   // that took too long) get a JSON error like every other refusal, then the socket is closed.
   http.on('clientError', (err: Error & { code?: string }, socket: Duplex) => {
@@ -190,10 +216,20 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
       .take(otp)
       .then(async (ticket) => {
         if (ticket === undefined) return refuse(socket, 'ticket_invalid');
-        // A ticket never outlives its session (see Tickets.issue); a logout anywhere revokes it.
+        // A ticket never outlives its session (see Tickets.issue); a logout anywhere revokes it,
+        // and so does the removal of its account (the store has the session no more).
         if (hub.isRevoked(ticket.session)) return refuse(socket, 'ticket_invalid', 'The session behind this ticket was revoked.');
+        if ((await store.getSession(ticket.session, Date.now())) === undefined) return refuse(socket, 'ticket_invalid', 'The session behind this ticket has ended.');
         if (closing || socket.destroyed) return refuse(socket, 'unavailable');
         const ip = clientAddress(req, config.trustProxy);
+        // From these checks to hub.add nothing awaits (handleUpgrade calls back at once), so
+        // concurrent upgrades cannot pass a cap together.
+        if (config.maxConnectionsPerUser > 0 && hub.connectionsOf(ticket.user) >= config.maxConnectionsPerUser) {
+          return refuse(socket, 'too_many_connections', `User ${ticket.user} has ${config.maxConnectionsPerUser} connections open on this server already.`);
+        }
+        if (config.maxConnectionsPerAddress > 0 && hub.connectionsFrom(ip) >= config.maxConnectionsPerAddress) {
+          return refuse(socket, 'too_many_connections', `${config.maxConnectionsPerAddress} connections are open from this address already.`);
+        }
         // Corked: the 101 response and the first frames leave in one write (see adoptCork).
         socket.cork();
         wss.handleUpgrade(req, socket, head, (ws) => accept(ws as Tagged, socket, ip, ticket.user, ticket.session, autoJoin));
@@ -257,6 +293,7 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
       const httpClosed = new Promise<void>((r) => http.close(() => r()));
       http.closeIdleConnections();
       hub.stopHeartbeat();
+      removals.stop();
       flusher.close();
       await hub.closeAll(CloseCodes.going_away, 'server shutting down', deadline);
       await hub.writer.drain();

@@ -43,7 +43,8 @@ export function storeDrivers(): { name: string; overrides: () => Promise<{ o: Pa
 
 export async function startTestServer(overrides: Partial<Record<ConfigKey, unknown>> = {}): Promise<TestServer> {
   const dataDir = (overrides.dataDir as string | undefined) ?? mkdtempSync(join(tmpdir(), 'parley-test-'));
-  const config = loadConfig({ overrides: { host: '127.0.0.1', port: 0, logLevel: 'silent', dataDir, ...overrides } });
+  // Tests register many users from 127.0.0.1: the sign-up throttle is lifted unless a test sets it.
+  const config = loadConfig({ overrides: { host: '127.0.0.1', port: 0, logLevel: 'silent', dataDir, registerMaxPerAddress: 100_000, ...overrides } });
   const server = await startServer(config);
   return Object.assign(server, {
     dataDir,

@@ -3,7 +3,7 @@
  * typing, connection state) and owns the page's per-room state.
  */
 import type { ParleyClient, StateEvent } from '@parley/client';
-import { type ChatMessage, DEFAULT_ROOM, ErrorCodes, MAX_HISTORY_PAGE, ROOM_PATTERN } from '@parley/protocol';
+import { type ChatMessage, DEFAULT_ROOM, ErrorCodes, MAX_HISTORY_PAGE, roomKey } from '@parley/protocol';
 import { byId } from './dom.js';
 import { errorCode, errorText } from './errors.js';
 import { colorClass, initial } from './format.js';
@@ -436,11 +436,13 @@ export class ChatApp {
   }
 
   private async join(raw: string): Promise<void> {
-    const name = raw.trim().replace(/^#/, '');
+    const typed = raw.trim().replace(/^#/, '');
     this.joinError.textContent = '';
     this.joinInput.removeAttribute('aria-invalid');
-    if (!ROOM_PATTERN.test(name)) {
-      this.joinError.textContent = name === '' ? 'Enter a room name.' : ErrorCodes.invalid_room;
+    // Rooms are case-insensitive: "Design" is the room "design", as the server names it.
+    const name = roomKey(typed);
+    if (name === undefined) {
+      this.joinError.textContent = typed === '' ? 'Enter a room name.' : ErrorCodes.invalid_room;
       this.joinInput.setAttribute('aria-invalid', 'true');
       this.joinInput.focus();
       return;

@@ -2,7 +2,7 @@
  * The signed-in session, kept in sessionStorage (per tab, gone when the tab closes): the token,
  * so a reload does not ask for the password again, and the rooms the user follows.
  */
-import { DEFAULT_ROOM, ROOM_PATTERN, USERNAME_PATTERN } from '@parley/protocol';
+import { DEFAULT_ROOM, roomKey, USERNAME_PATTERN } from '@parley/protocol';
 
 const KEY = 'parley.session.v1';
 
@@ -24,8 +24,9 @@ export function loadSession(): Saved | undefined {
   try {
     const v = JSON.parse(raw) as Partial<Saved>;
     if (typeof v.user !== 'string' || !USERNAME_PATTERN.test(v.user) || typeof v.token !== 'string' || v.token === '') return undefined;
-    const rooms = Array.isArray(v.rooms) ? v.rooms.filter((r): r is string => typeof r === 'string' && ROOM_PATTERN.test(r)) : [];
-    const current = typeof v.current === 'string' && rooms.includes(v.current) ? v.current : (rooms[0] ?? DEFAULT_ROOM);
+    const rooms = Array.isArray(v.rooms) ? [...new Set(v.rooms.flatMap((r) => (typeof r === 'string' ? (roomKey(r) ?? []) : [])))] : [];
+    const saved = typeof v.current === 'string' ? roomKey(v.current) : undefined;
+    const current = saved !== undefined && rooms.includes(saved) ? saved : (rooms[0] ?? DEFAULT_ROOM);
     return { user: v.user, token: v.token, rooms: rooms.length > 0 ? rooms : [DEFAULT_ROOM], current };
   } catch {
     return undefined;

@@ -38,3 +38,16 @@ export function dummyHash(): Promise<string> {
   dummy ??= hashPassword(randomBytes(16).toString('hex'));
   return dummy;
 }
+
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+
+/**
+ * A password in the form it is hashed in: NFC (RFC 8265's OpaqueString profile), so that `é`
+ * typed as one code point or as `e` + a combining accent is the same password on every keyboard.
+ * Undefined when it holds a lone surrogate (not text: it has no UTF-8 form, and two such
+ * passwords would hash alike).
+ */
+export function normalizePassword(raw: string): string | undefined {
+  if (LONE_SURROGATE.test(raw)) return undefined;
+  return raw.normalize('NFC');
+}

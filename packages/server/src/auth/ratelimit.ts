@@ -1,34 +1,39 @@
 /**
- * Per-user message rate limit across all of a user's connections: a fixed one-second window.
- * MemoryRateLimit counts on this node; RedisRateLimit counts on every node at once, so a user
- * cannot multiply the allowance by opening connections to several nodes.
+ * Fixed-window rate limits: per user across all of a user's connections (messages per second),
+ * per session (tickets per minute). MemoryRateLimit counts on this node; RedisRateLimit counts
+ * on every node at once, so a user cannot multiply the allowance by using several nodes.
  */
 import type { Redis } from 'ioredis';
 
 export interface UserRateLimit {
-  /** Counts one event of `key`; resolves false when `limit` events were already counted this second. */
-  hit(key: string, limit: number): Promise<boolean>;
+  /**
+   * Counts one event of `key`; resolves false when `limit` events were already counted in the
+   * current window (windows of `windowMs`, aligned to the epoch: the first second, minute…).
+   */
+  hit(key: string, limit: number, windowMs?: number): Promise<boolean>;
   close(): Promise<void>;
 }
 
 export class MemoryRateLimit implements UserRateLimit {
-  private readonly windows = new Map<string, { second: number; count: number }>();
+  private readonly windows = new Map<string, { window: number; ends: number; count: number }>();
   private readonly sweeper: NodeJS.Timeout;
 
   constructor() {
     this.sweeper = setInterval(() => {
-      const now = Math.floor(Date.now() / 1000);
-      for (const [k, w] of this.windows) if (w.second < now) this.windows.delete(k);
+      const now = Date.now();
+      for (const [k, w] of this.windows) if (w.ends <= now) this.windows.delete(k);
     }, 5000);
     this.sweeper.unref();
   }
 
-  async hit(key: string, limit: number): Promise<boolean> {
-    const second = Math.floor(Date.now() / 1000);
-    const w = this.windows.get(key);
-    if (w === undefined || w.second !== second) {
-      this.windows.set(key, { second, count: 1 });
-      return true;
+  async hit(key: string, limit: number, windowMs = 1000): Promise<boolean> {
+    const now = Date.now();
+    const window = Math.floor(now / windowMs);
+    const k = `${windowMs}:${key}`;
+    const w = this.windows.get(k);
+    if (w === undefined || w.window !== window) {
+      this.windows.set(k, { window, ends: (window + 1) * windowMs, count: 1 });
+      return limit >= 1;
     }
     return ++w.count <= limit;
   }
@@ -40,7 +45,7 @@ export class MemoryRateLimit implements UserRateLimit {
 
 const HIT = `
 local n = redis.call('INCR', KEYS[1])
-if n == 1 then redis.call('PEXPIRE', KEYS[1], 2000) end
+if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
 return n`;
 
 export class RedisRateLimit implements UserRateLimit {
@@ -52,10 +57,10 @@ export class RedisRateLimit implements UserRateLimit {
   }
 
   /** Fails open: while Redis is down, only the per-connection limit applies (the node keeps serving). */
-  async hit(key: string, limit: number): Promise<boolean> {
-    const second = Math.floor(Date.now() / 1000);
+  async hit(key: string, limit: number, windowMs = 1000): Promise<boolean> {
+    const window = Math.floor(Date.now() / windowMs);
     try {
-      const n = await (this.redis as unknown as { parleyRateHit(k: string): Promise<number> }).parleyRateHit(`${this.prefix}rate:${key}:${second}`);
+      const n = await (this.redis as unknown as { parleyRateHit(k: string, ttlMs: number): Promise<number> }).parleyRateHit(`${this.prefix}rate:${windowMs}:${key}:${window}`, 2 * windowMs);
       return n <= limit;
     } catch {
       return true;

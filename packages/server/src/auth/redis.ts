@@ -1,7 +1,6 @@
-/** Tickets and the login throttle in Redis, so every node shares them. */
+/** Tickets in Redis, so every node shares them; the Redis client set-up. */
 import { Redis } from 'ioredis';
 import { StoreError } from '../store/store.js';
-import type { LoginThrottle } from './throttle.js';
 import type { SessionRecord } from '../store/store.js';
 import { newSecret, ticketFor, type Ticket, type Tickets } from './tokens.js';
 
@@ -40,34 +39,6 @@ export class RedisTickets implements Tickets {
     if (raw === null) return undefined;
     const t = JSON.parse(raw) as Ticket;
     return t.expiresAt > Date.now() ? t : undefined;
-  }
-
-  async close(): Promise<void> {}
-}
-
-/** Fixed-window failure counters: SET NX PX opens a window, INCR counts in it. */
-export class RedisThrottle implements LoginThrottle {
-  constructor(
-    private readonly redis: Redis,
-    private readonly windowMs: number,
-    private readonly prefix = 'parley:',
-  ) {}
-
-  private key = (k: string) => `${this.prefix}login:${k}`;
-
-  async blockedFor(key: string, max: number): Promise<number> {
-    const [[, count], [, ttl]] = (await guarded('throttle', () => this.redis.multi().get(this.key(key)).pttl(this.key(key)).exec())) as [[unknown, string | null], [unknown, number]];
-    return count !== null && Number(count) >= max && ttl > 0 ? ttl : 0;
-  }
-
-  async fail(key: string): Promise<void> {
-    const k = this.key(key);
-    // One transaction: the window's TTL is set with its first failure, never lost.
-    await guarded('throttle', () => this.redis.multi().set(k, 0, 'PX', this.windowMs, 'NX').incr(k).exec());
-  }
-
-  async reset(key: string): Promise<void> {
-    await guarded('throttle', () => this.redis.del(this.key(key)));
   }
 
   async close(): Promise<void> {}

@@ -11,9 +11,10 @@
  */
 import pg from 'pg';
 import type { ChatMessage } from '@parley/protocol';
-import { type Appended, type HistoryQuery, type NewMessage, type PruneQuery, type SessionRecord, type Store, StoreError, type UserRecord } from './store.js';
+import { foldRoomNames, type Sql } from './rooms-migration.js';
+import { type Appended, type HistoryQuery, type NewMessage, type PruneQuery, type SessionRecord, type Store, StoreError, type UserRecord, type UserRemoval } from './store.js';
 
-const MIGRATIONS: readonly string[] = [
+const MIGRATIONS: readonly (string | ((db: Sql) => Promise<void>))[] = [
   `CREATE TABLE users (
      name TEXT NOT NULL PRIMARY KEY,
      password_hash TEXT NOT NULL,
@@ -50,6 +51,16 @@ const MIGRATIONS: readonly string[] = [
      PRIMARY KEY (user_name, ref)
    );
    CREATE INDEX dedupe_at ON dedupe(at);`,
+  // 2: removed accounts keep their name (reserved) and are recorded for running servers.
+  `ALTER TABLE users ADD COLUMN removed_at BIGINT;
+   CREATE TABLE user_removals (
+     id BIGSERIAL PRIMARY KEY,
+     user_name TEXT NOT NULL,
+     at BIGINT NOT NULL
+   );
+   CREATE INDEX user_removals_at ON user_removals(at);`,
+  // 3: room names are case-insensitive (rooms-migration.ts).
+  foldRoomNames,
 ];
 
 /** Arbitrary constant for pg_advisory_xact_lock: nodes starting together migrate one at a time. */
@@ -57,6 +68,20 @@ const MIGRATION_LOCK = 0x7061726c; // "parl"
 
 // BIGINT columns come back as strings by default; seqs and times fit in a double.
 const INT8 = 20;
+
+/** A migration's view of the database (rooms-migration.ts): `?` placeholders become `$n`. */
+const sqlOf = (c: pg.PoolClient): Sql => {
+  const numbered = (sql: string) => {
+    let n = 0;
+    return sql.replace(/\?/g, () => `$${++n}`);
+  };
+  return {
+    all: async <R>(sql: string, params: unknown[] = []) => (await c.query(numbered(sql), params)).rows as R[],
+    run: async (sql: string, params: unknown[] = []) => {
+      await c.query(numbered(sql), params);
+    },
+  };
+};
 
 interface MessageRow {
   room: string;
@@ -121,7 +146,9 @@ export class PostgresStore implements Store {
         await c.query('CREATE TABLE IF NOT EXISTS parley_migrations (version INT NOT NULL PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())');
         const { rows } = await c.query<{ v: number | null }>('SELECT max(version) AS v FROM parley_migrations');
         for (let v = rows[0]?.v ?? 0; v < MIGRATIONS.length; v++) {
-          await c.query(MIGRATIONS[v] as string);
+          const migration = MIGRATIONS[v] as string | ((db: Sql) => Promise<void>);
+          if (typeof migration === 'string') await c.query(migration);
+          else await migration(sqlOf(c));
           await c.query('INSERT INTO parley_migrations (version) VALUES ($1)', [v + 1]);
         }
       });
@@ -183,7 +210,7 @@ export class PostgresStore implements Store {
   async getUser(name: string): Promise<UserRecord | undefined> {
     const { rows } = await this.q<{ name: string; password_hash: string; created_at: number }>(
       'get user',
-      'SELECT name, password_hash, created_at FROM users WHERE lower(name) = lower($1)',
+      'SELECT name, password_hash, created_at FROM users WHERE lower(name) = lower($1) AND removed_at IS NULL',
       [name],
     );
     const r = rows[0];
@@ -191,12 +218,39 @@ export class PostgresStore implements Store {
   }
 
   async listUsers(): Promise<UserRecord[]> {
-    const { rows } = await this.q<{ name: string; password_hash: string; created_at: number }>('list users', 'SELECT name, password_hash, created_at FROM users ORDER BY lower(name)');
+    const { rows } = await this.q<{ name: string; password_hash: string; created_at: number }>(
+      'list users',
+      'SELECT name, password_hash, created_at FROM users WHERE removed_at IS NULL ORDER BY lower(name)',
+    );
     return rows.map((r) => ({ name: r.name, passwordHash: r.password_hash, createdAt: r.created_at }));
   }
 
+  async nameTaken(name: string): Promise<boolean> {
+    return ((await this.q('name taken', 'SELECT 1 FROM users WHERE lower(name) = lower($1)', [name])).rowCount ?? 0) > 0;
+  }
+
   async deleteUser(name: string): Promise<boolean> {
-    return ((await this.q('delete user', 'DELETE FROM users WHERE lower(name) = lower($1)', [name])).rowCount ?? 0) > 0;
+    try {
+      return await this.tx(async (c) => {
+        const now = Date.now();
+        const { rows } = await c.query<{ name: string }>(
+          "UPDATE users SET removed_at = $1, password_hash = '' WHERE lower(name) = lower($2) AND removed_at IS NULL RETURNING name",
+          [now, name],
+        );
+        const removed = rows[0]?.name;
+        if (removed === undefined) return false;
+        await c.query('DELETE FROM sessions WHERE user_name = $1', [removed]);
+        await c.query('INSERT INTO user_removals (user_name, at) VALUES ($1, $2)', [removed, now]);
+        return true;
+      });
+    } catch (err) {
+      throw wrap(err, `remove user ${name}`);
+    }
+  }
+
+  async userRemovalsSince(since: number): Promise<UserRemoval[]> {
+    const { rows } = await this.q<{ id: number; user_name: string; at: number }>('user removals', 'SELECT id, user_name, at FROM user_removals WHERE at >= $1 ORDER BY id', [since]);
+    return rows.map((r) => ({ id: r.id, user: r.user_name, at: r.at }));
   }
 
   async createSession(s: SessionRecord): Promise<void> {

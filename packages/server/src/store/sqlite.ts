@@ -12,10 +12,11 @@ import { Worker } from 'node:worker_threads';
 import Database from 'better-sqlite3';
 import type { ChatMessage } from '@parley/protocol';
 import type { CheckpointerData, CheckpointerError } from './checkpointer.js';
-import { type Appended, type HistoryQuery, type NewMessage, type PruneQuery, type SessionRecord, type Store, StoreError, type UserRecord } from './store.js';
+import { foldRoomNames, type Sql } from './rooms-migration.js';
+import { type Appended, type HistoryQuery, type NewMessage, type PruneQuery, type SessionRecord, type Store, StoreError, type UserRecord, type UserRemoval } from './store.js';
 
 /** Migrations, applied in order; the index + 1 is the schema version kept in `user_version`. */
-const MIGRATIONS: readonly string[] = [
+const MIGRATIONS: readonly (string | ((db: Sql) => Promise<void>))[] = [
   `CREATE TABLE users (
      name TEXT NOT NULL PRIMARY KEY COLLATE NOCASE,
      password_hash TEXT NOT NULL,
@@ -51,7 +52,25 @@ const MIGRATIONS: readonly string[] = [
      PRIMARY KEY (user_name, ref)
    ) WITHOUT ROWID;
    CREATE INDEX dedupe_at ON dedupe(at);`,
+  // 2: removed accounts keep their name (reserved) and are recorded for running servers.
+  `ALTER TABLE users ADD COLUMN removed_at INTEGER;
+   CREATE TABLE user_removals (
+     id INTEGER PRIMARY KEY AUTOINCREMENT,
+     user_name TEXT NOT NULL,
+     at INTEGER NOT NULL
+   );
+   CREATE INDEX user_removals_at ON user_removals(at);`,
+  // 3: room names are case-insensitive (rooms-migration.ts).
+  foldRoomNames,
 ];
+
+/** A migration's view of the database (rooms-migration.ts). */
+const sqlOf = (db: Database.Database): Sql => ({
+  all: async <R>(sql: string, params: unknown[] = []) => db.prepare(sql).all(...params) as R[],
+  run: async (sql: string, params: unknown[] = []) => {
+    db.prepare(sql).run(...params);
+  },
+});
 
 interface MessageRow {
   room: string;
@@ -103,10 +122,19 @@ export class SqliteStore implements Store {
     db.pragma('busy_timeout = 5000');
     const version = db.pragma('user_version', { simple: true }) as number;
     for (let v = version; v < MIGRATIONS.length; v++) {
-      db.transaction(() => {
-        db.exec(MIGRATIONS[v] as string);
+      const migration = MIGRATIONS[v] as string | ((db: Sql) => Promise<void>);
+      // One transaction per migration; nothing else uses the database while it opens.
+      db.exec('BEGIN IMMEDIATE');
+      try {
+        if (typeof migration === 'string') db.exec(migration);
+        else await migration(sqlOf(db));
         db.pragma(`user_version = ${v + 1}`);
-      })();
+        db.exec('COMMIT');
+      } catch (err) {
+        db.exec('ROLLBACK');
+        db.close();
+        throw wrap(err, `sqlite migration ${v + 1}`);
+      }
     }
     this.db = db;
     this.stmts = this.prepare(db);
@@ -125,12 +153,16 @@ export class SqliteStore implements Store {
     const s = {
       createUser: db.prepare<[string, string, number]>('INSERT INTO users (name, password_hash, created_at) VALUES (?, ?, ?)'),
       getUser: db.prepare<[string], { name: string; password_hash: string; created_at: number }>(
-        'SELECT name, password_hash, created_at FROM users WHERE name = ?',
+        'SELECT name, password_hash, created_at FROM users WHERE name = ? AND removed_at IS NULL',
       ),
+      nameTaken: db.prepare<[string], { n: number }>('SELECT 1 AS n FROM users WHERE name = ?'),
       listUsers: db.prepare<[], { name: string; password_hash: string; created_at: number }>(
-        'SELECT name, password_hash, created_at FROM users ORDER BY name COLLATE NOCASE',
+        'SELECT name, password_hash, created_at FROM users WHERE removed_at IS NULL ORDER BY name COLLATE NOCASE',
       ),
-      deleteUser: db.prepare<[string]>('DELETE FROM users WHERE name = ?'),
+      removeUser: db.prepare<[number, string]>("UPDATE users SET removed_at = ?, password_hash = '' WHERE name = ? AND removed_at IS NULL"),
+      deleteUserSessions: db.prepare<[string]>('DELETE FROM sessions WHERE user_name = (SELECT name FROM users WHERE name = ?)'),
+      recordRemoval: db.prepare<[string, number]>('INSERT INTO user_removals (user_name, at) VALUES ((SELECT name FROM users WHERE name = ?), ?)'),
+      removalsSince: db.prepare<[number], { id: number; user_name: string; at: number }>('SELECT id, user_name, at FROM user_removals WHERE at >= ? ORDER BY id'),
       createSession: db.prepare<[string, string, number]>('INSERT INTO sessions (token_hash, user_name, expires_at) VALUES (?, ?, ?)'),
       getSession: db.prepare<[string, number], { token_hash: string; user_name: string; expires_at: number }>(
         'SELECT token_hash, user_name, expires_at FROM sessions WHERE token_hash = ? AND expires_at > ?',
@@ -184,7 +216,14 @@ export class SqliteStore implements Store {
       }
       return out;
     });
-    return { ...s, append };
+    // A removal: the account is kept as a tombstone (its name reserved), the rest goes at once.
+    const remove = db.transaction((name: string, now: number): boolean => {
+      if (s.removeUser.run(now, name).changes === 0) return false;
+      s.deleteUserSessions.run(name);
+      s.recordRemoval.run(name, now);
+      return true;
+    });
+    return { ...s, append, remove };
   }
 
   private get s() {
@@ -223,8 +262,21 @@ export class SqliteStore implements Store {
     return this.s.listUsers.all().map((r) => ({ name: r.name, passwordHash: r.password_hash, createdAt: r.created_at }));
   }
 
+  async nameTaken(name: string): Promise<boolean> {
+    return this.s.nameTaken.get(name) !== undefined;
+  }
+
   async deleteUser(name: string): Promise<boolean> {
-    return this.s.deleteUser.run(name).changes > 0;
+    const s = this.s;
+    try {
+      return s.remove.immediate(name, Date.now());
+    } catch (err) {
+      throw wrap(err, `remove user ${name}`);
+    }
+  }
+
+  async userRemovalsSince(since: number): Promise<UserRemoval[]> {
+    return this.s.removalsSince.all(since).map((r) => ({ id: r.id, user: r.user_name, at: r.at }));
   }
 
   async createSession(session: SessionRecord): Promise<void> {

@@ -26,6 +26,16 @@ export interface UserRecord {
   createdAt: number;
 }
 
+/** One `deleteUser`, as running servers learn of it. */
+export interface UserRemoval {
+  /** Unique, increasing with time. */
+  id: number;
+  /** The account's name as it was registered. */
+  user: string;
+  /** When it was removed, ms since the epoch. */
+  at: number;
+}
+
 export interface SessionRecord {
   /** SHA-256 of the bearer token, hex. The token itself is never stored. */
   tokenHash: string;
@@ -98,12 +108,27 @@ export interface Store {
   init(): Promise<void>;
   close(): Promise<void>;
 
-  /** Rejects with StoreError('conflict') when the name is taken. */
+  /**
+   * Rejects with StoreError('conflict') when the name is taken, by an account or by one that
+   * was removed (see deleteUser). Names compare case-insensitively.
+   */
   createUser(name: string, passwordHash: string): Promise<void>;
+  /** Whether `name` is taken (case-insensitively), by an account or by a removed one. */
+  nameTaken(name: string): Promise<boolean>;
+  /** An account by name (case-insensitively); undefined for unknown and removed ones. */
   getUser(name: string): Promise<UserRecord | undefined>;
+  /** Every account, removed ones left out. */
   listUsers(): Promise<UserRecord[]>;
-  /** Deletes the user and their sessions. Resolves false when there was no such user. */
+  /**
+   * Removes an account: its sessions are deleted and its password forgotten, so nothing of it
+   * authenticates any more; its name stays reserved for good (createUser refuses it), so that
+   * no later account appears as the author of its messages; and the removal is recorded for
+   * running servers (userRemovalsSince), which close the user's sockets. Atomic. Resolves false
+   * when there was no such account.
+   */
   deleteUser(name: string): Promise<boolean>;
+  /** Removals recorded at or after `since` (ms since the epoch), oldest first. */
+  userRemovalsSince(since: number): Promise<UserRemoval[]>;
 
   createSession(session: SessionRecord): Promise<void>;
   /** Resolves undefined for unknown or expired sessions. */

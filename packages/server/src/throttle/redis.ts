@@ -1,0 +1,77 @@
+/**
+ * Throttle counters in Redis, shared by every node: one hash per key (`count`, `until`), read and
+ * updated by one Lua script, so concurrent attempts on any number of nodes are counted one by one.
+ */
+import type { Redis } from 'ioredis';
+import { StoreError } from '../store/store.js';
+import type { Throttle, ThrottlePolicy } from './throttle.js';
+
+/**
+ * KEYS[1] the key; ARGV now, free, windowMs, baseMs, maxMs. Returns 0 (counted, go ahead) or
+ * the ms to wait (not counted). The delay is the one of throttle.ts's delayAfter.
+ */
+const ATTEMPT = `
+local now = tonumber(ARGV[1])
+local free = tonumber(ARGV[2])
+local window = tonumber(ARGV[3])
+local base = tonumber(ARGV[4])
+local max = tonumber(ARGV[5])
+local v = redis.call('HMGET', KEYS[1], 'count', 'until')
+local count = tonumber(v[1]) or 0
+local untilAt = tonumber(v[2]) or 0
+if now < untilAt then return untilAt - now end
+count = count + 1
+local hold = 0
+if count >= free then hold = math.min(max, base * 2 ^ math.min(count - free, 40)) end
+redis.call('HSET', KEYS[1], 'count', count, 'until', now + hold)
+redis.call('PEXPIRE', KEYS[1], math.floor(hold + window))
+return 0`;
+
+const REFUND = `
+local count = tonumber(redis.call('HGET', KEYS[1], 'count') or '0')
+if count > 0 then redis.call('HSET', KEYS[1], 'count', count - 1) end
+return 0`;
+
+type Scripts = {
+  parleyThrottleAttempt(key: string, now: number, free: number, windowMs: number, baseMs: number, maxMs: number): Promise<number>;
+  parleyThrottleRefund(key: string): Promise<number>;
+};
+
+/** A Redis failure (Redis down) becomes StoreError('unavailable'): the route answers 503. */
+async function guarded<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    throw new StoreError('unavailable', `redis throttle: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+export class RedisThrottle implements Throttle {
+  readonly driver = 'redis';
+  private readonly scripts: Scripts;
+
+  constructor(
+    private readonly redis: Redis,
+    private readonly prefix = 'parley:',
+  ) {
+    redis.defineCommand('parleyThrottleAttempt', { numberOfKeys: 1, lua: ATTEMPT });
+    redis.defineCommand('parleyThrottleRefund', { numberOfKeys: 1, lua: REFUND });
+    this.scripts = redis as unknown as Scripts;
+  }
+
+  private key = (k: string): string => `${this.prefix}throttle:${k}`;
+
+  async attempt(key: string, policy: ThrottlePolicy, now = Date.now()): Promise<number> {
+    return guarded(() => this.scripts.parleyThrottleAttempt(this.key(key), now, policy.free, policy.windowMs, policy.baseMs, policy.maxMs));
+  }
+
+  async refund(key: string): Promise<void> {
+    await guarded(() => this.scripts.parleyThrottleRefund(this.key(key)));
+  }
+
+  async reset(key: string): Promise<void> {
+    await guarded(() => this.redis.del(this.key(key)));
+  }
+
+  async close(): Promise<void> {}
+}
