@@ -243,10 +243,11 @@ withConfigFlags(
       if (name === undefined) throw new ConfigError(`no user ${typed}`);
       const store = createStore(configFrom(opts));
       await store.init();
+      const registered = (await store.getUser(name))?.name ?? name;
       const removed = await store.deleteUser(name);
       await store.close();
       if (!removed) throw new ConfigError(`no user ${name}`);
-      console.log(`removed user ${name} (its name stays reserved)`);
+      console.log(`removed user ${registered} (its name stays reserved)`);
     } catch (err) {
       fail(err);
     }

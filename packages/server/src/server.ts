@@ -63,6 +63,8 @@ export interface ParleyServer {
   readonly retention: Retention;
   readonly broker: Broker;
   readonly log: Logger;
+  /** Every password hash and check of this server (how many ran, how many wait). */
+  readonly hashes: HashPool;
   /** The bound port (useful with port 0). */
   readonly port: number;
   /** http(s)://host:port of this server. */
@@ -312,5 +314,5 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
     return closed;
   };
 
-  return { config, hub, store, retention, broker, log, port, url, close };
+  return { config, hub, store, retention, broker, log, hashes, port, url, close };
 }

@@ -5,6 +5,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { request as httpRequest } from 'node:http';
 import { connect as tcpConnect } from 'node:net';
 import WebSocket from 'ws';
 import type { Ref, ServerEvents, ServerEventType, ServerFrame } from '@parley/protocol';
@@ -259,3 +260,34 @@ export function rawExchange(port: number, bytes: string | Buffer, timeoutMs = 30
 
 /** The status of the first response in a raw answer, or 0 when there is none. */
 export const statusOf = (answer: string): number => Number(/^HTTP\/1\.[01] (\d{3}) /.exec(answer)?.[1] ?? 0);
+
+/**
+ * POSTs JSON from a given local address (127.0.0.2, 127.0.0.3, …: every 127.x address is this
+ * machine), so tests can be several clients. Resolves with the status, the parsed body and headers.
+ */
+export function apiFrom<T = any>(localAddress: string, base: string, path: string, body?: unknown, token?: string): Promise<HttpResult<T>> {
+  return new Promise((resolve, reject) => {
+    const data = body === undefined ? undefined : JSON.stringify(body);
+    const headers: Record<string, string> = {};
+    if (data !== undefined) Object.assign(headers, { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(data)) });
+    if (token !== undefined) headers.authorization = `Bearer ${token}`;
+    const req = httpRequest(base + path, { method: 'POST', localAddress, headers, agent: false }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (text += c));
+      res.on('end', () => {
+        let parsed: unknown = text;
+        try {
+          parsed = JSON.parse(text);
+        } catch {
+          // not JSON
+        }
+        const h = new Headers();
+        for (const [k, v] of Object.entries(res.headers)) if (typeof v === 'string') h.set(k, v);
+        resolve({ status: res.statusCode ?? 0, body: parsed as T, headers: h });
+      });
+    });
+    req.on('error', reject);
+    req.end(data);
+  });
+}

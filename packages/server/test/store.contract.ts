@@ -14,6 +14,8 @@ export interface StoreFixture {
   reopen(): Promise<Store>;
   /** Drops the database. */
   destroy(): Promise<void>;
+  /** Marks the database as migrated only up to `version`, so that the next open runs the later migrations again. */
+  forgetMigrationsAfter(version: number): Promise<void>;
 }
 
 /** Recent times, so the age-based retention test can tell its old messages apart. */
@@ -51,6 +53,59 @@ export function storeContract(name: string, fixture: () => Promise<StoreFixture>
       assert.equal(await store.deleteUser('bob'), true);
       assert.equal(await store.deleteUser('bob'), false);
       assert.equal(await store.getUser('bob'), undefined);
+    });
+
+    test('removal: the account becomes a tombstone, its name reserved (any case), its sessions gone, the removal recorded once', async () => {
+      const since = Date.now();
+      await store.createUser('Zed', 'hash-z');
+      await store.createSession({ tokenHash: 'tz', user: 'Zed', expiresAt: since + 60_000 });
+      assert.equal(await store.nameTaken('zED'), true);
+      assert.equal(await store.nameTaken('nobody'), false);
+      assert.equal(await store.deleteUser('zed'), true, 'removed by any spelling');
+      assert.equal(await store.getUser('Zed'), undefined);
+      assert.ok(!(await store.listUsers()).some((u) => u.name === 'Zed'));
+      assert.equal(await store.getSession('tz', since), undefined, 'its sessions are gone');
+      assert.equal(await store.nameTaken('zed'), true, 'the name stays taken');
+      await assert.rejects(store.createUser('ZED', 'hash-2'), (err: unknown) => err instanceof StoreError && err.code === 'conflict');
+      assert.equal(await store.deleteUser('Zed'), false, 'removing it again does nothing');
+      const removals = (await store.userRemovalsSince(since)).filter((r) => r.user === 'Zed');
+      assert.equal(removals.length, 1);
+      assert.ok((removals[0] as { at: number }).at >= since && (removals[0] as { at: number }).at <= Date.now());
+      assert.deepEqual(
+        (await store.userRemovalsSince(Date.now() + 60_000)).filter((r) => r.user === 'Zed'),
+        [],
+        'only removals at or after the given time',
+      );
+    });
+
+    test('migration 3: room names that differ only by case become one lower-case room, messages renumbered in sent order', async () => {
+      // Rooms as an older version could store them (the store takes any name it is given).
+      const at = (i: number) => new Date(BASE + 10_000 + i).toISOString();
+      const put = (room: string, i: number, ref?: string) => ({ room, from: 'mig', message: `${room}-${i}`, sent: at(i), ref });
+      await store.appendMessages([put('Design', 1, 'd1'), put('design', 2), put('Design', 3), put('DESIGN', 4, 'd4'), put('Ops', 5, 'o5'), put('Ops', 6), put('lower', 7)]);
+      await store.close();
+      await fx.forgetMigrationsAfter(2);
+      store = await fx.reopen();
+      assert.deepEqual(
+        (await store.messagesAfter('design', 0, 10)).map((m) => [m.seq, m.message]),
+        [
+          [1, 'Design-1'],
+          [2, 'design-2'],
+          [3, 'Design-3'],
+          [4, 'DESIGN-4'],
+        ],
+      );
+      assert.equal(await store.lastSeq('design'), 4);
+      assert.equal(await store.lastSeq('Design'), 0, 'the old spellings are gone');
+      assert.deepEqual((await store.messagesAfter('ops', 0, 10)).map((m) => [m.seq, m.message]), [
+        [1, 'Ops-5'],
+        [2, 'Ops-6'],
+      ]);
+      assert.equal(await store.lastSeq('lower'), 1);
+      assert.deepEqual(await store.findRef('mig', 'd4'), { room: 'design', seq: 4 }, 'dedupe entries follow their messages');
+      assert.deepEqual(await store.findRef('mig', 'o5'), { room: 'ops', seq: 1 });
+      const [next] = stored(await store.appendMessages([put('design', 8)]));
+      assert.equal(next?.seq, 5, 'the merged room goes on from its last seq');
     });
 
     test('sessions: create, get until expiry, delete, sweep; deleting the user drops them', async () => {

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { test } from 'node:test';
+import Database from 'better-sqlite3';
 import pg from 'pg';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -18,7 +19,12 @@ storeContract('sqlite', async () => {
     await s.init();
     return s;
   };
-  return { open, reopen: open, destroy: async () => rmSync(dir, { recursive: true, force: true }) };
+  const forgetMigrationsAfter = async (version: number) => {
+    const db = new Database(file);
+    db.pragma(`user_version = ${version}`);
+    db.close();
+  };
+  return { open, reopen: open, destroy: async () => rmSync(dir, { recursive: true, force: true }), forgetMigrationsAfter };
 });
 
 storeContract('postgres', async () => {
@@ -28,7 +34,13 @@ storeContract('postgres', async () => {
     await s.init();
     return s;
   };
-  return { open, reopen: open, destroy: () => dropSchema(schema) };
+  const forgetMigrationsAfter = async (version: number) => {
+    const c = new pg.Client({ connectionString: PG_URL });
+    await c.connect();
+    await c.query(`DELETE FROM ${schema}.parley_migrations WHERE version > $1`, [version]);
+    await c.end();
+  };
+  return { open, reopen: open, destroy: () => dropSchema(schema), forgetMigrationsAfter };
 });
 
 test('sqlite: a worker thread checkpoints the write-ahead log, not the writer', async () => {

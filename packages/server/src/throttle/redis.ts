@@ -1,6 +1,7 @@
 /**
- * Throttle counters in Redis, shared by every node: one hash per key (`count`, `until`), read and
- * updated by one Lua script, so concurrent attempts on any number of nodes are counted one by one.
+ * Throttle counters in Redis, shared by every node: one hash per key (`count`, `until`,
+ * `expires`), read and updated by one Lua script, so concurrent attempts on any number of nodes
+ * are counted one by one. The hash also expires in Redis (PEXPIRE), so forgotten keys take no room.
  */
 import type { Redis } from 'ioredis';
 import { StoreError } from '../store/store.js';
@@ -16,14 +17,18 @@ local free = tonumber(ARGV[2])
 local window = tonumber(ARGV[3])
 local base = tonumber(ARGV[4])
 local max = tonumber(ARGV[5])
-local v = redis.call('HMGET', KEYS[1], 'count', 'until')
+local v = redis.call('HMGET', KEYS[1], 'count', 'until', 'expires')
 local count = tonumber(v[1]) or 0
 local untilAt = tonumber(v[2]) or 0
+if now >= (tonumber(v[3]) or 0) then
+  count = 0
+  untilAt = 0
+end
 if now < untilAt then return untilAt - now end
 count = count + 1
 local hold = 0
 if count >= free then hold = math.min(max, base * 2 ^ math.min(count - free, 40)) end
-redis.call('HSET', KEYS[1], 'count', count, 'until', now + hold)
+redis.call('HSET', KEYS[1], 'count', count, 'until', now + hold, 'expires', now + hold + window)
 redis.call('PEXPIRE', KEYS[1], math.floor(hold + window))
 return 0`;
 
