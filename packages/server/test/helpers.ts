@@ -2,7 +2,7 @@
  * Test helpers: a real server on a random port with a real SQLite file in a temp dir, real
  * HTTP requests, and a real WebSocket client that queues frames so tests can await them.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { request as httpRequest } from 'node:http';
@@ -290,4 +290,42 @@ export function apiFrom<T = any>(localAddress: string, base: string, path: strin
     req.on('error', reject);
     req.end(data);
   });
+}
+
+/**
+ * A WebSocket opened by hand on a raw TCP socket that, once the handshake is done, reads
+ * nothing more (a client that stopped reading): `send` writes masked text frames; nothing is
+ * ever taken from the kernel's receive buffer unless `resume()` is called.
+ */
+export async function stalledSocket(port: number, query: string): Promise<{ socket: import('node:net').Socket; send(frame: unknown): void }> {
+  const socket = tcpConnect(port, '127.0.0.1');
+  socket.on('error', () => undefined);
+  await new Promise<void>((resolve, reject) => {
+    let head = '';
+    const onData = (c: Buffer) => {
+      head += c.toString('latin1');
+      if (!head.includes('\r\n\r\n')) return;
+      socket.off('data', onData);
+      socket.pause();
+      if (statusOf(head) === 101) resolve();
+      else reject(new Error(`upgrade refused: ${head.slice(0, 200)}`));
+    };
+    socket.on('data', onData);
+    socket.once('error', reject);
+    socket.write(`GET /ws?${query} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n`);
+  });
+  const send = (frame: unknown) => {
+    const payload = Buffer.from(JSON.stringify(frame));
+    const n = payload.length;
+    const head = n < 126 ? Buffer.from([0x81, 0x80 | n]) : Buffer.from([0x81, 0x80 | 126, n >> 8, n & 0xff]);
+    // Masked with a zero key: the payload goes as it is (RFC 6455 requires the mask, not its value).
+    socket.write(Buffer.concat([head, Buffer.alloc(4), payload]));
+  };
+  return { socket, send };
+}
+
+/** Resident memory of a process, from /proc/PID/status (VmRSS), in bytes. */
+export function rssOf(pid: number): number {
+  const line = readFileSync(`/proc/${pid}/status`, 'utf8').split('\n').find((l) => l.startsWith('VmRSS:'));
+  return Number(/(\d+)/.exec(line ?? '')?.[1] ?? NaN) * 1024;
 }
