@@ -22,14 +22,17 @@ export interface BenchNode {
   stop(): Promise<void>;
 }
 
-/** Starts `parley start` under `taskset -c <core>` with the given environment and waits for /readyz. */
-export async function startParley(env: Record<string, string>, core = '0'): Promise<BenchNode> {
+/**
+ * Starts `parley start` under `taskset -c <core>` with the given environment and waits for
+ * /readyz. `cli`: another build's cli.js (the previous commit's, to compare a change with).
+ */
+export async function startParley(env: Record<string, string>, core = '0', cli = CLI): Promise<BenchNode> {
   const port = await freePort();
   const dataDir = mkdtempSync(join(tmpdir(), 'parley-bench-'));
   // BENCH_CPU_PROF=<dir>: write a V8 CPU profile of each node to <dir> when it stops.
   const prof = process.env.BENCH_CPU_PROF;
   const nodeArgs = prof === undefined ? NODE_FLAGS : [...NODE_FLAGS, '--cpu-prof', `--cpu-prof-dir=${prof}`];
-  const proc = spawn('taskset', ['-c', core, process.execPath, ...nodeArgs, CLI, 'start'], {
+  const proc = spawn('taskset', ['-c', core, process.execPath, ...nodeArgs, cli, 'start'], {
     env: {
       ...process.env,
       PARLEY_HOST: '127.0.0.1',

@@ -8,13 +8,13 @@ const PASSWORD = 'bench-password';
 /** Connections share this many accounts (login once per account; tickets per connection). */
 const ACCOUNTS = 50;
 
-export function parleyTarget(env: Record<string, string> = {}): Target & { tokens: string[]; prepare: NonNullable<Target['prepare']> } {
+export function parleyTarget(env: Record<string, string> = {}, cli?: string): Target & { tokens: string[]; prepare: NonNullable<Target['prepare']> } {
   const tokens: string[] = [];
   const mintTicket = (server: RunningServer, index: number) => fetchTicket(server.url, tokens[index % tokens.length] as string);
   return {
     name: 'parley',
     tokens,
-    start: (core) => startParley(env, core),
+    start: (core) => startParley(env, core, cli),
     async prepare(server: RunningServer) {
       tokens.length = 0;
       for (let i = 0; i < ACCOUNTS; i++) {

@@ -45,6 +45,10 @@ const all: Record<string, Target> = {
   socketio: socketioTarget,
   go: goTarget,
 };
+// BENCH_PREV_CLI=<a checkout of an earlier commit>/packages/server/dist/src/cli.js: that build
+// as one more target, for a change's before and after in one run.
+const prevCli = process.env.BENCH_PREV_CLI;
+if (prevCli !== undefined) all['parley-prev'] = { ...parleyTarget({}, prevCli), name: 'parley (previous commit)' };
 const targets = (values.targets as string).split(',').map((n) => {
   const t = all[n];
   if (t === undefined) throw new Error(`unknown target ${n}; known: ${Object.keys(all).join(', ')}`);

@@ -358,7 +358,7 @@ export class ParleyClient {
 
   /** Highest seq delivered to the app for this room (0 if none). */
   lastSeq(room: string): number {
-    return this.seqs.get(room) ?? 0;
+    return this.seqs.get(roomKey(room) ?? room) ?? 0;
   }
 
   // -------------------------------------------------------------------------------------------

@@ -465,6 +465,35 @@ describe('@parley/client', { timeout: 30_000 }, () => {
     B.c.close();
   });
 
+  test('room names are case-insensitive on both ends: any spelling is one room, named as the server names it', async () => {
+    const s = await server();
+    const [a, b] = [await account(s), await account(s)];
+    const A = track(client(s, { token: a.token, rooms: ['General', 'DESIGN'] }));
+    const B = track(client(s, { token: b.token, rooms: ['ｄｅｓｉｇｎ'] }));
+    const inB = inbox(B.c);
+    await A.c.connect();
+    await B.c.connect();
+    assert.deepEqual([...A.c.rooms].sort(), ['design', 'general']);
+    assert.deepEqual([...B.c.rooms], ['design']);
+    const ack = await A.c.send('Design', 'one room');
+    assert.equal(ack.room, 'design');
+    await waitFor(() => inB.some((m) => m.message === 'one room' && m.room === 'design'), 'B gets it in "design"');
+    assert.equal(B.c.lastSeq('DeSiGn'), ack.seq, 'lastSeq takes any spelling too');
+    assert.deepEqual((await B.c.history('DESIGN')).map((m) => m.message), ['one room']);
+    await A.c.leave('DESIGN');
+    assert.deepEqual([...A.c.rooms], ['general']);
+  });
+
+  test('text no store can keep is refused locally, before it is queued', async () => {
+    const s = await server();
+    const a = await account(s);
+    const A = track(client(s, { token: a.token }));
+    await A.c.connect();
+    assert.equal(await rejectionCode(A.c.send('general', 'nul \u0000')), 'invalid_payload');
+    assert.equal(await rejectionCode(A.c.send('general', 'lone \ud800')), 'invalid_payload');
+    assert.ok((await A.c.send('general', 'fine 😀')).seq > 0);
+  });
+
   test('the WebSocket option accepts the ws package and DOM WebSocket constructors', () => {
     // Compile-time: both constructors fit WebSocketConstructor.
     const dom: WebSocketConstructor | undefined = (globalThis as { WebSocket?: typeof WebSocket }).WebSocket;

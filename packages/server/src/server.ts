@@ -8,7 +8,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
-import type { AddressInfo, Socket } from 'node:net';
+import { createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -42,6 +42,16 @@ const connOf = (ws: WebSocket): Connection => (ws as Tagged)[CONN];
 
 /** A Sec-WebSocket-Key: 16 bytes in base64 (RFC 6455 §4.1). */
 const WEBSOCKET_KEY = /^[A-Za-z0-9+/]{22}==$/;
+
+/** A complete HTTP response refusing a request with a JSON error; the connection is closed after it. */
+function refusal(code: HttpErrorCode, message?: string, headers = ''): string {
+  const [status] = HttpErrorCodes[code];
+  const body = errorBody(code, message);
+  return (
+    `HTTP/1.1 ${status} ${code}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
+    `Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n${headers}Connection: close\r\n\r\n${body}`
+  );
+}
 
 function destroySelf(this: Duplex): void {
   this.destroy();
@@ -126,14 +136,9 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
     clientTracking: false,
   });
 
-  /** Answers a refused upgrade with a JSON error and closes the socket. */
+  /** Answers a refused upgrade (or connection) with a JSON error and closes the socket. */
   const refuse = (socket: Duplex, code: HttpErrorCode, message?: string, headers = ''): void => {
-    const [status] = HttpErrorCodes[code];
-    const body = errorBody(code, message);
-    socket.end(
-      `HTTP/1.1 ${status} ${code}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
-        `Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n${headers}Connection: close\r\n\r\n${body}`,
-    );
+    socket.end(refusal(code, message, headers));
   };
 
   const originAllowed = (req: IncomingMessage): boolean => {
@@ -181,25 +186,32 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
     }
   });
 
-  // Connections per client address, counted on the TCP socket (HTTP and WebSocket alike), so
-  // that one address cannot hold thousands of idle sockets. Behind a proxy (trustProxy) every
-  // socket comes from the proxy: then only WebSockets are counted, per X-Forwarded-For address.
+  // The listening socket is a plain TCP server in front of the HTTP(S) server: each connection
+  // is counted per client address before HTTP sees it, so one address cannot hold thousands of
+  // idle sockets, and one past the cap costs no HTTP parser: it gets a fixed 429 and is closed.
+  // Behind a proxy (trustProxy) every socket comes from the proxy: then only WebSockets are
+  // counted, per X-Forwarded-For address (see admit).
   const tcpByAddress = new Map<string, number>();
-  http.on('connection', (socket: Socket) => {
-    if (config.trustProxy || config.maxConnectionsPerAddress === 0) return;
-    const address = socket.remoteAddress ?? 'unknown';
-    const n = (tcpByAddress.get(address) ?? 0) + 1;
-    if (n > config.maxConnectionsPerAddress) {
-      if (tls) socket.destroy();
-      else refuse(socket, 'too_many_connections', `${config.maxConnectionsPerAddress} connections are open from this address already.`);
-      return;
+  const capTcp = !config.trustProxy && config.maxConnectionsPerAddress > 0;
+  const tooManyConnections = Buffer.from(refusal('too_many_connections', `${config.maxConnectionsPerAddress} connections are open from this address already.`));
+  const front = createNetServer((socket: Socket) => {
+    if (capTcp) {
+      const address = socket.remoteAddress ?? 'unknown';
+      const n = (tcpByAddress.get(address) ?? 0) + 1;
+      if (n > config.maxConnectionsPerAddress) {
+        socket.on('error', destroySelf);
+        if (tls) socket.destroy();
+        else socket.end(tooManyConnections);
+        return;
+      }
+      tcpByAddress.set(address, n);
+      socket.once('close', () => {
+        const left = (tcpByAddress.get(address) ?? 1) - 1;
+        if (left > 0) tcpByAddress.set(address, left);
+        else tcpByAddress.delete(address);
+      });
     }
-    tcpByAddress.set(address, n);
-    socket.once('close', () => {
-      const left = (tcpByAddress.get(address) ?? 1) - 1;
-      if (left > 0) tcpByAddress.set(address, left);
-      else tcpByAddress.delete(address);
-    });
+    http.emit('connection', socket);
   });
 
   // Requests Node's parser refuses (a bad request line or header, headers too large, a request
@@ -275,14 +287,17 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
   };
 
   await new Promise<void>((resolveListen, reject) => {
-    http.once('error', reject);
-    http.listen(config.port, config.host, () => {
-      http.off('error', reject);
+    front.once('error', reject);
+    front.listen(config.port, config.host, () => {
+      front.off('error', reject);
+      // The HTTP server does not listen itself (front does): its 'listening' starts the
+      // checks of headersTimeout and requestTimeout on the connections it is handed.
+      http.emit('listening');
       resolveListen();
     });
   });
   hub.startHeartbeat();
-  const port = (http.address() as AddressInfo).port;
+  const port = (front.address() as AddressInfo).port;
   const shownHost = config.host === '0.0.0.0' || config.host === '::' ? 'localhost' : config.host.includes(':') ? `[${config.host}]` : config.host;
   const url = `${tls ? 'https' : 'http'}://${shownHost}:${port}`;
   log.info({ url, store: store.driver, tls }, 'parley listening');
@@ -292,7 +307,8 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
     closed ??= (async () => {
       closing = true;
       const deadline = config.shutdownTimeoutMs;
-      const httpClosed = new Promise<void>((r) => http.close(() => r()));
+      // No new connections; once every open one has ended, the listening socket is closed.
+      const httpClosed = new Promise<void>((r) => front.close(() => r()));
       http.closeIdleConnections();
       hub.stopHeartbeat();
       removals.stop();
@@ -301,6 +317,7 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
       await hub.writer.drain();
       await retention.stop();
       http.closeAllConnections();
+      http.close(() => undefined); // stops its timeout checks (it never listened: the error is moot)
       await httpClosed;
       await tickets.close();
       await throttle.close();

@@ -167,6 +167,22 @@ describe('connections are capped per user and per address', () => {
       const answer = await rawExchange(srv.port, 'GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n');
       assert.equal(statusOf(answer), 429, answer.slice(0, 200));
       assert.match(answer, /too_many_connections/);
+      // 4,000 more attempts, 100 at a time, each left open by the client: every one is refused
+      // and closed by the server, which holds none of them. Memory is read after the first
+      // 1,000 (the heap has grown to its working size) and after the other 3,000.
+      let refused = 0;
+      const attempt = async (rounds: number) => {
+        for (let round = 0; round < rounds; round++) {
+          const answers = await Promise.all(Array.from({ length: 100 }, () => rawExchange(srv.port, 'GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n', 5000)));
+          refused += answers.filter((a) => statusOf(a) === 429).length;
+        }
+      };
+      await attempt(10);
+      const rss0 = rssOf(srv.proc.pid as number);
+      await attempt(30);
+      assert.equal(refused, 4000, 'every connection past the cap was refused');
+      const grew = (rssOf(srv.proc.pid as number) - rss0) / MiB;
+      assert.ok(grew < 32, `RSS grew ${grew.toFixed(1)} MiB over 3,000 refused connections (bound: 32 MiB)`);
       const elsewhere = await new Promise<string>((resolve, reject) => {
         const s = tcpConnect({ port: srv.port, host: '127.0.0.1', localAddress: '127.0.0.9' });
         let got = '';

@@ -5,8 +5,10 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import type { ChatMessage } from '@parley/protocol';
+import { type ChatMessage, CloseCodes } from '@parley/protocol';
+import { runCli } from './cli.js';
 import { Cluster, OwnRedis, waitFor } from './cluster.js';
+import { PG_URL } from './pg.js';
 import { account, api, connect, sleep, ticket, tryUpgrade, wsUrl, type TestClient } from './helpers.js';
 
 const inRoom = (c: TestClient, room: string): ChatMessage[] => c.all('new_message').filter((m) => m.room === room);
@@ -53,6 +55,17 @@ describe('three nodes on Redis and Postgres', () => {
     assert.equal((await tryUpgrade(wsUrl(b, spare))).status, 401, 'the spare ticket no longer opens a socket');
     assert.equal(otherOnB.ws.readyState, 1, 'other sessions are untouched');
     otherOnB.close();
+  });
+
+  test('removing an account (parley user remove, offline) closes its sockets on every node with 4501', async () => {
+    const [a, b, c] = cluster.nodes as [typeof cluster.nodes[0], typeof cluster.nodes[0], typeof cluster.nodes[0]];
+    const acct = await account(a);
+    const sockets = [await connect(a, acct.otp), await connect(b, await ticket(b, acct.token)), await connect(c, await ticket(c, acct.token))];
+    const spare = await ticket(a, acct.token);
+    const rm = await runCli(['user', 'remove', acct.name], { env: { PARLEY_STORE: 'postgres', PARLEY_POSTGRES_URL: PG_URL, PARLEY_POSTGRES_SCHEMA: cluster.schema } });
+    assert.equal(rm.code, 0, rm.stderr);
+    for (const s of sockets) assert.equal((await s.waitClose(5000)).code, CloseCodes.user_removed);
+    assert.equal((await tryUpgrade(wsUrl(b, spare))).status, 401, 'a ticket minted on A opens nothing on B');
   });
 
   test('failed logins are counted across nodes', async () => {
