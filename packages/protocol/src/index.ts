@@ -230,6 +230,7 @@ export const ROOM_PATTERN = /^[A-Za-z0-9_.-]{1,64}$/;
  * user.
  */
 export function normalizeUserName(raw: string): string | undefined {
+  if (raw.length > 64) return undefined; // see roomKey
   const name = raw.normalize('NFKC');
   return USERNAME_PATTERN.test(name) ? name : undefined;
 }
@@ -240,6 +241,9 @@ export function normalizeUserName(raw: string): string | undefined {
  * it is not a valid room name. The server names rooms in this form in everything it sends.
  */
 export function roomKey(raw: string): string | undefined {
+  // NFKC never makes a string shorter than half its UTF-16 length (an astral letter becomes one
+  // ASCII letter at most): anything longer cannot be a name, and is not normalized at all.
+  if (raw.length > 128) return undefined;
   const name = raw.normalize('NFKC');
   return ROOM_PATTERN.test(name) ? name.toLowerCase() : undefined;
 }

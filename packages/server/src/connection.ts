@@ -114,6 +114,12 @@ export class Connection {
   replaying: Map<string, { seq: number; data: Buffer }[]> | undefined;
   /** Bytes of the live frames held in `replaying`: they count towards sendQueueMaxBytes. */
   heldBytes = 0;
+  /** Bytes of frames written so far (with unsentBytes, how much the kernel has taken). */
+  private sentBytes = 0;
+  /** How much the kernel had taken at the previous look (see stalled). */
+  private takenBefore = 0;
+  /** History requests being read from the store (see Hub.onHistory). */
+  historyInFlight = 0;
   /** Why the server closed the connection, for the disconnect log line. */
   closeReason: string | undefined;
   readonly connectedAt = Date.now();
@@ -126,8 +132,10 @@ export class Connection {
 
   /** This event-loop turn: 0 nothing written, 1 one frame written directly, 2 corked. */
   private turn: 0 | 1 | 2 = 0;
-  /** Bytes written since the socket was corked this turn. */
+  /** Bytes written since the socket was corked this turn... */
   private corkedBytes = 0;
+  /** ...and of them, those of replies to the client's own requests. */
+  private repliedBytes = 0;
 
   constructor(
     readonly ws: WebSocket,
@@ -177,14 +185,21 @@ export class Connection {
    * Writing to the socket directly is safe: permessage-deflate is off, so ws never holds frames
    * back in a queue of its own; its pings and close frames go through the same socket in order.
    */
-  sendFrame(frame: Buffer): boolean {
+  sendFrame(frame: Buffer, reply = false): boolean {
     if (this.ws.readyState !== 1) return false;
     const socket = this.socket;
-    // What earlier turns left unsent counts; this turn's frames (still corked) do not.
-    if (socket.writableLength - this.corkedBytes > this.limits.sendQueueMaxBytes) {
+    // What earlier turns left unsent counts. A burst of a room's messages in one turn does not
+    // (it is not the client's doing, and most of it leaves when the turn ends: uncork checks
+    // what stays); the replies to the client's own requests in this turn do: 39 history pages
+    // asked for in one TCP read must not pass the bound. A frame alone may be larger than the
+    // bound (it cannot be split), not one behind others.
+    const waiting = socket.writableLength - this.corkedBytes + this.repliedBytes;
+    if (waiting > 0 && waiting + (reply ? frame.length : 0) > this.limits.sendQueueMaxBytes) {
       this.close(CloseCodes.slow_consumer, 'slow consumer');
       return false;
     }
+    if (reply) this.repliedBytes += frame.length;
+    this.sentBytes += frame.length;
     // The first frame of a turn goes straight out (one write, no writev); from the second on,
     // the socket is corked and the rest of the turn's frames leave together when it ends.
     if (this.turn === 0 && !this.flusher.delayed) {
@@ -222,21 +237,20 @@ export class Connection {
 
   /** Frames and writes one serialized event (a reply to this connection only). */
   sendRaw(text: string): boolean {
-    return this.sendFrame(frameText(text));
-  }
-
-  /** Bytes written to this connection in earlier turns that the kernel has not taken yet. */
-  get queuedBytes(): number {
-    return this.socket.writableLength - this.corkedBytes;
+    return this.sendFrame(frameText(text), true);
   }
 
   /** Called by the Flusher at the end of a turn: lets the corked frames go. */
   uncork(): void {
     const corked = this.turn === 2;
     this.turn = 0;
+    this.repliedBytes = 0;
     if (!corked) return;
     this.corkedBytes = 0;
     this.socket.uncork();
+    // What the kernel did not take at the end of the turn waits in memory: past the bound, the
+    // client is not keeping up, whether or not another frame comes for it.
+    if (this.socket.writableLength > this.limits.sendQueueMaxBytes && this.ws.readyState === 1) this.close(CloseCodes.slow_consumer, 'slow consumer');
   }
 
   send<K extends ServerEventType>(type: K, payload: ServerEvents[K], ref?: Ref): boolean {
@@ -262,10 +276,23 @@ export class Connection {
     return this.open;
   }
 
+  /**
+   * Whether frames have been waiting since the previous call without the kernel taking a byte
+   * of them: a client that stopped reading (while it still answers pings). Called once per ping
+   * interval by the heartbeat.
+   */
+  stalled(): boolean {
+    const waiting = this.socket.writableLength;
+    const taken = this.sentBytes - waiting;
+    const stalled = waiting > 0 && taken <= this.takenBefore;
+    this.takenBefore = taken;
+    return stalled;
+  }
+
   /** Holds a live frame of a room being replayed (see Hub.deliver); false when that overflows the queue. */
   holdFrame(held: { seq: number; data: Buffer }[], seq: number, data: Buffer): boolean {
     if (this.ws.readyState !== 1) return false;
-    if (this.heldBytes + data.length + this.queuedBytes > this.limits.sendQueueMaxBytes) {
+    if (this.heldBytes + data.length + this.socket.writableLength > this.limits.sendQueueMaxBytes) {
       this.dropHeld();
       this.close(CloseCodes.slow_consumer, 'slow consumer');
       return false;

@@ -3,7 +3,8 @@
  * Every error is JSON `{"error": {"code", "message"}}` with a code from @parley/protocol.
  */
 import { readFile } from 'node:fs/promises';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import { type IncomingMessage, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import { extname, join, normalize, sep } from 'node:path';
 import type { Logger } from 'pino';
 import {
@@ -123,11 +124,29 @@ const isJsonType = (type: string | undefined): boolean => type !== undefined && 
 /** Whether the request carries a body (a non-zero Content-Length, or chunked). */
 const hasBody = (req: IncomingMessage): boolean => req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
 
+/** A request body that must be a JSON object. */
+function parseObject(body: Buffer): Record<string, unknown> {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(body.toString('utf8'));
+  } catch {
+    throw new HttpError('bad_request', 'The body is not valid JSON.');
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new HttpError('bad_request', 'The body must be a JSON object.');
+  return parsed as Record<string, unknown>;
+}
+
+/**
+ * The client's address: the TCP peer; behind a trusted proxy (trustProxy), the last
+ * X-Forwarded-For entry, the one the proxy itself appended. Entries before it were sent by the
+ * client and prove nothing (nginx's $proxy_add_x_forwarded_for, HAProxy's forwardfor and cloud
+ * load balancers append to what the client sent).
+ */
 export function clientAddress(req: IncomingMessage, trustProxy: boolean): string {
   if (trustProxy) {
     const xff = req.headers['x-forwarded-for'];
-    const first = (Array.isArray(xff) ? xff[0] : xff)?.split(',')[0]?.trim();
-    if (first !== undefined && first.length > 0) return first;
+    const last = (Array.isArray(xff) ? xff.join(',') : xff)?.split(',').at(-1)?.trim();
+    if (last !== undefined && last.length > 0) return last;
   }
   return req.socket.remoteAddress ?? 'unknown';
 }
@@ -136,6 +155,27 @@ export class Api {
   constructor(private readonly d: ApiDeps) {}
 
   /** The request listener. Never throws; every failure becomes a JSON error. */
+  /**
+   * A request that asked to upgrade to something other than WebSocket (`Upgrade: h2c` from
+   * `curl --http2`): the Upgrade is ignored (RFC 9110 §7.8) and the request is served as plain
+   * HTTP/1.1 on its socket, which is closed after the response. Node hands such a request over
+   * with its body already read into `head`.
+   */
+  serveIgnoringUpgrade(req: IncomingMessage, socket: Socket, head: Buffer): void {
+    this.bodies.set(req, head);
+    const res = new ServerResponse(req);
+    res.shouldKeepAlive = false;
+    res.assignSocket(socket);
+    res.on('finish', () => {
+      res.detachSocket(socket);
+      socket.destroySoon();
+    });
+    this.handle(req, res);
+  }
+
+  /** Bodies of requests served by serveIgnoringUpgrade (their stream is empty). */
+  private readonly bodies = new WeakMap<IncomingMessage, Buffer>();
+
   handle = (req: IncomingMessage, res: ServerResponse): void => {
     this.route(req, res).catch((err: unknown) => {
       if (err instanceof HttpError) {
@@ -308,7 +348,8 @@ export class Api {
 
   private async authenticate(req: IncomingMessage) {
     const header = req.headers.authorization;
-    const m = header === undefined ? null : /^Bearer\s+([A-Za-z0-9_-]{16,128})\s*$/.exec(header);
+    // The scheme is case-insensitive (RFC 9110 §11.1): `bearer` is `Bearer`.
+    const m = header === undefined ? null : /^Bearer\s+([A-Za-z0-9_-]{16,128})\s*$/i.exec(header);
     if (m === null) throw new HttpError('unauthorized', undefined, { 'WWW-Authenticate': 'Bearer' });
     // These routes take no body; one sent anyway is drained (keep-alive connections stay
     // usable), and must still be JSON, as every body is.
@@ -341,6 +382,11 @@ export class Api {
       req.resume();
       throw new HttpError('payload_too_large');
     }
+    const given = this.bodies.get(req);
+    if (given !== undefined) {
+      if (given.length !== declared) throw new HttpError('bad_request', 'The request body was cut off.');
+      return parseObject(given);
+    }
     const chunks: Buffer[] = [];
     let size = 0;
     try {
@@ -355,14 +401,7 @@ export class Api {
       // the socket): nobody is left to answer, and it is not a server failure.
       throw new HttpError('bad_request', 'The request body was cut off.');
     }
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(Buffer.concat(chunks).toString('utf8'));
-    } catch {
-      throw new HttpError('bad_request', 'The body is not valid JSON.');
-    }
-    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new HttpError('bad_request', 'The body must be a JSON object.');
-    return parsed as Record<string, unknown>;
+    return parseObject(Buffer.concat(chunks));
   }
 
   // -------------------------------------------------------------------------------------------

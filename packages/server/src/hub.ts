@@ -31,6 +31,15 @@ import type { Presence } from './presence/presence.js';
 
 type Handler<K extends ClientEventType> = (conn: Connection, payload: ClientEvents[K], ref: Ref | undefined) => void | Promise<void>;
 
+/** Whether `payload.rooms` is an object with more than `max` own keys (without listing them all). */
+function tooManyKeys(payload: unknown, max: number): boolean {
+  const rooms = (payload as { rooms?: unknown } | null | undefined)?.rooms;
+  if (typeof rooms !== 'object' || rooms === null) return false;
+  let n = 0;
+  for (const k in rooms) if (Object.hasOwn(rooms, k) && ++n > max) return true;
+  return false;
+}
+
 /** Bytes of a message as JSON (what it adds to a history page). */
 const encodedSize = (m: ChatMessage): number => Buffer.byteLength(JSON.stringify(m));
 
@@ -49,8 +58,14 @@ export class ClientError extends Error {
  * while it waits for its socket (50 of the longest messages are about 400 KB of text).
  */
 const REPLAY_PAGE = 50;
-/** Typing notices are passed on at most this often per connection and room; extra ones are dropped. */
+/** Typing notices are passed on at most this often per user and room; extra ones are dropped. */
 export const TYPING_INTERVAL_MS = 1000;
+/**
+ * History requests one connection may have in flight: each may read 100 long messages, and a
+ * client asking dozens at once (in one TCP read) would have them all read before any reply is
+ * counted against its send queue. More are answered `rate_limited` (the SDK retries them).
+ */
+const MAX_HISTORY_IN_FLIGHT = 4;
 /** History page size when the client names none. */
 const DEFAULT_HISTORY_PAGE = 50;
 /** The heartbeat pings one of this many slices of the connections at a time (see startHeartbeat). */
@@ -501,6 +516,12 @@ export class Hub {
         if (conn.pingSentAt !== 0) {
           if (now - conn.pingSentAt >= pongTimeoutMs) conn.terminate('heartbeat timeout');
         } else if (conn.id % slices === slice && conn.open) {
+          // Frames waiting a whole interval without the kernel taking any: the client stopped
+          // reading (a pong proves it alive, not that it reads). Its queue is dropped.
+          if (conn.stalled()) {
+            conn.close(CloseCodes.slow_consumer, 'slow consumer');
+            continue;
+          }
           conn.pingSentAt = now;
           conn.ws.ping();
         }
@@ -519,6 +540,8 @@ export class Hub {
   /** Entry point for every frame a client sends. Never throws. */
   handleFrame(conn: Connection, data: Buffer, isBinary: boolean): void {
     conn.pingSentAt = 0;
+    // Frames that arrive behind a close (a slow consumer's own backlog of requests) are not served.
+    if (!conn.open) return;
     if (isBinary) {
       conn.close(CloseCodes.unsupported_data, 'binary frames are not supported');
       return;
@@ -556,6 +579,11 @@ export class Hub {
     }
     if (!isClientEventType(type)) {
       this.fail(conn, 'unknown_type', ref, `Unknown event type "${type.slice(0, 64)}".`);
+      return;
+    }
+    // A resume names at most maxRoomsPerConnection rooms: counted before any of them is read.
+    if (type === 'resume' && tooManyKeys(payload, this.config.maxRoomsPerConnection)) {
+      this.fail(conn, 'too_many_rooms', ref, `A resume names at most ${this.config.maxRoomsPerConnection} rooms.`);
       return;
     }
     const parsed = clientEventSchemas[type].safeParse(payload);
@@ -706,12 +734,23 @@ export class Hub {
   private async onHistory(conn: Connection, p: ClientEvents['history'], ref: Ref | undefined): Promise<void> {
     const room = this.roomName(p.room);
     if (!conn.rooms.has(room)) throw new ClientError('not_in_room', `Not in room "${room}".`);
-    const page: ChatMessage[] = await this.store.history(room, { before: p.before, limit: p.limit ?? DEFAULT_HISTORY_PAGE });
+    if (conn.historyInFlight >= MAX_HISTORY_IN_FLIGHT) {
+      throw new ClientError('rate_limited', `At most ${MAX_HISTORY_IN_FLIGHT} history requests at a time per connection.`);
+    }
+    conn.historyInFlight++;
+    let page: ChatMessage[];
+    try {
+      page = await this.store.history(room, { before: p.before, limit: p.limit ?? DEFAULT_HISTORY_PAGE });
+    } finally {
+      conn.historyInFlight--;
+    }
+    // A page also fits in half the send queue, so that it never closes its own reader.
+    const budget = Math.min(MAX_HISTORY_BYTES, this.config.sendQueueMaxBytes / 2);
     let bytes = 0;
     let n = 0;
     while (n < page.length) {
       bytes += encodedSize(page[n] as ChatMessage);
-      if (bytes > MAX_HISTORY_BYTES && n > 0) break;
+      if (bytes > budget && n > 0) break;
       n++;
     }
     conn.send('history', { room, messages: n === page.length ? page : page.slice(0, n) }, ref);

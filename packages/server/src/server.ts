@@ -17,7 +17,7 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import { CloseCodes, type HttpErrorCode, HttpErrorCodes } from '@parley/protocol';
 import { MemoryTickets, type Tickets } from './auth/tokens.js';
 import { HashPool } from './auth/hashpool.js';
-import { redisClient, RedisTickets } from './auth/redis.js';
+import { redisClient, redisReady, RedisTickets } from './auth/redis.js';
 import { createThrottle } from './throttle/index.js';
 import { createBroker, type Broker } from './broker/index.js';
 import { MemoryRateLimit, RedisRateLimit, type UserRateLimit } from './auth/ratelimit.js';
@@ -39,6 +39,15 @@ export const DEFAULT_WEB_ROOT = existsSync(resolve(WEB_PACKAGE, 'dist/public/ind
 const CONN = Symbol('parley.connection');
 type Tagged = WebSocket & { [CONN]: Connection };
 const connOf = (ws: WebSocket): Connection => (ws as Tagged)[CONN];
+
+/**
+ * How often the HTTP server looks for requests past headersTimeout (20 s) or requestTimeout
+ * (30 s) and answers them 408 (Node's default, 30 s, let a stalled request live up to a minute).
+ */
+const HTTP_TIMEOUT_CHECK_MS = 1000;
+
+/** How long a starting node waits for Redis before it serves anyway (answering 503 where Redis is needed). */
+const REDIS_START_WAIT_MS = 3000;
 
 /** A Sec-WebSocket-Key: 16 bytes in base64 (RFC 6455 §4.1). */
 const WEBSOCKET_KEY = /^[A-Za-z0-9+/]{22}==$/;
@@ -95,6 +104,7 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
 
   // Shared state lives in Redis when there is one, so any node can serve any request.
   const redis = config.redisUrl === undefined ? undefined : redisClient(config.redisUrl);
+  if (redis !== undefined) await redisReady(redis, REDIS_START_WAIT_MS);
   const tickets: Tickets = redis === undefined ? new MemoryTickets(config.ticketTtlMs) : new RedisTickets(redis, config.ticketTtlMs, config.redisPrefix);
   const throttle = createThrottle(redis, config.redisPrefix);
   const hashes = new HashPool();
@@ -122,8 +132,8 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
 
   const tls = config.tlsCert !== undefined && config.tlsKey !== undefined;
   const http: HttpServer = tls
-    ? createHttpsServer({ cert: readFileSync(config.tlsCert as string), key: readFileSync(config.tlsKey as string) }, api.handle)
-    : createHttpServer(api.handle);
+    ? createHttpsServer({ cert: readFileSync(config.tlsCert as string), key: readFileSync(config.tlsKey as string), connectionsCheckingInterval: HTTP_TIMEOUT_CHECK_MS }, api.handle)
+    : createHttpServer({ connectionsCheckingInterval: HTTP_TIMEOUT_CHECK_MS }, api.handle);
   http.headersTimeout = 20_000;
   http.requestTimeout = 30_000;
 
@@ -179,6 +189,11 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
   http.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     socket.on('error', destroySelf);
     try {
+      // Only WebSocket upgrades are Parley's; any other Upgrade (h2c) is ignored, as a server may.
+      if (req.headers.upgrade?.trim().toLowerCase() !== 'websocket' && requestTarget(req.url)?.pathname !== '/ws') {
+        api.serveIgnoringUpgrade(req, socket as Socket, head);
+        return;
+      }
       guard(req, socket, head);
     } catch (err) {
       log.error({ err }, 'upgrade failed');

@@ -6,7 +6,8 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { account, api, apiFrom, sleep, startTestServer, type TestServer, uniqueName } from './helpers.js';
+import { OwnRedis, waitFor } from './cluster.js';
+import { account, api, apiFrom, connect, sleep, startTestServer, type TestServer, uniqueName } from './helpers.js';
 
 const PASSWORD = 'correct horse';
 
@@ -178,5 +179,56 @@ describe('names and passwords are normalized', () => {
     const bad = await api(server.url, '/register', { username: uniqueName('sur'), password: 'lone \ud800 surrogate' });
     assert.equal(bad.status, 400);
     assert.equal(bad.body.error.code, 'bad_request');
+  });
+});
+
+describe('behind a proxy (trustProxy)', () => {
+  test('the address is the last X-Forwarded-For entry: entries a client puts before it do not dodge the throttle', async () => {
+    const server = await startTestServer({ trustProxy: true, loginMaxFailures: 3 });
+    try {
+      const name = uniqueName('xff');
+      await api(server.url, '/register', { username: name, password: PASSWORD });
+      const statuses: number[] = [];
+      for (let i = 0; i < 8; i++) {
+        // What nginx's $proxy_add_x_forwarded_for sends: the client's own header, then the address it saw.
+        const r = await api(server.url, '/login', { username: name, password: `wrong ${i}` }, { headers: { 'x-forwarded-for': `198.51.100.${i}, 203.0.113.7` } });
+        statuses.push(r.status);
+      }
+      assert.deepEqual(statuses.slice(0, 3), [401, 401, 401]);
+      assert.ok(statuses.slice(3).every((s) => s === 429), `spoofed first entries do not help: ${statuses.join(',')}`);
+      const other = await api(server.url, '/login', { username: name, password: PASSWORD }, { headers: { 'x-forwarded-for': '203.0.113.8' } });
+      assert.equal(other.status, 200, 'another real address is not affected');
+    } finally {
+      await server.stop();
+    }
+  });
+});
+
+describe('Redis down', () => {
+  test('logins, sign-ups and tickets answer 503 at once; connected clients keep chatting (the message limit fails open)', async () => {
+    const redis = await OwnRedis.start();
+    const server = await startTestServer({ redisUrl: redis.url, redisPrefix: `parley-test:${process.pid}:down:` });
+    try {
+      const a = await account(server);
+      const b = await account(server);
+      const ca = await connect(server, a.otp);
+      const cb = await connect(server, b.otp);
+      await redis.kill();
+      const login = await api(server.url, '/login', { username: a.name, password: a.password });
+      assert.equal(login.status, 503);
+      assert.equal(login.body.error.code, 'unavailable');
+      assert.equal((await api(server.url, '/ticket', undefined, { token: a.token })).status, 503);
+      assert.equal((await api(server.url, '/register', { username: uniqueName('down'), password: PASSWORD })).status, 503);
+      ca.send({ type: 'send_message', payload: { message: 'redis is down' }, ref: 'down-1' });
+      assert.ok((await ca.next('ack', (p) => p.ref === 'down-1', 5000)).seq > 0);
+      await cb.next('new_message', (m) => m.message === 'redis is down', 5000);
+      await redis.start();
+      await waitFor(async () => (await api(server.url, '/ticket', undefined, { token: a.token })).status === 200, 'tickets again once Redis is back', 15_000);
+      ca.close();
+      cb.close();
+    } finally {
+      await server.stop();
+      await redis.stop();
+    }
   });
 });

@@ -104,6 +104,32 @@ for (const store of ['sqlite', 'postgres'] as const) {
       assert.ok(grew < 32, `RSS grew ${grew.toFixed(1)} MiB (bound: 32 MiB)`);
     });
 
+    test('50 sockets asking 39 history pages each in one read and never reading hold at most a send queue each [+445 MB, held]', async () => {
+      const rss0 = rssOf(pid);
+      let peak = rss0;
+      const sampler = setInterval(() => (peak = Math.max(peak, rssOf(pid))), 20);
+      const sockets: Socket[] = [];
+      try {
+        for (let i = 0; i < 50; i++) {
+          const s = await stalledSocket(srv.port, `otp=${await ticket(srv, heavy.token)}`);
+          const asks = Array.from({ length: 39 }, (_, k) => ({ type: 'history', payload: { room: ROOM, limit: 100 }, ref: `h${i}.${k}` }));
+          s.send({ type: 'join', payload: { room: ROOM }, ref: `j${i}` }, ...asks);
+          sockets.push(s.socket);
+        }
+        // Every request is answered (a page, rate_limited past four in flight, or 4000 past
+        // the queue): then the heavy client's own request comes back.
+        await sleep(500);
+        heavy.client.send({ type: 'history', payload: { room: ROOM, limit: 1 }, ref: 'after-burst' });
+        await heavy.client.next('history', (p) => p.room === ROOM, 20_000);
+        peak = Math.max(peak, rssOf(pid));
+      } finally {
+        clearInterval(sampler);
+        for (const s of sockets) s.destroy();
+      }
+      const grew = (peak - rss0) / MiB;
+      assert.ok(grew < 64, `RSS grew ${grew.toFixed(1)} MiB at its peak (bound: 64 MiB for 50 sockets of a 1 MiB send queue; the pages asked for total ${((50 * 39 * MAX_HISTORY_BYTES) / MiB).toFixed(0)} MiB)`);
+    });
+
     test('one small history request pulls at most MAX_HISTORY_BYTES; paging on with `before` gets the rest [2.3 MiB]', async () => {
       const c = heavy.client;
       const request = JSON.stringify({ type: 'history', payload: { room: ROOM, limit: 100 }, ref: 'h1' });

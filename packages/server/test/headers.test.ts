@@ -67,6 +67,14 @@ describe('headers and content types', () => {
     assert.match(await ticket(server, a.token), /^[A-Za-z0-9_-]{43}$/);
   });
 
+  test('the Authorization scheme is case-insensitive (RFC 9110): bearer, BEARER', async () => {
+    const a = await account(server);
+    for (const scheme of ['bearer', 'BEARER', 'Bearer']) {
+      const r = await fetch(server.url + '/ticket', { method: 'POST', headers: { authorization: `${scheme} ${a.token}` } });
+      assert.equal(r.status, 200, scheme);
+    }
+  });
+
   test('no subprotocol is negotiated: one offered by the client is not echoed', async () => {
     const a = await account(server);
     const answer = await rawExchange(

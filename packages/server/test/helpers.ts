@@ -297,7 +297,7 @@ export function apiFrom<T = any>(localAddress: string, base: string, path: strin
  * nothing more (a client that stopped reading): `send` writes masked text frames; nothing is
  * ever taken from the kernel's receive buffer unless `resume()` is called.
  */
-export async function stalledSocket(port: number, query: string): Promise<{ socket: import('node:net').Socket; send(frame: unknown): void }> {
+export async function stalledSocket(port: number, query: string): Promise<{ socket: import('node:net').Socket; send(frame: unknown, ...more: unknown[]): void; pong(): void }> {
   const socket = tcpConnect(port, '127.0.0.1');
   socket.on('error', () => undefined);
   await new Promise<void>((resolve, reject) => {
@@ -314,14 +314,21 @@ export async function stalledSocket(port: number, query: string): Promise<{ sock
     socket.once('error', reject);
     socket.write(`GET /ws?${query} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n`);
   });
-  const send = (frame: unknown) => {
+  const encode = (frame: unknown): Buffer => {
     const payload = Buffer.from(JSON.stringify(frame));
     const n = payload.length;
+    if (n >= 65_536) throw new RangeError('stalledSocket sends frames under 64 KiB');
     const head = n < 126 ? Buffer.from([0x81, 0x80 | n]) : Buffer.from([0x81, 0x80 | 126, n >> 8, n & 0xff]);
     // Masked with a zero key: the payload goes as it is (RFC 6455 requires the mask, not its value).
-    socket.write(Buffer.concat([head, Buffer.alloc(4), payload]));
+    return Buffer.concat([head, Buffer.alloc(4), payload]);
   };
-  return { socket, send };
+  /** Sends one frame, or several in one write (so that they arrive in one read). */
+  const send = (frame: unknown, ...more: unknown[]) => {
+    socket.write(Buffer.concat([frame, ...more].map(encode)));
+  };
+  /** An unsolicited pong (a client may send one any time): alive, though not reading. */
+  const pong = () => socket.write(Buffer.from([0x8a, 0x80, 0, 0, 0, 0]));
+  return { socket, send, pong };
 }
 
 /** Resident memory of a process, from /proc/PID/status (VmRSS), in bytes. */

@@ -56,7 +56,6 @@ const badRequests = (route: string): string[] => [
   `GET ${route} HTTP/1.1\r\nHost: x\r\nX-Big: ${'h'.repeat(20_000)}\r\n\r\n`,
   `GET ${route} HTTP/1.1\r\nHost: x\r\n${Array.from({ length: 3000 }, (_, i) => `X-${i}: ${'v'.repeat(8)}`).join('\r\n')}\r\n\r\n`,
   // Upgrades gone wrong.
-  `GET ${route} HTTP/1.1\r\nHost: x\r\nConnection: upgrade\r\nUpgrade: x\r\n\r\n`,
   `GET ${route}?otp=abc HTTP/1.1\r\nHost: x\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n`,
   `GET ${route}?otp=abc HTTP/1.1\r\nHost: x\r\nConnection: upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 8\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n`,
   `GET ${route}?otp=abc HTTP/1.1\r\nHost: x\r\nConnection: upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: short\r\n\r\n`,
@@ -85,6 +84,19 @@ describe('hostile HTTP requests', () => {
     }
     assert.equal(srv.proc.exitCode, null, 'the process is still running');
     assert.equal((await api(srv.url, '/healthz', undefined, { method: 'GET' })).status, 200);
+  });
+
+  test('an Upgrade other than websocket is ignored: the request is served as plain HTTP (curl --http2)', async () => {
+    const h2c = 'Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n';
+    const health = await rawExchange(srv.port, `GET /healthz HTTP/1.1\r\nHost: x\r\n${h2c}\r\n`);
+    assert.equal(statusOf(health), 200, health.slice(0, 200));
+    assert.match(health, /\{"status":"ok"\}/);
+    const body = JSON.stringify({ username: 'nobody_h2c', password: 'not the password' });
+    const login = await rawExchange(srv.port, `POST /login HTTP/1.1\r\nHost: x\r\n${h2c}Content-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`);
+    assert.equal(statusOf(login), 401, 'the body was read and the login evaluated');
+    assert.match(login, /invalid_credentials/);
+    const ws = await rawExchange(srv.port, `GET /ws HTTP/1.1\r\nHost: x\r\n${h2c}\r\n`);
+    assert.equal(statusOf(ws), 400, '/ws still wants a WebSocket upgrade');
   });
 
   test('bad percent-encoding in a page path is a 400, not a 500, and is not logged as an error', async () => {

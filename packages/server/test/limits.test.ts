@@ -8,7 +8,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { CloseCodes } from '@parley/protocol';
 import type { Connection } from '../src/connection.js';
-import { account, connect, sleep, startTestServer, TestClient, user, wsUrl, type TestServer } from './helpers.js';
+import { account, connect, sleep, stalledSocket, startTestServer, TestClient, user, wsUrl, type TestServer } from './helpers.js';
 
 /** The server-side Connection of a user (the only one that user has). */
 function serverConn(server: TestServer, name: string): Connection | undefined {
@@ -170,6 +170,39 @@ describe('heartbeat', () => {
     const ack = await alive.client.next('ack');
     assert.equal(ack.ref, 1);
     alive.client.close();
+  });
+});
+
+describe('a client that answers pings but stops reading', () => {
+  test('is closed with 4000 once its frames waited a whole ping interval without the kernel taking any', async () => {
+    const server = await startTestServer({ pingIntervalMs: 400, pongTimeoutMs: 5000, rateLimitPerSec: 10_000, rateLimitBurst: 10_000, userRateLimitPerSec: 0 });
+    try {
+      const sender = await user(server);
+      const quiet = await account(server);
+      const s = await stalledSocket(server.port, `otp=${quiet.otp}`);
+      const pongs = setInterval(() => s.pong(), 100);
+      try {
+        const conn = serverConn(server, quiet.name);
+        assert.ok(conn);
+        // Fill the kernel's buffers, then a little of the server's queue, far below its bound.
+        const text = 'y'.repeat(3900);
+        for (let i = 0; i < 5000 && conn.unsentBytes === 0; i += 20) {
+          for (let k = i; k < i + 20; k++) sender.client.send({ type: 'send_message', payload: { message: text }, ref: `f${k}` });
+          await sender.client.next('ack', (p) => p.ref === `f${i + 19}`);
+          sender.client.frames.length = 0;
+        }
+        assert.ok(conn.unsentBytes > 0 && conn.unsentBytes < 1024 * 1024, `frames wait for the client: ${conn.unsentBytes} B`);
+        await until(() => conn.closeReason !== undefined, 'the stalled client to be closed', 5000);
+        assert.equal(conn.closeReason, 'slow consumer');
+        assert.equal(serverConn(server, sender.name)?.open, true, 'the sender, who reads, is fine');
+      } finally {
+        clearInterval(pongs);
+        s.socket.destroy();
+      }
+      sender.client.close();
+    } finally {
+      await server.stop();
+    }
   });
 });
 

@@ -243,6 +243,33 @@ for (const driver of storeDrivers()) {
       assert.equal((await c.next('error')).code, 'too_many_rooms');
       c.send({ type: 'resume', payload: { rooms: { a: -1 } } });
       assert.equal((await c.next('error')).code, 'invalid_payload');
+      // Thousands of rooms in one frame are refused by their count, before any is read.
+      const many = Object.fromEntries(Array.from({ length: 3000 }, (_, i) => [`room${i}`, i % 2 === 0 ? -1 : 0]));
+      c.send({ type: 'resume', payload: { rooms: many }, ref: 'many' });
+      const err = await c.next('error', (e) => e.ref === 'many');
+      assert.equal(err.code, 'too_many_rooms');
+      c.close();
+      // Spellings of one room are one room, resumed from the lowest seq given.
+      const { s: roomy } = await server();
+      const b = await account(roomy);
+      const d = await resumeSocket(roomy, b.otp);
+      d.send({ type: 'resume', payload: { rooms: { Aa: 3, aA: 0, 'ＡＡ': 5, aa: 1 } }, ref: 'one' });
+      assert.equal((await d.next('resumed', (p) => p.room === 'aa')).seq, 0);
+      await d.next('presence', (p) => p.room === 'aa');
+      assert.equal(d.all('resumed').length, 0, 'one resumed for the four spellings');
+      d.close();
+    });
+
+    test('resume takes every own key, __proto__ and constructor included', async () => {
+      const { s } = await server();
+      const a = await account(s);
+      const c = await resumeSocket(s, a.otp);
+      c.send('{"type":"resume","payload":{"rooms":{"general":0,"__proto__":0,"constructor":0}},"ref":"proto"}');
+      const rooms = new Set<string>();
+      for (let i = 0; i < 3; i++) rooms.add((await c.next('resumed')).room);
+      assert.deepEqual([...rooms].sort(), ['__proto__', 'constructor', 'general']);
+      c.send({ type: 'send_message', payload: { room: '__proto__', message: 'in a room of that name' }, ref: 'p1' });
+      assert.equal((await c.next('ack', (p) => p.ref === 'p1')).room, '__proto__');
       c.close();
     });
   });
