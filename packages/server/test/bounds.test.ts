@@ -21,6 +21,20 @@ const MiB = 1024 * 1024;
 /** 4000 characters that JSON-encode to 6 bytes each: a 24 KB frame per message. */
 const HEAVY = '\u0001'.repeat(4000);
 
+/** Samples a process's RSS every 20 ms: `stop()` ends it and says how many MiB it grew at its peak. */
+function watchRss(pid: number): { stop(): number } {
+  const start = rssOf(pid);
+  let peak = start;
+  const sampler = setInterval(() => (peak = Math.max(peak, rssOf(pid))), 20);
+  return {
+    stop: () => {
+      clearInterval(sampler);
+      peak = Math.max(peak, rssOf(pid));
+      return (peak - start) / MiB;
+    },
+  };
+}
+
 /** The server's disconnect log lines with this reason. */
 const disconnects = (srv: RunningServer, reason: string) => srv.lines.filter((l) => l.event === 'disconnect' && l.reason === reason);
 
@@ -63,9 +77,8 @@ for (const store of ['sqlite', 'postgres'] as const) {
     });
 
     test(`eight sockets resume ${COUNT} × 24 KB and never read: the server holds about a send queue each, and closes them with 4000 [+168 MB, never dropped]`, async () => {
-      const rss0 = rssOf(pid);
-      let peak = rss0;
-      const sampler = setInterval(() => (peak = Math.max(peak, rssOf(pid))), 20);
+      const rss = watchRss(pid);
+      let grew = 0;
       const sockets: Socket[] = [];
       try {
         for (let i = 0; i < 8; i++) {
@@ -75,18 +88,16 @@ for (const store of ['sqlite', 'postgres'] as const) {
         }
         await waitFor(async () => disconnects(srv, 'slow consumer').length >= 8, 'all eight closed as slow consumers', 30_000);
       } finally {
-        clearInterval(sampler);
+        grew = rss.stop();
         for (const s of sockets) s.destroy();
       }
-      const grew = (peak - rss0) / MiB;
       assert.ok(grew < 40, `RSS grew ${grew.toFixed(1)} MiB at its peak (bound: 40 MiB for 8 sockets; replays total ${((8 * COUNT * 24_000) / MiB).toFixed(0)} MiB)`);
     });
 
     test('a replay waiting for its socket holds live messages only up to the send queue bound, then closes with 4000 [+123 MB in 45 s, still connected]', async () => {
       const before = disconnects(srv, 'slow consumer').length;
-      const rss0 = rssOf(pid);
-      let peak = rss0;
-      const sampler = setInterval(() => (peak = Math.max(peak, rssOf(pid))), 20);
+      const rss = watchRss(pid);
+      let grew = 0;
       const s = await stalledSocket(srv.port, `otp=${await ticket(srv, heavy.token)}&resume=1`);
       try {
         s.send({ type: 'resume', payload: { rooms: { [ROOM]: 0 } }, ref: 'stalled' });
@@ -97,17 +108,15 @@ for (const store of ['sqlite', 'postgres'] as const) {
         }
         await waitFor(async () => disconnects(srv, 'slow consumer').length > before, 'the stalled socket closed as a slow consumer', 15_000);
       } finally {
-        clearInterval(sampler);
+        grew = rss.stop();
         s.socket.destroy();
       }
-      const grew = (peak - rss0) / MiB;
       assert.ok(grew < 32, `RSS grew ${grew.toFixed(1)} MiB (bound: 32 MiB)`);
     });
 
     test('50 sockets asking 39 history pages each in one read and never reading hold at most a send queue each [+445 MB, held]', async () => {
-      const rss0 = rssOf(pid);
-      let peak = rss0;
-      const sampler = setInterval(() => (peak = Math.max(peak, rssOf(pid))), 20);
+      const rss = watchRss(pid);
+      let grew = 0;
       const sockets: Socket[] = [];
       try {
         for (let i = 0; i < 50; i++) {
@@ -121,12 +130,10 @@ for (const store of ['sqlite', 'postgres'] as const) {
         await sleep(500);
         heavy.client.send({ type: 'history', payload: { room: ROOM, limit: 1 }, ref: 'after-burst' });
         await heavy.client.next('history', (p) => p.room === ROOM, 20_000);
-        peak = Math.max(peak, rssOf(pid));
       } finally {
-        clearInterval(sampler);
+        grew = rss.stop();
         for (const s of sockets) s.destroy();
       }
-      const grew = (peak - rss0) / MiB;
       assert.ok(grew < 64, `RSS grew ${grew.toFixed(1)} MiB at its peak (bound: 64 MiB for 50 sockets of a 1 MiB send queue; the pages asked for total ${((50 * 39 * MAX_HISTORY_BYTES) / MiB).toFixed(0)} MiB)`);
     });
 

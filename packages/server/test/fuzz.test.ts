@@ -13,25 +13,11 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import fc from 'fast-check';
-import { CloseCodes, ErrorCodes, HttpErrorCodes, type ServerEventType } from '@parley/protocol';
+import { CloseCodes, ErrorCodes, HttpErrorCodes } from '@parley/protocol';
 import { freePort, type RunningServer, startCli, tempDir } from './cli.js';
+import { SERVER_EVENTS } from './event-lists.js';
 import { account, connect, rawExchange, statusOf, ticket, TestClient, wsUrl } from './helpers.js';
 
-const SERVER_EVENTS: Record<ServerEventType, true> = {
-  welcome: true,
-  new_message: true,
-  room_changed: true,
-  joined: true,
-  left: true,
-  ack: true,
-  history: true,
-  resumed: true,
-  presence: true,
-  user_joined: true,
-  user_left: true,
-  typing: true,
-  error: true,
-};
 const CLOSE_CODES = new Set<number>([...Object.values(CloseCodes), 1006]);
 const TIME_LIMIT_MS = 25_000;
 const seed = process.env.PARLEY_TEST_FUZZ_SEED === undefined ? undefined : Number(process.env.PARLEY_TEST_FUZZ_SEED);

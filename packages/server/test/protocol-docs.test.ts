@@ -2,44 +2,19 @@
  * docs/protocol.md is checked against @parley/protocol, the one source of truth: every event,
  * error code and close code must be documented, and every code in the doc's tables must exist.
  *
- * The event lists below are typed with `satisfies Record<…EventType, true>`, so adding (or
- * removing) an event in the protocol package makes this file fail to compile until the list,
+ * The event lists (event-lists.ts) are typed with `satisfies Record<…EventType, true>`, so adding (or
+ * removing) an event in the protocol package makes the tests fail to compile until the list,
  * and then the doc, are updated.
  */
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, test } from 'node:test';
-import { type ClientEventType, CloseCodes, ErrorCodes, HttpErrorCodes, type ServerEventType } from '@parley/protocol';
+import { CloseCodes, ErrorCodes, HttpErrorCodes } from '@parley/protocol';
+import { CLIENT_EVENTS, SERVER_EVENTS } from './event-lists.js';
 
 /** From packages/server/dist/test/ up to the repository root. */
 const DOC_URL = new URL('../../../../docs/protocol.md', import.meta.url);
 const doc = readFileSync(DOC_URL, 'utf8');
-
-const CLIENT_EVENTS = {
-  send_message: true,
-  change_room: true,
-  join: true,
-  leave: true,
-  history: true,
-  resume: true,
-  typing: true,
-} as const satisfies Record<ClientEventType, true>;
-
-const SERVER_EVENTS = {
-  welcome: true,
-  new_message: true,
-  room_changed: true,
-  joined: true,
-  left: true,
-  ack: true,
-  history: true,
-  resumed: true,
-  presence: true,
-  user_joined: true,
-  user_left: true,
-  typing: true,
-  error: true,
-} as const satisfies Record<ServerEventType, true>;
 
 const clientEvents = Object.keys(CLIENT_EVENTS);
 const serverEvents = Object.keys(SERVER_EVENTS);
