@@ -23,7 +23,7 @@ const TYPING_SHOW_MS = 3000;
 /** Longest the composer grows before it scrolls. */
 const COMPOSER_MAX_PX = 200;
 /** Codes of a 'closed' state after which the stored token is useless. */
-export const SESSION_GONE: ReadonlySet<string> = new Set(['auth', 'session_revoked', 'unauthorized']);
+export const SESSION_GONE: ReadonlySet<string> = new Set(['auth', 'session_revoked', 'user_removed', 'unauthorized']);
 /** Below this width the sidebar is a drawer (keep in step with style.css). */
 const NARROW_NAV = '(max-width: 767px)';
 
