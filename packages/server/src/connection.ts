@@ -5,7 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
-import type { Duplex } from 'node:stream';
+import type { Socket } from 'node:net';
 import type { WebSocket } from 'ws';
 import { CloseCodes, type Ref, type ServerEvents, type ServerEventType } from '@parley/protocol';
 import { encode, frameText } from './frames.js';
@@ -114,10 +114,10 @@ export class Connection {
   replaying: Map<string, { seq: number; data: Buffer }[]> | undefined;
   /** Bytes of the live frames held in `replaying`: they count towards sendQueueMaxBytes. */
   heldBytes = 0;
-  /** Bytes of frames written so far (with unsentBytes, how much the kernel has taken). */
-  private sentBytes = 0;
-  /** How much the kernel had taken at the previous look (see stalled). */
+  /** How much the kernel had taken at the previous look (see stalled)... */
   private takenBefore = 0;
+  /** ...and how many looks in a row found frames waiting and nothing taken. */
+  private idleLooks = 0;
   /** History requests being read from the store (see Hub.onHistory). */
   historyInFlight = 0;
   /** Why the server closed the connection, for the disconnect log line. */
@@ -140,7 +140,7 @@ export class Connection {
   constructor(
     readonly ws: WebSocket,
     /** The upgraded TCP (or TLS) socket under `ws`. */
-    private readonly socket: Duplex,
+    private readonly socket: Socket,
     private readonly flusher: Flusher,
     readonly user: string,
     /** Hash of the session token this connection was opened with. */
@@ -199,7 +199,6 @@ export class Connection {
       return false;
     }
     if (reply) this.repliedBytes += frame.length;
-    this.sentBytes += frame.length;
     // The first frame of a turn goes straight out (one write, no writev); from the second on,
     // the socket is corked and the rest of the turn's frames leave together when it ends.
     if (this.turn === 0 && !this.flusher.delayed) {
@@ -277,16 +276,21 @@ export class Connection {
   }
 
   /**
-   * Whether frames have been waiting since the previous call without the kernel taking a byte
-   * of them: a client that stopped reading (while it still answers pings). Called once per ping
+   * Whether frames have been waiting for two calls in a row without the kernel taking a byte of
+   * them: a client that stopped reading (while it still answers pings). Called once per ping
    * interval by the heartbeat.
    */
   stalled(): boolean {
+    // Frames of this turn still corked (a write delay) were not offered to the kernel yet.
+    if (this.turn === 2) return false;
     const waiting = this.socket.writableLength;
-    const taken = this.sentBytes - waiting;
-    const stalled = waiting > 0 && taken <= this.takenBefore;
+    // Bytes the kernel has taken: ws's own writes (the 101, pings) included. A write counts once
+    // it completes, and a turn's frames leave in one write: a slow client reading one big write
+    // shows no progress for a while, hence two whole intervals before it counts as stalled.
+    const taken = this.socket.bytesWritten - waiting;
+    this.idleLooks = waiting > 0 && taken <= this.takenBefore ? this.idleLooks + 1 : 0;
     this.takenBefore = taken;
-    return stalled;
+    return this.idleLooks >= 2;
   }
 
   /** Holds a live frame of a room being replayed (see Hub.deliver); false when that overflows the queue. */

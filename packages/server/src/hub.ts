@@ -516,7 +516,7 @@ export class Hub {
         if (conn.pingSentAt !== 0) {
           if (now - conn.pingSentAt >= pongTimeoutMs) conn.terminate('heartbeat timeout');
         } else if (conn.id % slices === slice && conn.open) {
-          // Frames waiting a whole interval without the kernel taking any: the client stopped
+          // Frames waiting two whole intervals without the kernel taking any: the client stopped
           // reading (a pong proves it alive, not that it reads). Its queue is dropped.
           if (conn.stalled()) {
             conn.close(CloseCodes.slow_consumer, 'slow consumer');

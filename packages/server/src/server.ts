@@ -8,7 +8,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
-import { createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
+import { createServer as createNetServer, type AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -145,6 +145,10 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
     handleProtocols: () => false,
     clientTracking: false,
   });
+  // Every response says nosniff, the 101 of an upgrade too.
+  wss.on('headers', (headers: string[]) => {
+    headers.push('X-Content-Type-Options: nosniff');
+  });
 
   /** Answers a refused upgrade (or connection) with a JSON error and closes the socket. */
   const refuse = (socket: Duplex, code: HttpErrorCode, message?: string, headers = ''): void => {
@@ -169,7 +173,7 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
   // process (it did, for a target like `http://a:99999/`), so the guard runs inside a try.
   // Memory matters here: nothing per connection may keep the request (or its URL) alive, so the
   // socket's error listener is a plain function and the async part lives in its own scope.
-  const guard = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
+  const guard = (req: IncomingMessage, socket: Socket, head: Buffer): void => {
     if (closing) return refuse(socket, 'unavailable', 'The server is shutting down.');
     const malformed = malformedRequest(req);
     if (malformed !== undefined) return refuse(socket, 'bad_request', malformed);
@@ -188,10 +192,15 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
 
   http.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     socket.on('error', destroySelf);
+    // Typed as a Duplex by Node; an HTTP(S) server's is always a net.Socket (TLSSocket is one).
+    if (!(socket instanceof Socket)) {
+      socket.destroy();
+      return;
+    }
     try {
       // Only WebSocket upgrades are Parley's; any other Upgrade (h2c) is ignored, as a server may.
       if (req.headers.upgrade?.trim().toLowerCase() !== 'websocket' && requestTarget(req.url)?.pathname !== '/ws') {
-        api.serveIgnoringUpgrade(req, socket as Socket, head);
+        api.serveIgnoringUpgrade(req, socket, head);
         return;
       }
       guard(req, socket, head);
@@ -240,7 +249,7 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
     refuse(socket, code, code === 'bad_request' ? 'The request is not valid HTTP/1.1.' : undefined);
   });
 
-  const admit = (req: IncomingMessage, socket: Duplex, head: Buffer, otp: string, autoJoin: boolean): void => {
+  const admit = (req: IncomingMessage, socket: Socket, head: Buffer, otp: string, autoJoin: boolean): void => {
     tickets
       .take(otp)
       .then(async (ticket) => {
@@ -288,7 +297,7 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
   }
 
   const flusher = new Flusher(config.writeDelayMs, config.busyWriteDelayMs);
-  const accept = (ws: Tagged, socket: Duplex, ip: string, user: string, session: string, autoJoin: boolean) => {
+  const accept = (ws: Tagged, socket: Socket, ip: string, user: string, session: string, autoJoin: boolean) => {
     const conn = new Connection(ws, socket, flusher, user, session, ip, config);
     conn.adoptCork();
     ws[CONN] = conn;

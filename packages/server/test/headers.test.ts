@@ -85,5 +85,6 @@ describe('headers and content types', () => {
     assert.equal(statusOf(answer), 101);
     const head = answer.slice(0, answer.indexOf('\r\n\r\n'));
     assert.doesNotMatch(head, /sec-websocket-protocol/i, head);
+    assert.match(head, /\r\nX-Content-Type-Options: nosniff/i, 'the 101 says nosniff too');
   });
 });
