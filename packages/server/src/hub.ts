@@ -118,6 +118,8 @@ export class Hub {
   private pingTimer: NodeJS.Timeout | undefined;
   /** Sessions revoked within the last ticketTtlMs (here or on other nodes) → when. */
   private readonly revoked = new Map<string, number>();
+  /** Users (lower-cased) removed within the last ticketTtlMs → when, in the order of removal. */
+  private readonly removed = new Map<string, number>();
   private readonly handlers: { [K in ClientEventType]: Handler<K> };
 
   constructor(
@@ -477,11 +479,29 @@ export class Hub {
     return this.byAddress.get(address) ?? 0;
   }
 
-  /** Closes every connection of `user` on this node (their account was removed). Returns how many. */
-  closeUser(user: string, code: number, reason: string): number {
-    const mine = [...(this.byUser.get(user.toLowerCase()) ?? [])];
+  /**
+   * An account was removed: its connections on this node are closed, and for as long as a ticket
+   * minted before the removal could live (ticketTtlMs) the upgrade refuses its tickets. Returns
+   * how many connections were closed.
+   */
+  removeUser(user: string, code: number, reason: string): number {
+    const key = user.toLowerCase();
+    const now = Date.now();
+    for (const [u, at] of this.removed) {
+      if (now - at <= this.config.ticketTtlMs) break;
+      this.removed.delete(u);
+    }
+    this.removed.delete(key);
+    this.removed.set(key, now);
+    const mine = [...(this.byUser.get(key) ?? [])];
     for (const conn of mine) conn.close(code, reason);
     return mine.length;
+  }
+
+  /** Whether `user` was removed recently enough that tickets minted before may still exist. */
+  isRemoved(user: string): boolean {
+    const at = this.removed.get(user.toLowerCase());
+    return at !== undefined && Date.now() - at <= this.config.ticketTtlMs;
   }
 
   /** Closes every connection (shutdown) and resolves when all are gone or the deadline passes. */

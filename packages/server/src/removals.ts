@@ -1,9 +1,9 @@
 /**
  * Account removals reach running servers: `parley user remove` works on the store, offline, so
- * every node reads the removals the store records (Store.userRemovalsSince) once a second and
- * closes the removed user's sockets with 4501 (user_removed, terminal). Their sessions are gone
- * from the store already, so no ticket of theirs opens a socket again (the upgrade checks the
- * session) and no token of theirs mints one.
+ * every node reads the removals the store records (Store.userRemovalsSince) once a second,
+ * closes the removed user's sockets with 4501 (user_removed, terminal) and refuses the tickets
+ * minted before (Hub.removeUser). Their sessions are gone from the store already, so no token of
+ * theirs mints a ticket again.
  *
  * Each poll reads the removals of the last LOOKBACK_MS (or since the last poll that worked, if
  * earlier), so one committed late, or during a store outage, is not missed; ids already acted
@@ -52,7 +52,7 @@ export class RemovalWatcher {
       for (const r of removals) {
         if (this.seen.has(r.id)) continue;
         this.seen.set(r.id, r.at);
-        const closed = this.hub.closeUser(r.user, CloseCodes.user_removed, 'account removed');
+        const closed = this.hub.removeUser(r.user, CloseCodes.user_removed, 'account removed');
         this.log.info({ user: r.user, closed }, 'account removed; its connections closed');
       }
       for (const [id, at] of this.seen) if (at < now - 2 * LOOKBACK_MS) this.seen.delete(id);

@@ -255,9 +255,9 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
       .then(async (ticket) => {
         if (ticket === undefined) return refuse(socket, 'ticket_invalid');
         // A ticket never outlives its session (see Tickets.issue); a logout anywhere revokes it,
-        // and so does the removal of its account (the store has the session no more).
+        // and so does the removal of its account (removals.ts marks the user on every node).
         if (hub.isRevoked(ticket.session)) return refuse(socket, 'ticket_invalid', 'The session behind this ticket was revoked.');
-        if ((await store.getSession(ticket.session, Date.now())) === undefined) return refuse(socket, 'ticket_invalid', 'The session behind this ticket has ended.');
+        if (hub.isRemoved(ticket.user)) return refuse(socket, 'ticket_invalid', 'The account behind this ticket was removed.');
         if (closing || socket.destroyed) return refuse(socket, 'unavailable');
         const ip = clientAddress(req, config.trustProxy);
         // From these checks to hub.add nothing awaits (handleUpgrade calls back at once), so
