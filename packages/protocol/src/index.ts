@@ -261,13 +261,16 @@ export const MAX_HISTORY_BYTES = 256 * 1024;
 /** Longest `ref` string. */
 export const MAX_REF_LENGTH = 64;
 
-/**
- * U+0000 and lone (unpaired) UTF-16 surrogates. Neither survives a store: Postgres refuses NUL in
- * text, and a lone surrogate has no UTF-8 form (it would be stored as U+FFFD), so what was
- * broadcast would differ from what history returns. Message text and string refs containing
- * one are refused (`invalid_payload`, `bad_event`). Every other code point is kept as sent.
- */
-const UNSTORABLE = /\u0000|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+/** A lone (unpaired) UTF-16 surrogate: it has no UTF-8 form (text stored or hashed as UTF-8 gets U+FFFD for it). */
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
 
-/** True when every store keeps `text` exactly: no U+0000 and no lone surrogate. */
-export const isStorableText = (text: string): boolean => !UNSTORABLE.test(text);
+/** True when `text` is well-formed UTF-16: no lone surrogate. */
+export const isWellFormedText = (text: string): boolean => !LONE_SURROGATE.test(text);
+
+/**
+ * U+0000 and lone surrogates do not survive a store: Postgres refuses NUL in text, and a lone
+ * surrogate would be stored as U+FFFD, so what was broadcast would differ from what history
+ * returns. Message text and string refs containing one are refused (`invalid_payload`,
+ * `bad_event`). Every other code point is kept as sent.
+ */
+export const isStorableText = (text: string): boolean => !text.includes('\u0000') && isWellFormedText(text);

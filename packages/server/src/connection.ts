@@ -195,7 +195,7 @@ export class Connection {
     // bound (it cannot be split), not one behind others.
     const waiting = socket.writableLength - this.corkedBytes + this.repliedBytes;
     if (waiting > 0 && waiting + (reply ? frame.length : 0) > this.limits.sendQueueMaxBytes) {
-      this.close(CloseCodes.slow_consumer, 'slow consumer');
+      this.slowConsumer();
       return false;
     }
     if (reply) this.repliedBytes += frame.length;
@@ -249,7 +249,7 @@ export class Connection {
     this.socket.uncork();
     // What the kernel did not take at the end of the turn waits in memory: past the bound, the
     // client is not keeping up, whether or not another frame comes for it.
-    if (this.socket.writableLength > this.limits.sendQueueMaxBytes && this.ws.readyState === 1) this.close(CloseCodes.slow_consumer, 'slow consumer');
+    if (this.socket.writableLength > this.limits.sendQueueMaxBytes) this.slowConsumer();
   }
 
   send<K extends ServerEventType>(type: K, payload: ServerEvents[K], ref?: Ref): boolean {
@@ -297,8 +297,7 @@ export class Connection {
   holdFrame(held: { seq: number; data: Buffer }[], seq: number, data: Buffer): boolean {
     if (this.ws.readyState !== 1) return false;
     if (this.heldBytes + data.length + this.socket.writableLength > this.limits.sendQueueMaxBytes) {
-      this.dropHeld();
-      this.close(CloseCodes.slow_consumer, 'slow consumer');
+      this.slowConsumer();
       return false;
     }
     held.push({ seq, data });
@@ -306,8 +305,15 @@ export class Connection {
     return true;
   }
 
+  /** Closes the connection with 4000: it does not keep up. The frames held for its replays go at once. */
+  slowConsumer(): void {
+    if (this.ws.readyState !== 1) return;
+    this.dropHeld();
+    this.close(CloseCodes.slow_consumer, 'slow consumer');
+  }
+
   /** Frees every held frame (the connection is closing). */
-  dropHeld(): void {
+  private dropHeld(): void {
     if (this.replaying !== undefined) for (const h of this.replaying.values()) h.length = 0;
     this.heldBytes = 0;
   }

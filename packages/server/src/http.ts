@@ -20,7 +20,7 @@ import type { Hub } from './hub.js';
 import { type HashPool, PoolFullError } from './auth/hashpool.js';
 import { dummyHash, normalizePassword } from './auth/password.js';
 import type { UserRateLimit } from './auth/ratelimit.js';
-import type { Throttle } from './throttle/index.js';
+import type { Throttle, ThrottlePolicy } from './throttle/index.js';
 import { newSecret, sha256, type Tickets } from './auth/tokens.js';
 import { StoreError, type Store, type UserRecord } from './store/store.js';
 
@@ -30,6 +30,9 @@ const MAX_BODY_BYTES = 16 * 1024;
 const IP_FAILURE_FACTOR = 4;
 /** The first throttle delay, once an attempt's free allowance is used; it doubles from there. */
 const THROTTLE_BASE_MS = 1000;
+
+/** `free` attempts, then delays doubling from THROTTLE_BASE_MS up to the window, which a key is remembered for. */
+const throttlePolicy = (free: number, windowMs: number): ThrottlePolicy => ({ free, windowMs, baseMs: THROTTLE_BASE_MS, maxMs: windowMs });
 
 /** 429 too_many_attempts with Retry-After (whole seconds, at least 1). */
 const tooManyAttempts = (waitMs: number, message: string): HttpError =>
@@ -261,12 +264,7 @@ export class Api {
     if (config.registration === 'closed') throw new HttpError('registration_closed');
     const { username, password } = await this.credentials(req);
     const ip = clientAddress(req, config.trustProxy);
-    const wait = await this.d.throttle.attempt(`register:a:${ip}`, {
-      free: config.registerMaxPerAddress,
-      windowMs: config.registerWindowMs,
-      baseMs: THROTTLE_BASE_MS,
-      maxMs: config.registerWindowMs,
-    });
+    const wait = await this.d.throttle.attempt(`register:a:${ip}`, throttlePolicy(config.registerMaxPerAddress, config.registerWindowMs));
     if (wait > 0) throw tooManyAttempts(wait, 'Too many sign-ups from this address; retry after the Retry-After delay.');
     if (password.length < MIN_PASSWORD_LENGTH) throw new HttpError('weak_password');
     if (await store.nameTaken(username)) throw new HttpError('username_taken');
@@ -292,10 +290,9 @@ export class Api {
     const ip = clientAddress(req, config.trustProxy);
     const addressKey = `login:a:${ip}`;
     const pairKey = `login:u:${username.toLowerCase()}:${ip}`;
-    const policy = (free: number) => ({ free, windowMs: config.loginWindowMs, baseMs: THROTTLE_BASE_MS, maxMs: config.loginWindowMs });
-    const addressWait = await throttle.attempt(addressKey, policy(config.loginMaxFailures * IP_FAILURE_FACTOR));
+    const addressWait = await throttle.attempt(addressKey, throttlePolicy(config.loginMaxFailures * IP_FAILURE_FACTOR, config.loginWindowMs));
     if (addressWait > 0) throw tooManyAttempts(addressWait, 'Too many login attempts from this address; retry after the Retry-After delay.');
-    const pairWait = await throttle.attempt(pairKey, policy(config.loginMaxFailures));
+    const pairWait = await throttle.attempt(pairKey, throttlePolicy(config.loginMaxFailures, config.loginWindowMs));
     if (pairWait > 0) {
       await throttle.refund(addressKey);
       throw tooManyAttempts(pairWait, 'Too many login attempts for this user from this address; retry after the Retry-After delay.');

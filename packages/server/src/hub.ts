@@ -24,6 +24,7 @@ import { Connection } from './connection.js';
 import { encode, frameText } from './frames.js';
 import { clientEventSchemas, isClientEventType, isRef } from './schemas.js';
 import { StoreError, type Store } from './store/store.js';
+import { Tally } from './tally.js';
 import { MessageWriter } from './writer.js';
 import type { Broker } from './broker/broker.js';
 import type { UserRateLimit } from './auth/ratelimit.js';
@@ -38,6 +39,30 @@ function tooManyKeys(payload: unknown, max: number): boolean {
   let n = 0;
   for (const k in rooms) if (Object.hasOwn(rooms, k) && ++n > max) return true;
   return false;
+}
+
+/**
+ * Keys marked within the last `ttlMs` (sessions revoked, users removed: for as long as a ticket
+ * minted before could live). Kept in the order of marking (a repeat moves to the end), so the
+ * sweep at each mark stops at the first entry still young.
+ */
+class Recent {
+  private readonly at = new Map<string, number>();
+  constructor(private readonly ttlMs: number) {}
+
+  mark(key: string, now = Date.now()): void {
+    for (const [k, t] of this.at) {
+      if (now - t <= this.ttlMs) break;
+      this.at.delete(k);
+    }
+    this.at.delete(key);
+    this.at.set(key, now);
+  }
+
+  has(key: string, now = Date.now()): boolean {
+    const t = this.at.get(key);
+    return t !== undefined && now - t <= this.ttlMs;
+  }
 }
 
 /** Bytes of a message as JSON (what it adds to a history page). */
@@ -107,7 +132,7 @@ export class Hub {
   /** Open connections per user (by lower-cased name: names compare case-insensitively). */
   private readonly byUser = new Map<string, Set<Connection>>();
   /** Open connections per client address. */
-  private readonly byAddress = new Map<string, number>();
+  private readonly byAddress = new Tally();
   /** When each user's last typing notice per room was passed on (`user\nroom`); swept by the heartbeat. */
   private readonly typingAt = new Map<string, number>();
   private readonly rooms = new Map<string, Room>();
@@ -116,10 +141,10 @@ export class Hub {
   readonly writer: MessageWriter;
   readonly limits: Limits;
   private pingTimer: NodeJS.Timeout | undefined;
-  /** Sessions revoked within the last ticketTtlMs (here or on other nodes) → when. */
-  private readonly revoked = new Map<string, number>();
-  /** Users (lower-cased) removed within the last ticketTtlMs → when, in the order of removal. */
-  private readonly removed = new Map<string, number>();
+  /** Sessions revoked within the last ticketTtlMs, here or on other nodes. */
+  private readonly revoked: Recent;
+  /** Users (lower-cased) removed within the last ticketTtlMs. */
+  private readonly removed: Recent;
   private readonly handlers: { [K in ClientEventType]: Handler<K> };
 
   constructor(
@@ -130,6 +155,8 @@ export class Hub {
     private readonly broker: Broker,
     private readonly userLimit: UserRateLimit,
   ) {
+    this.revoked = new Recent(config.ticketTtlMs);
+    this.removed = new Recent(config.ticketTtlMs);
     // Users of a node that died: nobody removes them, so they leave when their presence expires;
     // a node cut off for longer than that brings its users back when it can refresh again.
     presence.onExpired = (room, users) => {
@@ -177,7 +204,7 @@ export class Hub {
     let mine = this.byUser.get(key);
     if (mine === undefined) this.byUser.set(key, (mine = new Set()));
     mine.add(conn);
-    this.byAddress.set(conn.ip, (this.byAddress.get(conn.ip) ?? 0) + 1);
+    this.byAddress.add(conn.ip);
     conn.send('welcome', { user: conn.user, room: autoJoin ? DEFAULT_ROOM : null, limits: this.limits, heartbeatMs: this.config.pingIntervalMs });
     if (!autoJoin) return;
     this.join(conn, DEFAULT_ROOM);
@@ -191,9 +218,7 @@ export class Hub {
     const mine = this.byUser.get(key);
     mine?.delete(conn);
     if (mine?.size === 0) this.byUser.delete(key);
-    const n = (this.byAddress.get(conn.ip) ?? 1) - 1;
-    if (n > 0) this.byAddress.set(conn.ip, n);
-    else this.byAddress.delete(conn.ip);
+    this.byAddress.remove(conn.ip);
     for (const room of conn.rooms) this.unjoin(conn, room);
     conn.disposed();
   }
@@ -445,20 +470,11 @@ export class Hub {
 
   /** Whether the session was revoked recently enough that tickets minted from it may still exist. */
   isRevoked(session: string): boolean {
-    const at = this.revoked.get(session);
-    return at !== undefined && Date.now() - at <= this.config.ticketTtlMs;
+    return this.revoked.has(session);
   }
 
   private revokedHere(session: string): number {
-    const now = Date.now();
-    // Older entries can go: every ticket minted before them has expired. The map is in the
-    // order of revocation (a repeat moves to the end), so the sweep stops at the first young one.
-    for (const [s, at] of this.revoked) {
-      if (now - at <= this.config.ticketTtlMs) break;
-      this.revoked.delete(s);
-    }
-    this.revoked.delete(session);
-    this.revoked.set(session, now);
+    this.revoked.mark(session);
     let n = 0;
     for (const conn of this.connections) {
       if (conn.session === session) {
@@ -476,7 +492,7 @@ export class Hub {
 
   /** Open connections from `address` on this node. */
   connectionsFrom(address: string): number {
-    return this.byAddress.get(address) ?? 0;
+    return this.byAddress.get(address);
   }
 
   /**
@@ -486,13 +502,7 @@ export class Hub {
    */
   removeUser(user: string, code: number, reason: string): number {
     const key = user.toLowerCase();
-    const now = Date.now();
-    for (const [u, at] of this.removed) {
-      if (now - at <= this.config.ticketTtlMs) break;
-      this.removed.delete(u);
-    }
-    this.removed.delete(key);
-    this.removed.set(key, now);
+    this.removed.mark(key);
     const mine = [...(this.byUser.get(key) ?? [])];
     for (const conn of mine) conn.close(code, reason);
     return mine.length;
@@ -500,8 +510,7 @@ export class Hub {
 
   /** Whether `user` was removed recently enough that tickets minted before may still exist. */
   isRemoved(user: string): boolean {
-    const at = this.removed.get(user.toLowerCase());
-    return at !== undefined && Date.now() - at <= this.config.ticketTtlMs;
+    return this.removed.has(user.toLowerCase());
   }
 
   /** Closes every connection (shutdown) and resolves when all are gone or the deadline passes. */
@@ -539,7 +548,7 @@ export class Hub {
           // Frames waiting two whole intervals without the kernel taking any: the client stopped
           // reading (a pong proves it alive, not that it reads). Its queue is dropped.
           if (conn.stalled()) {
-            conn.close(CloseCodes.slow_consumer, 'slow consumer');
+            conn.slowConsumer();
             continue;
           }
           conn.pingSentAt = now;
@@ -822,10 +831,7 @@ export class Hub {
     const half = this.config.sendQueueMaxBytes / 2;
     const paced = async (data: Buffer): Promise<boolean> => {
       if (conn.unsentBytes > half && !(await conn.drained(half, this.config.pongTimeoutMs))) {
-        if (conn.open) {
-          conn.dropHeld();
-          conn.close(CloseCodes.slow_consumer, 'slow consumer');
-        }
+        conn.slowConsumer();
         return false;
       }
       return conn.sendFrame(data);

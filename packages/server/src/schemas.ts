@@ -8,6 +8,9 @@ import { z } from 'zod';
 import { type ClientEvents, type ClientEventType, isStorableText, MAX_HISTORY_PAGE, MAX_REF_LENGTH, type Ref } from '@parley/protocol';
 
 const name = z.string();
+/** Text a store keeps byte for byte (see isStorableText). */
+const text = z.string().min(1).refine(isStorableText, 'contains U+0000 or a lone surrogate, which no store can keep');
+const seq = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
 /**
  * `resume`'s rooms: an object of seqs. Not z.record, which drops an own `__proto__` key (a valid
  * room name) and reports an issue per bad entry: this stops at the first bad entry, and the Hub
@@ -17,15 +20,11 @@ const name = z.string();
 const seqsByRoom = z.custom<Record<string, number>>(
   (v) => {
     if (typeof v !== 'object' || v === null || Array.isArray(v)) return false;
-    for (const k in v) if (Object.hasOwn(v, k) && !isSeq((v as Record<string, unknown>)[k])) return false;
+    for (const k in v) if (Object.hasOwn(v, k) && !seq.safeParse((v as Record<string, unknown>)[k]).success) return false;
     return true;
   },
   { message: 'must be an object of room name → seq (an integer ≥ 0)' },
 );
-/** Text a store keeps byte for byte (see isStorableText). */
-const text = z.string().min(1).refine(isStorableText, 'contains U+0000 or a lone surrogate, which no store can keep');
-const seq = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
-const isSeq = (v: unknown): boolean => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
 
 export const clientEventSchemas = {
   send_message: z.object({ message: text, room: name.optional() }),

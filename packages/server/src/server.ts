@@ -27,6 +27,7 @@ import { Api, clientAddress, errorBody, malformedRequest, requestTarget } from '
 import { Hub } from './hub.js';
 import { RemovalWatcher } from './removals.js';
 import { Retention } from './retention.js';
+import { Tally } from './tally.js';
 import { createPresence, type Presence } from './presence/index.js';
 import { createStore } from './store/index.js';
 import type { Store } from './store/store.js';
@@ -48,6 +49,9 @@ const HTTP_TIMEOUT_CHECK_MS = 1000;
 
 /** How long a starting node waits for Redis before it serves anyway (answering 503 where Redis is needed). */
 const REDIS_START_WAIT_MS = 3000;
+
+/** Whether an upgrade asks for WebSocket (`Upgrade: websocket`, in any case). */
+const wantsWebSocket = (req: IncomingMessage): boolean => req.headers.upgrade?.trim().toLowerCase() === 'websocket';
 
 /** A Sec-WebSocket-Key: 16 bytes in base64 (RFC 6455 §4.1). */
 const WEBSOCKET_KEY = /^[A-Za-z0-9+/]{22}==$/;
@@ -181,7 +185,7 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
     if (url === undefined) return refuse(socket, 'bad_request', 'The request target is not a valid URL.');
     if (url.pathname !== '/ws') return refuse(socket, 'not_found');
     if (req.method !== 'GET') return refuse(socket, 'method_not_allowed', 'A WebSocket upgrade is a GET /ws.', 'Allow: GET\r\n');
-    if (req.headers.upgrade?.toLowerCase() !== 'websocket') return refuse(socket, 'bad_request', 'Upgrade: websocket is required.');
+    if (!wantsWebSocket(req)) return refuse(socket, 'bad_request', 'Upgrade: websocket is required.');
     if (req.headers['sec-websocket-version'] !== '13') return refuse(socket, 'upgrade_required', undefined, 'Sec-WebSocket-Version: 13\r\n');
     if (!WEBSOCKET_KEY.test(req.headers['sec-websocket-key'] ?? '')) return refuse(socket, 'bad_request', 'Sec-WebSocket-Key must be 16 random bytes in base64.');
     if (!originAllowed(req)) return refuse(socket, 'origin_forbidden', `Origin ${String(req.headers.origin).slice(0, 200)} is not allowed.`);
@@ -199,7 +203,7 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
     }
     try {
       // Only WebSocket upgrades are Parley's; any other Upgrade (h2c) is ignored, as a server may.
-      if (req.headers.upgrade?.trim().toLowerCase() !== 'websocket' && requestTarget(req.url)?.pathname !== '/ws') {
+      if (!wantsWebSocket(req) && requestTarget(req.url)?.pathname !== '/ws') {
         api.serveIgnoringUpgrade(req, socket, head);
         return;
       }
@@ -215,25 +219,20 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
   // idle sockets, and one past the cap costs no HTTP parser: it gets a fixed 429 and is closed.
   // Behind a proxy (trustProxy) every socket comes from the proxy: then only WebSockets are
   // counted, per X-Forwarded-For address (see admit).
-  const tcpByAddress = new Map<string, number>();
+  const tcpByAddress = new Tally();
   const capTcp = !config.trustProxy && config.maxConnectionsPerAddress > 0;
   const tooManyConnections = Buffer.from(refusal('too_many_connections', `${config.maxConnectionsPerAddress} connections are open from this address already.`));
   const front = createNetServer((socket: Socket) => {
     if (capTcp) {
       const address = socket.remoteAddress ?? 'unknown';
-      const n = (tcpByAddress.get(address) ?? 0) + 1;
-      if (n > config.maxConnectionsPerAddress) {
+      if (tcpByAddress.get(address) >= config.maxConnectionsPerAddress) {
         socket.on('error', destroySelf);
         if (tls) socket.destroy();
         else socket.end(tooManyConnections);
         return;
       }
-      tcpByAddress.set(address, n);
-      socket.once('close', () => {
-        const left = (tcpByAddress.get(address) ?? 1) - 1;
-        if (left > 0) tcpByAddress.set(address, left);
-        else tcpByAddress.delete(address);
-      });
+      tcpByAddress.add(address);
+      socket.once('close', () => tcpByAddress.remove(address));
     }
     http.emit('connection', socket);
   });

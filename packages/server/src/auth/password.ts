@@ -4,6 +4,7 @@
  * invalidating stored hashes.
  */
 import { randomBytes, scrypt, timingSafeEqual, type ScryptOptions } from 'node:crypto';
+import { isWellFormedText } from '@parley/protocol';
 
 /** N=2^15, r=8, p=1: OWASP's minimum for scrypt; ~32 MiB and ~50 ms per hash. */
 const PARAMS = { N: 1 << 15, r: 8, p: 1 } as const;
@@ -39,8 +40,6 @@ export function dummyHash(): Promise<string> {
   return dummy;
 }
 
-const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
-
 /**
  * A password in the form it is hashed in: NFC (RFC 8265's OpaqueString profile), so that `é`
  * typed as one code point or as `e` + a combining accent is the same password on every keyboard.
@@ -48,6 +47,6 @@ const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[
  * passwords would hash alike).
  */
 export function normalizePassword(raw: string): string | undefined {
-  if (LONE_SURROGATE.test(raw)) return undefined;
+  if (!isWellFormedText(raw)) return undefined;
   return raw.normalize('NFC');
 }
