@@ -91,8 +91,8 @@ export const configSchema = z
     registerMaxPerAddress: int(1).default(30),
     /** How long sign-ups are remembered, and the longest delay, in ms. */
     registerWindowMs: int(1000).default(10 * 60_000),
-    /** Tickets (POST /ticket) one session may mint per minute; 0 = no limit. */
-    ticketRateLimitPerMin: int(0).default(60),
+    /** Tickets (POST /ticket) one session may mint per minute; 0 = no limit. Above maxConnectionsPerUser, so that cap is what a user meets first. */
+    ticketRateLimitPerMin: int(0).default(120),
     /** WebSocket connections one user may have open on one node; 0 = no limit. */
     maxConnectionsPerUser: int(0).default(100),
     /** TCP connections (HTTP and WebSocket) one client address may have open on one node; 0 = no limit. */
