@@ -251,6 +251,8 @@ export const MIN_PASSWORD_LENGTH = 8;
 export const MAX_PASSWORD_LENGTH = 1024;
 /** The room every new connection starts in. */
 export const DEFAULT_ROOM = 'general';
+/** Typing notices are passed on at most this often per user and room (the server drops extra ones; the SDK does not send them). */
+export const TYPING_INTERVAL_MS = 1000;
 /** Most messages one `history` page returns. */
 export const MAX_HISTORY_PAGE = 100;
 /**

@@ -9,6 +9,7 @@ import type { Socket } from 'node:net';
 import type { WebSocket } from 'ws';
 import { CloseCodes, type Ref, type ServerEvents, type ServerEventType } from '@parley/protocol';
 import { encode, frameText } from './frames.js';
+import type { ReplayBuffer } from './hub/replay.js';
 
 /** Rejected events within this window count towards closing a flooding client with 1008. */
 export const FLOOD_WINDOW_MS = 10_000;
@@ -106,20 +107,14 @@ export class Connection {
   readonly rooms = new Set<string>();
   /** The room `send_message` goes to when it names none (`change_room` sets it). */
   current: string | undefined;
-  /** When the last ping went unanswered since, or 0 when none is outstanding. */
-  pingSentAt = 0;
-  /** Per room, the seq a finished replay reached: live copies up to it are skipped. */
-  after: Map<string, number> | undefined;
-  /** Rooms being replayed after `resume`: live messages wait here until the replay is sent. */
-  replaying: Map<string, { seq: number; data: Buffer }[]> | undefined;
-  /** Bytes of the live frames held in `replaying`: they count towards sendQueueMaxBytes. */
-  heldBytes = 0;
+  /** When the last ping was sent, while it is unanswered; 0 when none is outstanding. */
+  private pingSentAt = 0;
+  /** The resume unit's state for this connection (hub/replay.ts), from its first `resume` on. */
+  replay: ReplayBuffer | undefined;
   /** How much the kernel had taken at the previous look (see stalled)... */
   private takenBefore = 0;
   /** ...and how many looks in a row found frames waiting and nothing taken. */
   private idleLooks = 0;
-  /** History requests being read from the store (see Hub.onHistory). */
-  historyInFlight = 0;
   /** Why the server closed the connection, for the disconnect log line. */
   closeReason: string | undefined;
   readonly connectedAt = Date.now();
@@ -153,6 +148,27 @@ export class Connection {
 
   get open(): boolean {
     return this.ws.readyState === 1; // WebSocket.OPEN
+  }
+
+  /** The most bytes that may wait to be sent to this connection. */
+  get sendQueueMaxBytes(): number {
+    return this.limits.sendQueueMaxBytes;
+  }
+
+  /** When the outstanding ping was sent, or 0 when none is (see hub/heartbeat.ts). */
+  get pingedAt(): number {
+    return this.pingSentAt;
+  }
+
+  /** Pings the client; `alive` (a pong or any frame) answers it. */
+  ping(now = Date.now()): void {
+    this.pingSentAt = now;
+    this.ws.ping();
+  }
+
+  /** The client proved alive (a pong, or any frame). */
+  alive(): void {
+    this.pingSentAt = 0;
   }
 
   /**
@@ -293,29 +309,11 @@ export class Connection {
     return this.idleLooks >= 2;
   }
 
-  /** Holds a live frame of a room being replayed (see Hub.deliver); false when that overflows the queue. */
-  holdFrame(held: { seq: number; data: Buffer }[], seq: number, data: Buffer): boolean {
-    if (this.ws.readyState !== 1) return false;
-    if (this.heldBytes + data.length + this.socket.writableLength > this.limits.sendQueueMaxBytes) {
-      this.slowConsumer();
-      return false;
-    }
-    held.push({ seq, data });
-    this.heldBytes += data.length;
-    return true;
-  }
-
   /** Closes the connection with 4000: it does not keep up. The frames held for its replays go at once. */
   slowConsumer(): void {
     if (this.ws.readyState !== 1) return;
-    this.dropHeld();
+    this.replay?.drop();
     this.close(CloseCodes.slow_consumer, 'slow consumer');
-  }
-
-  /** Frees every held frame (the connection is closing). */
-  private dropHeld(): void {
-    if (this.replaying !== undefined) for (const h of this.replaying.values()) h.length = 0;
-    this.heldBytes = 0;
   }
 
   /** Starts the closing handshake; destroys the socket if it does not complete in time. */
@@ -336,6 +334,6 @@ export class Connection {
   /** Called by the Hub once the socket is closed. */
   disposed(): void {
     if (this.closeTimer !== undefined) clearTimeout(this.closeTimer);
-    this.dropHeld();
+    this.replay?.drop();
   }
 }

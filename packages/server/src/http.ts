@@ -16,7 +16,7 @@ import {
   normalizeUserName,
 } from '@parley/protocol';
 import type { Config } from './config.js';
-import type { Hub } from './hub.js';
+import type { Hub } from './hub/index.js';
 import { type HashPool, PoolFullError } from './auth/hashpool.js';
 import { dummyHash, normalizePassword } from './auth/password.js';
 import type { UserRateLimit } from './auth/ratelimit.js';

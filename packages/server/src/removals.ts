@@ -11,7 +11,7 @@
  */
 import type { Logger } from 'pino';
 import { CloseCodes } from '@parley/protocol';
-import type { Hub } from './hub.js';
+import type { Hub } from './hub/index.js';
 import type { Store } from './store/store.js';
 
 /** How often each node reads new removals: the longest a removed user's socket stays open. */

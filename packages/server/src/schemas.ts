@@ -36,6 +36,10 @@ export const clientEventSchemas = {
   typing: z.object({ room: name }),
 } satisfies { [K in ClientEventType]: z.ZodType<ClientEvents[K]> };
 
+/** The schemas by event type, typed by the event they check (for callers generic in the type). */
+export type ClientEventSchemas = { [K in ClientEventType]: z.ZodType<ClientEvents[K]> };
+export const eventSchemas: ClientEventSchemas = clientEventSchemas;
+
 export const isClientEventType = (t: string): t is ClientEventType => Object.hasOwn(clientEventSchemas, t);
 
 export const isRef = (r: unknown): r is Ref =>

@@ -24,7 +24,7 @@ import { MemoryRateLimit, RedisRateLimit, type UserRateLimit } from './auth/rate
 import type { Config } from './config.js';
 import { Connection, Flusher } from './connection.js';
 import { Api, clientAddress, errorBody, malformedRequest, requestTarget } from './http.js';
-import { Hub } from './hub.js';
+import { Hub } from './hub/index.js';
 import { RemovalWatcher } from './removals.js';
 import { Retention } from './retention.js';
 import { Tally } from './tally.js';
@@ -282,7 +282,7 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
     hub.handleFrame(connOf(this), data, isBinary);
   }
   function onPong(this: WebSocket): void {
-    connOf(this).pingSentAt = 0;
+    connOf(this).alive();
   }
   function onError(this: WebSocket, err: Error & { code?: string }): void {
     // ws closes the socket itself (1009 for oversize frames, 1002 for protocol errors).

@@ -10,21 +10,24 @@
  * - publish: at-most-once per subscribed node. A payload published while the backend is down is
  *   not delivered (publish rejects); receivers detect the missing seqs and read them from the
  *   store, so no stored message is lost for clients.
- * - order: payloads one node publishes to one room reach each subscriber in publish order.
+ * - order: payloads one node publishes to one topic reach each subscriber in publish order.
  *   Payloads of different nodes may interleave; receivers restore seq order per room.
- * - scope: a node receives only rooms it subscribed to, its own publications included.
+ * - scope: a node receives only topics it subscribed to, its own publications included.
+ *
+ * A topic is an opaque name (the cluster link, hub/cluster.ts, names one per room and one for
+ * node-wide notices); a driver maps it to its own channel names.
  */
-export type BrokerHandler = (room: string, payload: string) => void;
+export type BrokerHandler = (topic: string, payload: string) => void;
 
 export interface Broker {
   readonly driver: string;
   /** False when no other node can receive publications (a lone memory broker): skip publishing. */
   readonly fanout: boolean;
-  /** Connects; `onMessage` receives every payload of every subscribed room. */
+  /** Connects; `onMessage` receives every payload of every subscribed topic. */
   init(onMessage: BrokerHandler): Promise<void>;
-  publish(room: string, payload: string): Promise<void>;
-  subscribe(room: string): Promise<void>;
-  unsubscribe(room: string): Promise<void>;
+  publish(topic: string, payload: string): Promise<void>;
+  subscribe(topic: string): Promise<void>;
+  unsubscribe(topic: string): Promise<void>;
   /** False while the backend is unreachable. */
   readonly healthy: boolean;
   /** Called on every change of `healthy` (after a reconnect: true, so the node can resync). */

@@ -9,9 +9,9 @@ export class MemoryBroker implements Broker {
   readonly driver = 'memory';
   readonly healthy = true;
   private handler: BrokerHandler | undefined;
-  private readonly rooms = new Set<string>();
-  private readonly listener = (room: string, payload: string) => {
-    if (this.rooms.has(room)) this.handler?.(room, payload);
+  private readonly topics = new Set<string>();
+  private readonly listener = (topic: string, payload: string) => {
+    if (this.topics.has(topic)) this.handler?.(topic, payload);
   };
 
   readonly fanout: boolean;
@@ -30,16 +30,16 @@ export class MemoryBroker implements Broker {
     this.bus.on('publish', this.listener);
   }
 
-  async publish(room: string, payload: string): Promise<void> {
-    this.bus.emit('publish', room, payload);
+  async publish(topic: string, payload: string): Promise<void> {
+    this.bus.emit('publish', topic, payload);
   }
 
-  async subscribe(room: string): Promise<void> {
-    this.rooms.add(room);
+  async subscribe(topic: string): Promise<void> {
+    this.topics.add(topic);
   }
 
-  async unsubscribe(room: string): Promise<void> {
-    this.rooms.delete(room);
+  async unsubscribe(topic: string): Promise<void> {
+    this.topics.delete(topic);
   }
 
   onHealth(): void {
@@ -48,6 +48,6 @@ export class MemoryBroker implements Broker {
 
   async close(): Promise<void> {
     this.bus.off('publish', this.listener);
-    this.rooms.clear();
+    this.topics.clear();
   }
 }

@@ -1,8 +1,8 @@
 import { Redis } from 'ioredis';
 import type { Broker, BrokerHandler } from './broker.js';
 
-/** Channel of a room. */
-export const roomChannel = (prefix: string, room: string): string => `${prefix}room:${room}`;
+/** The Redis channel of a topic: the topic under the key prefix. */
+export const topicChannel = (prefix: string, topic: string): string => `${prefix}${topic}`;
 
 /**
  * Redis pub/sub broker: one connection publishes, one subscribes (a subscribed Redis connection
@@ -38,7 +38,7 @@ export class RedisBroker implements Broker {
     };
     this.pub = new Redis(this.url, options);
     this.sub = new Redis(this.url, { ...options, enableOfflineQueue: true });
-    const cut = this.prefix.length + 'room:'.length;
+    const cut = this.prefix.length;
     this.sub.on('message', (channel: string, payload: string) => onMessage(channel.slice(cut), payload));
     for (const [name, conn] of [['pub', this.pub], ['sub', this.sub]] as const) {
       conn.on('ready', () => this.setUp(name, true));
@@ -58,17 +58,17 @@ export class RedisBroker implements Broker {
     }
   }
 
-  async publish(room: string, payload: string): Promise<void> {
+  async publish(topic: string, payload: string): Promise<void> {
     if (this.pub === undefined) throw new Error('redis broker is not started');
-    await this.pub.publish(roomChannel(this.prefix, room), payload);
+    await this.pub.publish(topicChannel(this.prefix, topic), payload);
   }
 
-  async subscribe(room: string): Promise<void> {
-    await this.sub?.subscribe(roomChannel(this.prefix, room));
+  async subscribe(topic: string): Promise<void> {
+    await this.sub?.subscribe(topicChannel(this.prefix, topic));
   }
 
-  async unsubscribe(room: string): Promise<void> {
-    await this.sub?.unsubscribe(roomChannel(this.prefix, room));
+  async unsubscribe(topic: string): Promise<void> {
+    await this.sub?.unsubscribe(topicChannel(this.prefix, topic));
   }
 
   onHealth(fn: (healthy: boolean) => void): void {

@@ -1,0 +1,40 @@
+/** How a failed client event is answered: an `error` event with a stable code, never a throw. */
+import type { Logger } from 'pino';
+import { type ErrorCode, ErrorCodes, type Ref } from '@parley/protocol';
+import type { Connection } from '../connection.js';
+import { StoreError } from '../store/store.js';
+
+/** Thrown inside handlers to answer the client with an `error` event. */
+export class ClientError extends Error {
+  constructor(
+    readonly code: ErrorCode,
+    message: string = ErrorCodes[code],
+  ) {
+    super(message);
+  }
+}
+
+/** Answers the client's event (by its `ref`) with an `error`. */
+export function fail(conn: Connection, code: ErrorCode, ref: Ref | undefined, message: string = ErrorCodes[code]): void {
+  conn.send('error', ref === undefined ? { code, message } : { code, message, ref }, ref);
+}
+
+/**
+ * Answers a handler's failure: a ClientError as itself, a store that is down as `unavailable`, a
+ * value the store refused as `invalid_payload`, anything else as `internal` (logged as an error).
+ */
+export function answerFailure(log: Logger, conn: Connection, type: string, ref: Ref | undefined, err: unknown): void {
+  if (err instanceof ClientError) {
+    fail(conn, err.code, ref, err.message);
+  } else if (err instanceof StoreError && err.code === 'unavailable') {
+    log.warn({ err, user: conn.user, type }, 'store unavailable');
+    fail(conn, 'unavailable', ref);
+  } else if (err instanceof StoreError && err.code === 'invalid') {
+    // The store refused this sender's data (and stored everyone else's): retrying cannot help.
+    log.warn({ err, user: conn.user, type }, 'store refused a value');
+    fail(conn, 'invalid_payload', ref, 'The store cannot keep this message; it was not accepted.');
+  } else {
+    log.error({ err, user: conn.user, type }, 'handler failed');
+    fail(conn, 'internal', ref);
+  }
+}

@@ -1,0 +1,41 @@
+/** What every handler may use: the units of the hub it acts through. */
+import type { Logger } from 'pino';
+import { type ClientEvents, type ClientEventType, type Ref, roomKey } from '@parley/protocol';
+import type { Config } from '../../config.js';
+import type { Connection } from '../../connection.js';
+import type { UserRateLimit } from '../../auth/ratelimit.js';
+import type { Store } from '../../store/store.js';
+import type { MessageWriter } from '../../writer.js';
+import { ClientError } from '../errors.js';
+import type { RoomPresence } from '../presence.js';
+import type { Rooms } from '../rooms.js';
+
+export interface HubContext {
+  readonly config: Config;
+  readonly store: Store;
+  readonly log: Logger;
+  readonly rooms: Rooms;
+  readonly presence: RoomPresence;
+  readonly writer: MessageWriter;
+  readonly userLimit: UserRateLimit;
+}
+
+/** Handles one validated client event. A throw (or rejection) is answered by the router. */
+export type Handler<K extends ClientEventType> = (conn: Connection, payload: ClientEvents[K], ref: Ref | undefined) => void | Promise<void>;
+
+/** One handler per client event type: the compiler sees to it that none is missing. */
+export type Handlers = { [K in ClientEventType]: Handler<K> };
+
+/** The room's one name (roomKey: NFKC, lower case), or invalid_room. */
+export function roomName(raw: string): string {
+  const room = roomKey(raw);
+  if (room === undefined) throw new ClientError('invalid_room');
+  return room;
+}
+
+/** The room, which `conn` must follow, or not_in_room. */
+export function memberRoom(conn: Connection, raw: string): string {
+  const room = roomName(raw);
+  if (!conn.rooms.has(room)) throw new ClientError('not_in_room', `Not in room "${room}".`);
+  return room;
+}

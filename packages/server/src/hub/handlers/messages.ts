@@ -1,0 +1,34 @@
+/** send_message: stored through the writer (seq order, dedupe by ref), acked once stored. */
+import type { ClientEvents, Ref } from '@parley/protocol';
+import type { Connection } from '../../connection.js';
+import { ClientError } from '../errors.js';
+import { type Handlers, type HubContext, roomName } from './context.js';
+
+export function messageHandlers(ctx: HubContext): Pick<Handlers, 'send_message'> {
+  const { config, store, writer, userLimit } = ctx;
+
+  const sendMessage = async (conn: Connection, p: ClientEvents['send_message'], ref: Ref | undefined): Promise<void> => {
+    const room = p.room === undefined ? conn.current : roomName(p.room);
+    if (room === undefined || !conn.rooms.has(room)) {
+      throw new ClientError('not_in_room', room === undefined ? 'No current room: join one or name it.' : `Not in room "${room}".`);
+    }
+    if (p.message.length > config.maxMessageChars) {
+      throw new ClientError('message_too_long', `The message is longer than ${config.maxMessageChars} characters.`);
+    }
+    const key = ref === undefined ? undefined : JSON.stringify(ref); // JSON keeps "1" and 1 apart
+    const perUser = config.userRateLimitPerSec;
+    if (perUser > 0 && !(await userLimit.hit(conn.user, perUser))) {
+      // A retry of a message that was stored already is acked, not refused.
+      const seen = key === undefined ? undefined : await store.findRef(conn.user, key);
+      if (seen === undefined || ref === undefined) {
+        throw new ClientError('rate_limited', `More than ${perUser} messages per second from user ${conn.user} across connections.`);
+      }
+      conn.send('ack', { ref, room: seen.room, seq: seen.seq }, ref);
+      return;
+    }
+    const stored = await writer.submit({ room, from: conn.user, message: p.message, sent: new Date().toISOString(), ref: key });
+    if (ref !== undefined) conn.send('ack', { ref, room: stored.message.room, seq: stored.message.seq }, ref);
+  };
+
+  return { send_message: sendMessage };
+}

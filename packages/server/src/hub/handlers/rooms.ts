@@ -1,0 +1,55 @@
+/** join, leave, change_room: membership of a connection, answered with the room's seq. */
+import type { ClientEvents, Ref } from '@parley/protocol';
+import type { Connection } from '../../connection.js';
+import { answerFailure, ClientError } from '../errors.js';
+import { type Handlers, type HubContext, memberRoom, roomName } from './context.js';
+
+/**
+ * Answers a join with the room's seq. If the seq cannot be read (store down) the join is undone
+ * and answered with an error, so the client never follows a room it was told it could not join.
+ */
+export async function replyWithSeq(ctx: HubContext, conn: Connection, room: string, ref: Ref | undefined, reply: (seq: number) => void): Promise<void> {
+  let seq: number;
+  try {
+    seq = await ctx.rooms.seqOf(room);
+  } catch (err) {
+    ctx.rooms.leave(conn, room);
+    answerFailure(ctx.log, conn, 'join', ref, err);
+    return;
+  }
+  reply(seq);
+}
+
+export function roomHandlers(ctx: HubContext): Pick<Handlers, 'join' | 'leave' | 'change_room'> {
+  const { config, rooms } = ctx;
+
+  const changeRoom = (conn: Connection, p: ClientEvents['change_room'], ref: Ref | undefined): Promise<void> => {
+    const name = roomName(p.name);
+    if (name !== conn.current) {
+      if (!conn.rooms.has(name) && conn.rooms.size >= config.maxRoomsPerConnection + (conn.current !== undefined ? 1 : 0)) {
+        throw new ClientError('too_many_rooms');
+      }
+      if (conn.current !== undefined) rooms.leave(conn, conn.current);
+      rooms.join(conn, name);
+      conn.current = name;
+    }
+    return replyWithSeq(ctx, conn, name, ref, (seq) => conn.send('room_changed', { name, seq }, ref));
+  };
+
+  const join = (conn: Connection, p: ClientEvents['join'], ref: Ref | undefined): Promise<void> => {
+    const room = roomName(p.room);
+    if (!conn.rooms.has(room)) {
+      if (conn.rooms.size >= config.maxRoomsPerConnection) throw new ClientError('too_many_rooms');
+      rooms.join(conn, room);
+    }
+    return replyWithSeq(ctx, conn, room, ref, (seq) => conn.send('joined', { room, seq }, ref));
+  };
+
+  const leave = (conn: Connection, p: ClientEvents['leave'], ref: Ref | undefined): void => {
+    const room = memberRoom(conn, p.room);
+    rooms.leave(conn, room);
+    conn.send('left', { room }, ref);
+  };
+
+  return { change_room: changeRoom, join, leave };
+}

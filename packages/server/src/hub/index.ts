@@ -1,0 +1,2 @@
+export { Hub } from './hub.js';
+export { ClientError } from './errors.js';

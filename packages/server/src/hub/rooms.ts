@@ -1,0 +1,173 @@
+/**
+ * Rooms on this node: who follows which room, each room's feed, and the delivery loop.
+ *
+ * Guarantees:
+ * - A connection is a member of a room here exactly while the room is in its `rooms` set; a room
+ *   exists here exactly while it has members (the last one to leave closes it: its feed stops
+ *   and its topic is unsubscribed).
+ * - A stored message goes to the room's members through the room's feed (hub/feed.ts): in seq
+ *   order, once. It is serialized and framed once; the same bytes go to every member, except
+ *   that a member replaying the room gets it through its replay buffer (hub/replay.ts).
+ * - `seqOf` is the seq a member has seen everything up to once it joined (the feed's last
+ *   delivered seq), so a `joined` never promises a message the member will not get.
+ */
+import type { Logger } from 'pino';
+import type { ChatMessage } from '@parley/protocol';
+import type { Connection } from '../connection.js';
+import { encode, frameText } from '../frames.js';
+import type { Store } from '../store/store.js';
+import type { ClusterLink } from './cluster.js';
+import { Feed } from './feed.js';
+
+/** A room with members on this node. */
+interface Room {
+  readonly name: string;
+  readonly members: Set<Connection>;
+  readonly feed: Feed;
+  /** Settles once the room's topic is subscribed and its latest seq read. */
+  readonly ready: Promise<void>;
+}
+
+/** Told of every membership change (presence announces them). */
+export interface MembershipListener {
+  joined(conn: Connection, room: string): void;
+  left(conn: Connection, room: string): void;
+}
+
+export class Rooms {
+  private readonly rooms = new Map<string, Room>();
+  private listener: MembershipListener | undefined;
+
+  constructor(
+    private readonly store: Store,
+    private readonly link: ClusterLink,
+    private readonly log: Logger,
+  ) {}
+
+  /** Sets the one listener of membership changes. */
+  listen(listener: MembershipListener): void {
+    this.listener = listener;
+  }
+
+  /** Adds `conn` to the room (opening it on this node if it is the first member). */
+  join(conn: Connection, name: string): void {
+    let room = this.rooms.get(name);
+    if (room === undefined) room = this.open(name);
+    if (conn.rooms.has(name)) return;
+    conn.rooms.add(name);
+    room.members.add(conn);
+    this.listener?.joined(conn, name);
+  }
+
+  /** Removes `conn` from the room; the room closes here with its last member. */
+  leave(conn: Connection, name: string): void {
+    if (!conn.rooms.delete(name)) return;
+    conn.replay?.forget(name);
+    if (conn.current === name) conn.current = undefined;
+    const room = this.rooms.get(name);
+    if (room !== undefined) {
+      room.members.delete(conn);
+      if (room.members.size === 0) this.close(room);
+    }
+    this.listener?.left(conn, name);
+  }
+
+  /** Removes `conn` from every room (it closed). */
+  leaveAll(conn: Connection): void {
+    for (const room of conn.rooms) this.leave(conn, room);
+  }
+
+  /** Members of the room on this node. */
+  size(name: string): number {
+    return this.rooms.get(name)?.members.size ?? 0;
+  }
+
+  /** Rooms with members on this node. */
+  get count(): number {
+    return this.rooms.size;
+  }
+
+  /** First member on this node: subscribe to the room's topic, then start its feed. */
+  private open(name: string): Room {
+    const members = new Set<Connection>();
+    const feed = new Feed(name, this.store, (m) => this.deliver(members, m), this.log);
+    const ready = (async () => {
+      try {
+        await this.link.joinRoom(name);
+      } catch (err) {
+        this.log.warn({ err, room: name }, 'broker subscribe failed; local delivery only until it reconnects');
+      }
+      await feed.start();
+    })();
+    const room: Room = { name, members, feed, ready };
+    this.rooms.set(name, room);
+    return room;
+  }
+
+  private close(room: Room): void {
+    this.rooms.delete(room.name);
+    room.feed.close();
+    this.link.leaveRoom(room.name);
+  }
+
+  /** The seq a member of `name` has seen everything up to, once the room is ready. */
+  async seqOf(name: string): Promise<number> {
+    const room = this.rooms.get(name);
+    if (room !== undefined) {
+      await room.ready;
+      const seq = room.feed.delivered;
+      if (seq !== undefined) return seq;
+    }
+    return this.store.lastSeq(name);
+  }
+
+  /** A stored message (this node's or another's), for the room's feed. */
+  accept(m: ChatMessage): void {
+    this.rooms.get(m.room)?.feed.accept(m);
+  }
+
+  /** After a broker outage: every room reads from the store what other nodes published meanwhile. */
+  resync(): void {
+    for (const room of this.rooms.values()) room.feed.resync();
+  }
+
+  /** Sends one frame, serialized once, to every local connection in the room (but `except`). */
+  broadcast(room: string, frame: string, except?: Connection | ((c: Connection) => boolean)): void {
+    const members = this.rooms.get(room)?.members;
+    if (members === undefined) return;
+    const data = frameText(frame);
+    for (const conn of members) {
+      if (conn === except || (typeof except === 'function' && except(conn))) continue;
+      conn.sendFrame(data);
+    }
+  }
+
+  /** An ephemeral room event (presence, typing): to local members now, and to the other nodes. */
+  announce(room: string, frame: string, except?: Connection, exceptUser?: string): void {
+    this.broadcast(room, frame, exceptUser !== undefined ? (c) => c.user === exceptUser : except);
+    this.link.frame(room, frame, exceptUser);
+  }
+
+  /**
+   * Passes a stored message to the room's members: one serialization, the same bytes to all.
+   * A member replaying the room gets it through its replay buffer (queued behind the replay, or
+   * skipped when the replay already sent it).
+   */
+  private deliver(members: Set<Connection>, m: ChatMessage): void {
+    if (members.size === 0) return;
+    const data = frameText(encode('new_message', m));
+    for (const conn of members) {
+      const replay = conn.replay;
+      if (replay !== undefined) {
+        if (!conn.open) continue;
+        const fate = replay.offer(m.room, m.seq, data, conn.unsentBytes, conn.sendQueueMaxBytes);
+        if (fate === 'skip' || fate === 'held') continue;
+        if (fate === 'overflow') {
+          conn.slowConsumer();
+          continue;
+        }
+      }
+      conn.sendFrame(data);
+    }
+  }
+}
