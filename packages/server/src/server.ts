@@ -6,15 +6,14 @@
  *   await server.close();
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer } from 'node:http';
+import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
-import { createServer as createNetServer, type AddressInfo, Socket } from 'node:net';
-import type { Duplex } from 'node:stream';
+import { createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { pino, type Logger } from 'pino';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { CloseCodes, type HttpErrorCode, HttpErrorCodes } from '@parley/protocol';
+import { CloseCodes, type HttpErrorCode } from '@parley/protocol';
 import { MemoryTickets, type Tickets } from './auth/tokens.js';
 import { HashPool } from './auth/hashpool.js';
 import { redisClient, redisReady, RedisTickets } from './auth/redis.js';
@@ -23,7 +22,9 @@ import { createBroker, type Broker } from './broker/index.js';
 import { MemoryRateLimit, RedisRateLimit, type UserRateLimit } from './auth/ratelimit.js';
 import type { Config } from './config.js';
 import { Connection, Flusher } from './connection.js';
-import { Api, clientAddress, errorBody, malformedRequest, requestTarget } from './http.js';
+import { Api } from './http.js';
+import { createAuthenticator, type Identity } from './identity/index.js';
+import { destroySelf, refusal, refuse, UpgradeGuard } from './upgrade.js';
 import { Hub } from './hub/index.js';
 import { RemovalWatcher } from './removals.js';
 import { Retention } from './retention.js';
@@ -37,9 +38,8 @@ const WEB_PACKAGE = resolve(dirname(fileURLToPath(import.meta.url)), '../../../w
 export const DEFAULT_WEB_ROOT = existsSync(resolve(WEB_PACKAGE, 'dist/public/index.html')) ? resolve(WEB_PACKAGE, 'dist/public') : resolve(WEB_PACKAGE, 'public');
 
 /** Each socket carries its Connection, so one set of listeners serves every socket. */
-const CONN = Symbol('parley.connection');
-type Tagged = WebSocket & { [CONN]: Connection };
-const connOf = (ws: WebSocket): Connection => (ws as Tagged)[CONN];
+const connections = new WeakMap<WebSocket, Connection>();
+const tag = (ws: WebSocket, conn: Connection): void => void connections.set(ws, conn);
 
 /**
  * How often the HTTP server looks for requests past headersTimeout (20 s) or requestTimeout
@@ -49,26 +49,6 @@ const HTTP_TIMEOUT_CHECK_MS = 1000;
 
 /** How long a starting node waits for Redis before it serves anyway (answering 503 where Redis is needed). */
 const REDIS_START_WAIT_MS = 3000;
-
-/** Whether an upgrade asks for WebSocket (`Upgrade: websocket`, in any case). */
-const wantsWebSocket = (req: IncomingMessage): boolean => req.headers.upgrade?.trim().toLowerCase() === 'websocket';
-
-/** A Sec-WebSocket-Key: 16 bytes in base64 (RFC 6455 §4.1). */
-const WEBSOCKET_KEY = /^[A-Za-z0-9+/]{22}==$/;
-
-/** A complete HTTP response refusing a request with a JSON error; the connection is closed after it. */
-function refusal(code: HttpErrorCode, message?: string, headers = ''): string {
-  const [status] = HttpErrorCodes[code];
-  const body = errorBody(code, message);
-  return (
-    `HTTP/1.1 ${status} ${code}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
-    `Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n${headers}Connection: close\r\n\r\n${body}`
-  );
-}
-
-function destroySelf(this: Duplex): void {
-  this.destroy();
-}
 
 export interface ServerOptions {
   logger?: Logger;
@@ -129,7 +109,8 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
   });
   const health = (): Record<string, boolean> => (broker.fanout ? { broker: broker.healthy } : {});
   let closing = false;
-  const api = new Api({ config, store, hub, tickets, throttle, rateLimit: userLimit, hashes, health, log, webRoot: resolve(options.webRoot ?? DEFAULT_WEB_ROOT), isClosing: () => closing });
+  const auth = createAuthenticator({ config, store, tickets, throttle, hashes, sessions: hub, log });
+  const api = new Api({ config, store, auth, tickets, rateLimit: userLimit, health, log, webRoot: resolve(options.webRoot ?? DEFAULT_WEB_ROOT), isClosing: () => closing });
   retention.start();
   const removals = new RemovalWatcher(store, hub, log);
   removals.start();
@@ -154,65 +135,26 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
     headers.push('X-Content-Type-Options: nosniff');
   });
 
-  /** Answers a refused upgrade (or connection) with a JSON error and closes the socket. */
-  const refuse = (socket: Duplex, code: HttpErrorCode, message?: string, headers = ''): void => {
-    socket.end(refusal(code, message, headers));
-  };
-
-  const originAllowed = (req: IncomingMessage): boolean => {
-    const origin = req.headers.origin;
-    if (origin === undefined) return true; // not a browser: the ticket is the credential
-    if (config.allowedOrigins.includes('*') || config.allowedOrigins.includes(origin)) return true;
-    try {
-      const u = new URL(origin);
-      return u.host === req.headers.host && u.protocol === (tls ? 'https:' : 'http:');
-    } catch {
-      return false;
-    }
-  };
-
-  // The upgrade guard: a row of guard clauses, authentication before the handshake completes.
-  // The handshake's own headers are checked before the ticket is taken, so a malformed upgrade
-  // never burns a ticket. Nothing here may throw: a throw in an 'upgrade' listener would end the
-  // process (it did, for a target like `http://a:99999/`), so the guard runs inside a try.
-  // Memory matters here: nothing per connection may keep the request (or its URL) alive, so the
-  // socket's error listener is a plain function and the async part lives in its own scope.
-  const guard = (req: IncomingMessage, socket: Socket, head: Buffer): void => {
-    if (closing) return refuse(socket, 'unavailable', 'The server is shutting down.');
-    const malformed = malformedRequest(req);
-    if (malformed !== undefined) return refuse(socket, 'bad_request', malformed);
-    const url = requestTarget(req.url);
-    if (url === undefined) return refuse(socket, 'bad_request', 'The request target is not a valid URL.');
-    if (url.pathname !== '/ws') return refuse(socket, 'not_found');
-    if (req.method !== 'GET') return refuse(socket, 'method_not_allowed', 'A WebSocket upgrade is a GET /ws.', 'Allow: GET\r\n');
-    if (!wantsWebSocket(req)) return refuse(socket, 'bad_request', 'Upgrade: websocket is required.');
-    if (req.headers['sec-websocket-version'] !== '13') return refuse(socket, 'upgrade_required', undefined, 'Sec-WebSocket-Version: 13\r\n');
-    if (!WEBSOCKET_KEY.test(req.headers['sec-websocket-key'] ?? '')) return refuse(socket, 'bad_request', 'Sec-WebSocket-Key must be 16 random bytes in base64.');
-    if (!originAllowed(req)) return refuse(socket, 'origin_forbidden', `Origin ${String(req.headers.origin).slice(0, 200)} is not allowed.`);
-    const otp = url.searchParams.get('otp');
-    if (otp === null || otp === '') return refuse(socket, 'ticket_required');
-    admit(req, socket, head, otp, url.searchParams.get('resume') !== '1');
-  };
-
-  http.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-    socket.on('error', destroySelf);
-    // Typed as a Duplex by Node; an HTTP(S) server's is always a net.Socket (TLSSocket is one).
-    if (!(socket instanceof Socket)) {
-      socket.destroy();
-      return;
-    }
-    try {
-      // Only WebSocket upgrades are Parley's; any other Upgrade (h2c) is ignored, as a server may.
-      if (!wantsWebSocket(req) && requestTarget(req.url)?.pathname !== '/ws') {
-        api.serveIgnoringUpgrade(req, socket, head);
-        return;
-      }
-      guard(req, socket, head);
-    } catch (err) {
-      log.error({ err }, 'upgrade failed');
-      refuse(socket, 'internal');
-    }
+  const upgrades = new UpgradeGuard({
+    config,
+    log,
+    tls,
+    wss,
+    isClosing: () => closing,
+    verify: async (otp) => {
+      const ticket = await tickets.take(otp);
+      if (ticket === undefined) return { refused: 'ticket_invalid' };
+      // A ticket never outlives its identity (see Tickets.issue); a logout anywhere revokes it,
+      // and so does the removal of its account (removals.ts marks the user on every node).
+      if (!auth.stillValid(ticket)) return { refused: 'ticket_invalid', message: 'The session behind this ticket was revoked, or its account removed.' };
+      return { identity: ticket };
+    },
+    connectionsOf: (user) => hub.connectionsOf(user),
+    connectionsFrom: (address) => hub.connectionsFrom(address),
+    serveIgnoringUpgrade: (req, socket, head) => api.serveIgnoringUpgrade(req, socket, head),
+    admitted: (ws, socket, ip, identity, autoJoin) => accept(ws, socket, ip, identity, autoJoin),
   });
+  http.on('upgrade', upgrades.handle);
 
   // The listening socket is a plain TCP server in front of the HTTP(S) server: each connection
   // is counted per client address before HTTP sees it, so one address cannot hold thousands of
@@ -239,7 +181,7 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
 
   // Requests Node's parser refuses (a bad request line or header, headers too large, a request
   // that took too long) get a JSON error like every other refusal, then the socket is closed.
-  http.on('clientError', (err: Error & { code?: string }, socket: Duplex) => {
+  http.on('clientError', (err: Error & { code?: string }, socket: Socket) => {
     if (err.code === 'ECONNRESET' || !socket.writable) {
       socket.destroy();
       return;
@@ -248,58 +190,33 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
     refuse(socket, code, code === 'bad_request' ? 'The request is not valid HTTP/1.1.' : undefined);
   });
 
-  const admit = (req: IncomingMessage, socket: Socket, head: Buffer, otp: string, autoJoin: boolean): void => {
-    tickets
-      .take(otp)
-      .then(async (ticket) => {
-        if (ticket === undefined) return refuse(socket, 'ticket_invalid');
-        // A ticket never outlives its session (see Tickets.issue); a logout anywhere revokes it,
-        // and so does the removal of its account (removals.ts marks the user on every node).
-        if (hub.isRevoked(ticket.session)) return refuse(socket, 'ticket_invalid', 'The session behind this ticket was revoked.');
-        if (hub.isRemoved(ticket.user)) return refuse(socket, 'ticket_invalid', 'The account behind this ticket was removed.');
-        if (closing || socket.destroyed) return refuse(socket, 'unavailable');
-        const ip = clientAddress(req, config.trustProxy);
-        // From these checks to hub.add nothing awaits (handleUpgrade calls back at once), so
-        // concurrent upgrades cannot pass a cap together.
-        if (config.maxConnectionsPerUser > 0 && hub.connectionsOf(ticket.user) >= config.maxConnectionsPerUser) {
-          return refuse(socket, 'too_many_connections', `User ${ticket.user} has ${config.maxConnectionsPerUser} connections open on this server already.`);
-        }
-        if (config.maxConnectionsPerAddress > 0 && hub.connectionsFrom(ip) >= config.maxConnectionsPerAddress) {
-          return refuse(socket, 'too_many_connections', `${config.maxConnectionsPerAddress} connections are open from this address already.`);
-        }
-        // Corked: the 101 response and the first frames leave in one write (see adoptCork).
-        socket.cork();
-        wss.handleUpgrade(req, socket, head, (ws) => accept(ws as Tagged, socket, ip, ticket.user, ticket.session, autoJoin));
-      })
-      .catch((err: unknown) => {
-        log.warn({ err }, 'backend unavailable during upgrade');
-        refuse(socket, 'unavailable');
-      });
-  };
-
   // One set of listeners for every socket (`this` is the socket): no closures per connection.
   function onMessage(this: WebSocket, data: Buffer, isBinary: boolean): void {
-    hub.handleFrame(connOf(this), data, isBinary);
+    const conn = connections.get(this);
+    if (conn !== undefined) hub.handleFrame(conn, data, isBinary);
   }
   function onPong(this: WebSocket): void {
-    connOf(this).alive();
+    connections.get(this)?.alive();
   }
   function onError(this: WebSocket, err: Error & { code?: string }): void {
     // ws closes the socket itself (1009 for oversize frames, 1002 for protocol errors).
-    connOf(this).closeReason ??= err.code ?? err.message;
+    const conn = connections.get(this);
+    if (conn !== undefined) conn.closeReason ??= err.code ?? err.message;
   }
   function onClose(this: WebSocket, code: number): void {
-    const conn = connOf(this);
+    const conn = connections.get(this);
+    if (conn === undefined) return;
     const rooms = conn.rooms.size;
     hub.remove(conn);
     log.info({ event: 'disconnect', conn: conn.id, user: conn.user, ip: conn.ip, rooms, code, reason: conn.closeReason, ms: Date.now() - conn.connectedAt }, 'disconnect');
   }
 
   const flusher = new Flusher(config.writeDelayMs, config.busyWriteDelayMs);
-  const accept = (ws: Tagged, socket: Socket, ip: string, user: string, session: string, autoJoin: boolean) => {
+  const accept = (ws: WebSocket, socket: Socket, ip: string, identity: Identity, autoJoin: boolean): void => {
+    const { user, session } = identity;
     const conn = new Connection(ws, socket, flusher, user, session, ip, config);
     conn.adoptCork();
-    ws[CONN] = conn;
+    tag(ws, conn);
     socket.off('error', destroySelf); // ws handles socket errors from here on
     ws.on('message', onMessage);
     ws.on('pong', onPong);

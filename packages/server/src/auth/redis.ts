@@ -1,7 +1,7 @@
 /** Tickets in Redis, so every node shares them; the Redis client set-up. */
 import { Redis } from 'ioredis';
 import { StoreError } from '../store/store.js';
-import type { SessionRecord } from '../store/store.js';
+import type { Identity } from '../identity/identity.js';
 import { newSecret, ticketFor, type Ticket, type Tickets } from './tokens.js';
 
 /** Runs a Redis call; a failure (Redis down) becomes StoreError('unavailable'): HTTP 503. */
@@ -56,9 +56,9 @@ export class RedisTickets implements Tickets {
     private readonly prefix = 'parley:',
   ) {}
 
-  async issue(session: SessionRecord): Promise<string> {
+  async issue(identity: Identity): Promise<string> {
     const otp = newSecret();
-    const ticket = ticketFor(session, this.ttlMs);
+    const ticket = ticketFor(identity, this.ttlMs);
     await guarded('ticket', () => this.redis.set(`${this.prefix}ticket:${otp}`, JSON.stringify(ticket), 'PX', Math.max(1, ticket.expiresAt - Date.now())));
     return otp;
   }

@@ -3,7 +3,7 @@
  * Both are 256 random bits, base64url. Only a SHA-256 of a token is ever stored.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import type { SessionRecord } from '../store/store.js';
+import type { Identity } from '../identity/identity.js';
 
 const SECRET_BYTES = 32;
 /** Random bytes are drawn from the CSPRNG 128 secrets at a time (one call instead of 128). */
@@ -22,17 +22,13 @@ export const newSecret = (): string => {
 };
 export const sha256 = (s: string): string => createHash('sha256').update(s).digest('hex');
 
-export interface Ticket {
-  user: string;
-  /** Hash of the session token the ticket was minted from (so logout can close its sockets). */
-  session: string;
-  expiresAt: number;
-}
+/** What a ticket redeems to: the identity it was minted for, expiring with the ticket. */
+export type Ticket = Identity;
 
-export const ticketFor = (session: SessionRecord, ttlMs: number): Ticket => ({
-  user: session.user,
-  session: session.tokenHash,
-  expiresAt: Math.min(Date.now() + ttlMs, session.expiresAt),
+export const ticketFor = (identity: Identity, ttlMs: number): Ticket => ({
+  user: identity.user,
+  session: identity.session,
+  expiresAt: Math.min(Date.now() + ttlMs, identity.expiresAt),
 });
 
 /**
@@ -41,8 +37,8 @@ export const ticketFor = (session: SessionRecord, ttlMs: number): Ticket => ({
  * RedisTickets (shared by every node).
  */
 export interface Tickets {
-  /** Mints a ticket for the session; it expires after the ticket TTL or with the session, whichever is first. */
-  issue(session: SessionRecord): Promise<string>;
+  /** Mints a ticket for the identity; it expires after the ticket TTL or with the identity, whichever is first. */
+  issue(identity: Identity): Promise<string>;
   /** Resolves the ticket and deletes it, or undefined when unknown, used or expired. */
   take(otp: string): Promise<Ticket | undefined>;
   close(): Promise<void>;
@@ -58,9 +54,9 @@ export class MemoryTickets implements Tickets {
     this.sweeper.unref();
   }
 
-  async issue(session: SessionRecord): Promise<string> {
+  async issue(identity: Identity): Promise<string> {
     const otp = newSecret();
-    this.tickets.set(otp, ticketFor(session, this.ttlMs));
+    this.tickets.set(otp, ticketFor(identity, this.ttlMs));
     return otp;
   }
 
