@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { io, type ManagerOptions, type SocketOptions } from 'socket.io-client';
-import { freePort } from '@parley/server/testing/cluster';
+import { freePort } from './port.js';
 import { fetchTicket } from './load.js';
 import { stampOf, type BenchClient, type ConnectOptions, type RunningServer, type Target } from './target.js';
 import { frameClient } from './wire.js';

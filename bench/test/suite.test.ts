@@ -16,7 +16,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { after, before, describe, test } from 'node:test';
 import { io } from 'socket.io-client';
-import { waitFor } from '@parley/server/testing/cluster';
+import { waitFor } from '@parley/testing/cluster';
 import { idleCluster } from '../src/idle-cluster.js';
 import { cpuMicros, rssBytes } from '../src/load.js';
 import { parleyTarget } from '../src/parley-target.js';

@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { Cluster, OwnRedis, waitFor } from '@parley/server/testing/cluster';
+import { Cluster, OwnRedis, waitFor } from '@parley/testing/cluster';
 import { ParleyClient, type ChatMessage } from '../src/index.js';
 import { account, WS } from './helpers.js';
 

@@ -1,11 +1,11 @@
 /**
- * Test helpers for the SDK: a real Parley server (the server's own test helper: SQLite in a temp
+ * Test helpers for the SDK: a real Parley server (@parley/testing's test server: SQLite in a temp
  * dir, random port), real accounts over HTTP, a fetch wrapper that counts (and can fail)
  * requests, and small waiters.
  */
 import WebSocket from 'ws';
 import type { ParleyServer } from '@parley/server';
-import { startTestServer, type TestServer } from '@parley/server/testing/helpers';
+import { startTestServer, type TestServer } from '@parley/testing/helpers';
 import { ParleyClient, type ClientOptions, type StateEvent, type WebSocketConstructor } from '../src/index.js';
 
 export { startTestServer, type TestServer };

@@ -6,8 +6,8 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { OwnRedis, waitFor } from './cluster.js';
-import { account, api, apiFrom, connect, sleep, startTestServer, type TestServer, uniqueName } from './helpers.js';
+import { OwnRedis, waitFor } from '@parley/testing/cluster';
+import { account, api, apiFrom, connect, sleep, startTestServer, type TestServer, uniqueName } from '@parley/testing/helpers';
 
 const PASSWORD = 'correct horse';
 

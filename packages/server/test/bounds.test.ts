@@ -12,10 +12,10 @@ import assert from 'node:assert/strict';
 import { connect as tcpConnect, type Socket } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { MAX_HISTORY_BYTES } from '@parley/protocol';
-import { freePort, type RunningServer, startCli, tempDir } from './cli.js';
-import { waitFor } from './cluster.js';
-import { dropSchema, freshSchema, PG_URL } from './pg.js';
-import { account, api, connect, rawExchange, rssOf, sleep, stalledSocket, statusOf, ticket, TestClient, tryUpgrade, wsUrl } from './helpers.js';
+import { freePort, type RunningServer, startCli, tempDir } from '@parley/testing/cli';
+import { waitFor } from '@parley/testing/cluster';
+import { dropSchema, freshSchema, PG_URL } from '@parley/testing/pg';
+import { account, api, connect, rawExchange, rssOf, sleep, stalledSocket, statusOf, ticket, TestClient, tryUpgrade, wsUrl } from '@parley/testing/helpers';
 
 const MiB = 1024 * 1024;
 /** 4000 characters that JSON-encode to 6 bytes each: a 24 KB frame per message. */

@@ -8,7 +8,7 @@ import { RedisBroker } from '../src/broker/redis.js';
 import { RedisPresence } from '../src/presence/redis.js';
 import { brokerContract } from './broker.contract.js';
 import { presenceContract } from './presence.contract.js';
-import { dropPrefix, freshPrefix, REDIS_URL } from './redis.js';
+import { dropPrefix, freshPrefix, REDIS_URL } from '@parley/testing/redis';
 
 brokerContract('memory (shared bus)', async () => {
   const bus = new EventEmitter();

@@ -6,10 +6,10 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { type ChatMessage, CloseCodes } from '@parley/protocol';
-import { runCli } from './cli.js';
-import { Cluster, OwnRedis, waitFor } from './cluster.js';
-import { PG_URL } from './pg.js';
-import { account, api, connect, sleep, ticket, tryUpgrade, wsUrl, type TestClient } from './helpers.js';
+import { runCli } from '@parley/testing/cli';
+import { Cluster, OwnRedis, waitFor } from '@parley/testing/cluster';
+import { PG_URL } from '@parley/testing/pg';
+import { account, api, connect, sleep, ticket, tryUpgrade, wsUrl, type TestClient } from '@parley/testing/helpers';
 
 const inRoom = (c: TestClient, room: string): ChatMessage[] => c.all('new_message').filter((m) => m.room === room);
 

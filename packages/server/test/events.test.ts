@@ -4,7 +4,7 @@ import { Socket } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { ErrorCodes } from '@parley/protocol';
 import { Flusher } from '../src/connection.js';
-import { account, connect, sleep, startTestServer, user, type TestServer } from './helpers.js';
+import { account, connect, sleep, startTestServer, user, type TestServer } from '@parley/testing/helpers';
 
 describe('events', () => {
   let server: TestServer;
@@ -189,7 +189,7 @@ describe('events', () => {
 
   test('several connections of one user each receive the message once', async () => {
     const a = await user(server);
-    const { connect, ticket } = await import('./helpers.js');
+    const { connect, ticket } = await import('@parley/testing/helpers');
     const second = await connect(server, await ticket(server, a.token));
     a.client.send({ type: 'send_message', payload: { message: 'to both tabs' } });
     await a.client.next('new_message', (p) => p.message === 'to both tabs');

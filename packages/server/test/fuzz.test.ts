@@ -14,9 +14,9 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import fc from 'fast-check';
 import { CloseCodes, ErrorCodes, HttpErrorCodes } from '@parley/protocol';
-import { freePort, type RunningServer, startCli, tempDir } from './cli.js';
-import { SERVER_EVENTS } from './event-lists.js';
-import { account, connect, rawExchange, statusOf, ticket, TestClient, wsUrl } from './helpers.js';
+import { freePort, type RunningServer, startCli, tempDir } from '@parley/testing/cli';
+import { SERVER_EVENTS } from '@parley/testing/event-lists';
+import { account, connect, rawExchange, statusOf, ticket, TestClient, wsUrl } from '@parley/testing/helpers';
 
 const CLOSE_CODES = new Set<number>([...Object.values(CloseCodes), 1006]);
 const TIME_LIMIT_MS = 25_000;

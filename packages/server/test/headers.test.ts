@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { account, api, rawExchange, startTestServer, statusOf, ticket, type TestServer } from './helpers.js';
+import { account, api, rawExchange, startTestServer, statusOf, ticket, type TestServer } from '@parley/testing/helpers';
 
 describe('headers and content types', () => {
   let server: TestServer;

@@ -6,8 +6,8 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { freePort, type RunningServer, startCli, tempDir } from './cli.js';
-import { api, connect, rawExchange, statusOf, user } from './helpers.js';
+import { freePort, type RunningServer, startCli, tempDir } from '@parley/testing/cli';
+import { api, connect, rawExchange, statusOf, user } from '@parley/testing/helpers';
 
 const ROUTES = ['/', '/ws', '/login', '/register', '/ticket', '/logout', '/healthz', '/readyz', '/app.js', '/index.html'];
 const UPGRADE = 'Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n';

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import Database from 'better-sqlite3';
 import { sqliteFile } from '../src/store/index.js';
-import { account, api, connect, sleep, startTestServer, ticket, tryUpgrade, uniqueName, wsUrl, type TestServer } from './helpers.js';
+import { account, api, connect, sleep, startTestServer, ticket, tryUpgrade, uniqueName, wsUrl, type TestServer } from '@parley/testing/helpers';
 
 describe('accounts', () => {
   let server: TestServer;

@@ -12,11 +12,11 @@ import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CloseCodes } from '@parley/protocol';
-import { cleanEnv, CLI, type Exit, freePort, freePorts, type LogLine, runCli, type RunningServer, startCli, tempDir } from './cli.js';
+import { cleanEnv, CLI, type Exit, freePort, freePorts, type LogLine, runCli, type RunningServer, startCli, tempDir } from '@parley/testing/cli';
 import { CONFIG_KEYS, ConfigError, envName, flagName, loadConfig } from '../src/config.js';
-import { waitFor } from './cluster.js';
-import { account, api, connect, type TestClient } from './helpers.js';
-import { dropSchema, freshSchema, PG_URL } from './pg.js';
+import { waitFor } from '@parley/testing/cluster';
+import { account, api, connect, type TestClient } from '@parley/testing/helpers';
+import { dropSchema, freshSchema, PG_URL } from '@parley/testing/pg';
 import pg from 'pg';
 
 /** Resolves with the exit, or with 'timeout' if the process is still running after ms. */

@@ -8,7 +8,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { CloseCodes } from '@parley/protocol';
 import type { Connection } from '../src/connection.js';
-import { account, connect, sleep, stalledSocket, startTestServer, TestClient, user, wsUrl, type TestServer } from './helpers.js';
+import { account, connect, sleep, stalledSocket, startTestServer, TestClient, user, wsUrl, type TestServer } from '@parley/testing/helpers';
 
 /** The server-side Connection of a user (the only one that user has). */
 function serverConn(server: TestServer, name: string): Connection | undefined {

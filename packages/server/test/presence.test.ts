@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { MemoryPresence } from '../src/presence/memory.js';
-import { connect, sleep, startTestServer, ticket, user, type TestServer } from './helpers.js';
+import { connect, sleep, startTestServer, ticket, user, type TestServer } from '@parley/testing/helpers';
 import { presenceContract } from './presence.contract.js';
 
 presenceContract('memory', async () => ({ open: async () => new MemoryPresence(), destroy: async () => undefined }));

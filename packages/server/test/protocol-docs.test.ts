@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, test } from 'node:test';
 import { CloseCodes, ErrorCodes, HttpErrorCodes } from '@parley/protocol';
-import { CLIENT_EVENTS, SERVER_EVENTS } from './event-lists.js';
+import { CLIENT_EVENTS, SERVER_EVENTS } from '@parley/testing/event-lists';
 
 /** From packages/server/dist/test/ up to the repository root. */
 const DOC_URL = new URL('../../../../docs/protocol.md', import.meta.url);

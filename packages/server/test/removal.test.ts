@@ -6,8 +6,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { CloseCodes } from '@parley/protocol';
-import { runCli } from './cli.js';
-import { api, connect, startTestServer, storeDrivers, ticket, tryUpgrade, type TestServer, uniqueName, user, wsUrl } from './helpers.js';
+import { runCli } from '@parley/testing/cli';
+import { api, connect, startTestServer, storeDrivers, ticket, tryUpgrade, type TestServer, uniqueName, user, wsUrl } from '@parley/testing/helpers';
 
 for (const driver of storeDrivers()) {
   describe(`removing an account from a running server (${driver.name})`, () => {

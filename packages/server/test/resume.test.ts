@@ -11,8 +11,8 @@ import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import type { ChatMessage } from '@parley/protocol';
 import type { ConfigKey } from '../src/config.js';
-import { account, api, connect, sleep, startTestServer, storeDrivers, TestClient, ticket, wsUrl, type Account, type TestServer } from './helpers.js';
-import { dropSchema, freshSchema, PG_URL } from './pg.js';
+import { account, api, connect, sleep, startTestServer, storeDrivers, TestClient, ticket, wsUrl, type Account, type TestServer } from '@parley/testing/helpers';
+import { dropSchema, freshSchema, PG_URL } from '@parley/testing/pg';
 
 const FAST = { rateLimitPerSec: 100_000, rateLimitBurst: 100_000, userRateLimitPerSec: 0 };
 

@@ -7,9 +7,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PostgresStore } from '../src/store/postgres.js';
 import { SqliteStore } from '../src/store/sqlite.js';
-import { waitFor } from './cluster.js';
+import { waitFor } from '@parley/testing/cluster';
 import { storeContract } from './store.contract.js';
-import { dropSchema, freshSchema, PG_URL } from './pg.js';
+import { dropSchema, freshSchema, PG_URL } from '@parley/testing/pg';
 
 storeContract('sqlite', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'parley-store-'));

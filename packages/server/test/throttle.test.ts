@@ -1,7 +1,7 @@
 /** The throttle contract against each driver: memory, and Redis (the local server, a key prefix of its own). */
 import { Redis } from 'ioredis';
 import { MemoryThrottle, RedisThrottle } from '../src/throttle/index.js';
-import { dropPrefix, freshPrefix, REDIS_URL } from './redis.js';
+import { dropPrefix, freshPrefix, REDIS_URL } from '@parley/testing/redis';
 import { throttleContract } from './throttle.contract.js';
 
 throttleContract('memory', async () => {

@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { startTestServer, storeDrivers, type TestServer, user } from './helpers.js';
+import { startTestServer, storeDrivers, type TestServer, user } from '@parley/testing/helpers';
 
 const FAST = { rateLimitPerSec: 1000, rateLimitBurst: 1000, userRateLimitPerSec: 0 };
 

@@ -1,7 +1,7 @@
 /** The per-user message rate limit counts all of a user's connections together. */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { connect, sleep, startTestServer, ticket, user } from './helpers.js';
+import { connect, sleep, startTestServer, ticket, user } from '@parley/testing/helpers';
 
 test('userRateLimitPerSec applies across a user’s connections', async () => {
   const s = await startTestServer({ userRateLimitPerSec: 3 });

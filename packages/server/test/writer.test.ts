@@ -12,7 +12,7 @@ import { PostgresStore } from '../src/store/postgres.js';
 import { SqliteStore } from '../src/store/sqlite.js';
 import { type NewMessage, StoreError } from '../src/store/store.js';
 import { MessageWriter } from '../src/writer.js';
-import { dropSchema, freshSchema, PG_URL } from './pg.js';
+import { dropSchema, freshSchema, PG_URL } from '@parley/testing/pg';
 
 test('one transaction per turn, stored before onStored, in submit order', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'parley-writer-'));

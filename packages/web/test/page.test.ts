@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import { type Browser, type BrowserContext, type BrowserContextOptions, chromium, type Page } from 'playwright-core';
-import { account, connect, sleep, startTestServer, uniqueName, type TestServer } from '@parley/server/testing/helpers';
+import { account, connect, sleep, startTestServer, uniqueName, type TestServer } from '@parley/testing/helpers';
 
 const CHROMIUM = process.env.PARLEY_CHROMIUM ?? '/usr/bin/chromium';
 const REPO = fileURLToPath(new URL('../../../../', import.meta.url));

@@ -9,8 +9,7 @@ import { request as httpRequest } from 'node:http';
 import { connect as tcpConnect } from 'node:net';
 import WebSocket from 'ws';
 import type { Ref, ServerEvents, ServerEventType, ServerFrame } from '@parley/protocol';
-import { loadConfig, type ConfigKey } from '../src/config.js';
-import { startServer, type ParleyServer } from '../src/server.js';
+import { loadConfig, startServer, type ConfigKey, type ParleyServer } from '@parley/server';
 import { dropSchema, freshSchema, PG_URL } from './pg.js';
 
 export interface TestServer extends ParleyServer {

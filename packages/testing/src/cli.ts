@@ -11,7 +11,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after } from 'node:test';
 
-export const CLI = fileURLToPath(new URL('../src/cli.js', import.meta.url));
+/** The server's CLI (dist/src/cli.js), beside the package's entry point (dist/src/index.js). */
+export const CLI = fileURLToPath(new URL('./cli.js', import.meta.resolve('@parley/server')));
 
 const tempDirs: string[] = [];
 const children = new Set<ChildProcess>();

@@ -12,7 +12,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { dropSchema, freshSchema, PG_URL } from './pg.js';
 
-const CLI = fileURLToPath(new URL('../src/cli.js', import.meta.url));
+/** The server's CLI (dist/src/cli.js), beside the package's entry point (dist/src/index.js). */
+const CLI = fileURLToPath(new URL('./cli.js', import.meta.resolve('@parley/server')));
 
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
