@@ -9,7 +9,6 @@ import type { Socket } from 'node:net';
 import type { WebSocket } from 'ws';
 import { CloseCodes, type Ref, type ServerEvents, type ServerEventType } from '@parley/protocol';
 import { encode, frameText } from './frames.js';
-import type { ReplayBuffer } from './hub/replay.js';
 
 /** Rejected events within this window count towards closing a flooding client with 1008. */
 export const FLOOD_WINDOW_MS = 10_000;
@@ -25,6 +24,19 @@ export interface ConnectionLimits {
 }
 
 export type RateVerdict = 'ok' | 'limited' | 'flood';
+
+/**
+ * What a connection resuming rooms holds for the resume unit (hub/replay.ts implements it): live
+ * frames of the rooms it replays. The connection only frees them when it closes.
+ */
+export interface ReplayState {
+  /** The fate of a live frame of `room` (see ReplayBuffer.offer). */
+  offer(room: string, seq: number, data: Buffer, unsent: number, maxBytes: number): 'send' | 'skip' | 'held' | 'overflow';
+  /** The connection no longer follows `room`. */
+  forget(room: string): void;
+  /** Frees every held frame. */
+  drop(): void;
+}
 
 let nextId = 1;
 /** Tells this process's connections apart from other nodes' (presence keys). */
@@ -110,7 +122,7 @@ export class Connection {
   /** When the last ping was sent, while it is unanswered; 0 when none is outstanding. */
   private pingSentAt = 0;
   /** The resume unit's state for this connection (hub/replay.ts), from its first `resume` on. */
-  replay: ReplayBuffer | undefined;
+  replay: ReplayState | undefined;
   /** How much the kernel had taken at the previous look (see stalled)... */
   private takenBefore = 0;
   /** ...and how many looks in a row found frames waiting and nothing taken. */

@@ -19,15 +19,17 @@
  * One per connection, created by the first `resume`; it holds nothing a Connection needs to know.
  */
 
+import type { ReplayState } from '../connection.js';
+
 export interface HeldFrame {
   readonly seq: number;
   readonly data: Buffer;
 }
 
 /** What to do with one live frame of a room for this connection. */
-export type Offer = 'send' | 'skip' | 'held' | 'overflow';
+export type Offer = ReturnType<ReplayState['offer']>;
 
-export class ReplayBuffer {
+export class ReplayBuffer implements ReplayState {
   /** Rooms being replayed: their live frames, in order. */
   private readonly replaying = new Map<string, HeldFrame[]>();
   /** Per room, the seq a finished replay reached: live copies up to it are skipped. */

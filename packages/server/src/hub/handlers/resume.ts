@@ -21,6 +21,8 @@ export const REPLAY_PAGE = 50;
 
 export function resumeHandlers(ctx: HubContext): Pick<Handlers, 'resume'> {
   const { config, store, rooms } = ctx;
+  /** Each resuming connection's replay buffer (the resume unit's state, not the connection's). */
+  const buffers = new WeakMap<Connection, ReplayBuffer>();
 
   /**
    * Writes one replayed frame, paced by the socket: at most half the send queue is written ahead
@@ -80,7 +82,12 @@ export function resumeHandlers(ctx: HubContext): Pick<Handlers, 'resume'> {
     const entries = [...wanted];
     const added = entries.filter(([room]) => !conn.rooms.has(room)).length;
     if (conn.rooms.size + added > config.maxRoomsPerConnection) throw new ClientError('too_many_rooms');
-    const buffer = (conn.replay ??= new ReplayBuffer());
+    let buffer = buffers.get(conn);
+    if (buffer === undefined) {
+      buffer = new ReplayBuffer();
+      buffers.set(conn, buffer);
+      conn.replay = buffer; // what the room's delivery loop offers live frames to
+    }
     for (const [room] of entries) {
       rooms.join(conn, room);
       buffer.begin(room);
