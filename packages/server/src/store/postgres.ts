@@ -208,62 +208,64 @@ export class PostgresStore implements Store {
       return await this.tx(async (c) => {
         const out: (Appended | undefined)[] = new Array(batch.length);
         // 1. Claim dedupe keys (sorted, so concurrent batches lock them in one order).
-        const firstByKey = new Map<string, number>();
+        const firstByKey = new Map<string, { i: number; from: string; ref: string }>();
         const sameAs = new Map<number, number>();
-        for (let i = 0; i < batch.length; i++) {
-          const m = batch[i] as NewMessage;
-          if (m.ref === undefined) continue;
+        batch.forEach((m, i) => {
+          if (m.ref === undefined) return;
           const key = JSON.stringify([m.from, m.ref]);
           const first = firstByKey.get(key);
-          if (first === undefined) firstByKey.set(key, i);
-          else sameAs.set(i, first);
-        }
+          if (first === undefined) firstByKey.set(key, { i, from: m.from, ref: m.ref });
+          else sameAs.set(i, first.i);
+        });
         const claimed = new Set<number>();
+        const claimOf = (user: string, ref: string) => firstByKey.get(JSON.stringify([user, ref]));
         if (firstByKey.size > 0) {
-          const keys = [...firstByKey.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-          const users = keys.map(([, i]) => (batch[i] as NewMessage).from);
-          const refs = keys.map(([, i]) => (batch[i] as NewMessage).ref as string);
+          const keys = [...firstByKey.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, k]) => k);
           const { rows } = await c.query<{ user_name: string; ref: string }>(
             `INSERT INTO dedupe (user_name, ref, room, seq, at)
              SELECT u, r, '', 0, $3 FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS t(u, r, o) ORDER BY o
              ON CONFLICT DO NOTHING RETURNING user_name, ref`,
-            [users, refs, now],
+            [keys.map((k) => k.from), keys.map((k) => k.ref), now],
           );
-          for (const r of rows) claimed.add(firstByKey.get(JSON.stringify([r.user_name, r.ref])) as number);
-          const dupes = keys.filter(([, i]) => !claimed.has(i));
+          for (const r of rows) {
+            const k = claimOf(r.user_name, r.ref);
+            if (k !== undefined) claimed.add(k.i);
+          }
+          const dupes = keys.filter((k) => !claimed.has(k.i));
           if (dupes.length > 0) {
             const found = await c.query<{ user_name: string; ref: string; room: string; seq: number }>(
               'SELECT d.user_name, d.ref, d.room, d.seq FROM dedupe d JOIN unnest($1::text[], $2::text[]) AS t(u, r) ON d.user_name = t.u AND d.ref = t.r',
-              [dupes.map(([, i]) => (batch[i] as NewMessage).from), dupes.map(([, i]) => (batch[i] as NewMessage).ref as string)],
+              [dupes.map((k) => k.from), dupes.map((k) => k.ref)],
             );
             for (const r of found.rows) {
-              out[firstByKey.get(JSON.stringify([r.user_name, r.ref])) as number] = { duplicate: true, message: { room: r.room, seq: r.seq } };
+              const k = claimOf(r.user_name, r.ref);
+              if (k !== undefined) out[k.i] = { duplicate: true, message: { room: r.room, seq: r.seq } };
             }
           }
         }
         // 2. Reserve seq ranges per room (sorted room order).
-        const fresh: number[] = [];
-        for (let i = 0; i < batch.length; i++) if (!sameAs.has(i) && out[i] === undefined) fresh.push(i);
+        const fresh: { i: number; m: NewMessage }[] = [];
+        batch.forEach((m, i) => {
+          if (!sameAs.has(i) && out[i] === undefined) fresh.push({ i, m });
+        });
         const perRoom = new Map<string, number>();
-        for (const i of fresh) {
-          const room = (batch[i] as NewMessage).room;
-          perRoom.set(room, (perRoom.get(room) ?? 0) + 1);
-        }
+        for (const { m } of fresh) perRoom.set(m.room, (perRoom.get(m.room) ?? 0) + 1);
         const next = new Map<string, number>();
-        for (const room of [...perRoom.keys()].sort()) {
-          const n = perRoom.get(room) as number;
+        for (const [room, n] of [...perRoom.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
           const { rows } = await c.query<{ last_seq: number }>(
             'INSERT INTO rooms (name, last_seq) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET last_seq = rooms.last_seq + EXCLUDED.last_seq RETURNING last_seq',
             [room, n],
           );
-          next.set(room, (rows[0] as { last_seq: number }).last_seq - n + 1);
+          const last = rows[0]?.last_seq;
+          if (last === undefined) throw new Error(`no seq reserved for room ${room}`);
+          next.set(room, last - n + 1);
         }
         // 3. Insert the messages in one statement, and fill in the dedupe rows' seqs.
-        const cols = { room: [] as string[], seq: [] as number[], sender: [] as string[], body: [] as string[], sent: [] as string[], at: [] as number[] };
-        const dedupeFix = { u: [] as string[], r: [] as string[], room: [] as string[], seq: [] as number[] };
-        for (const i of fresh) {
-          const m = batch[i] as NewMessage;
-          const seq = next.get(m.room) as number;
+        const cols = { room: new Array<string>(), seq: new Array<number>(), sender: new Array<string>(), body: new Array<string>(), sent: new Array<string>(), at: new Array<number>() };
+        const dedupeFix = { u: new Array<string>(), r: new Array<string>(), room: new Array<string>(), seq: new Array<number>() };
+        for (const { i, m } of fresh) {
+          const seq = next.get(m.room);
+          if (seq === undefined) throw new Error(`no seq reserved for room ${m.room}`);
           next.set(m.room, seq + 1);
           cols.room.push(m.room);
           cols.seq.push(seq);
@@ -293,10 +295,15 @@ export class PostgresStore implements Store {
         }
         // 4. Repeats of a key within this batch answer like their first occurrence.
         for (const [i, first] of sameAs) {
-          const f = out[first] as Appended;
-          out[i] = { duplicate: true, message: { room: f.message.room, seq: f.message.seq } };
+          const f = out[first];
+          if (f !== undefined) out[i] = { duplicate: true, message: { room: f.message.room, seq: f.message.seq } };
         }
-        return out as Appended[];
+        const result: Appended[] = [];
+        for (const a of out) {
+          if (a === undefined) throw new Error('a message of the batch got no answer');
+          result.push(a);
+        }
+        return result;
       });
     } catch (err) {
       throw wrap(err, 'append messages');
