@@ -19,6 +19,7 @@ import { hashPassword, normalizePassword } from './auth/password.js';
 import { CONFIG_HELP, CONFIG_KEYS, ConfigError, flagName, loadConfig, type Config, type ConfigKey } from './config.js';
 import { createLogger, startServer } from './server.js';
 import { createStore, StoreError } from './store/index.js';
+import { codeOf } from './failure.js';
 
 type Opts = Record<string, unknown> & { config?: string };
 
@@ -95,7 +96,7 @@ async function newPassword(given: string | undefined): Promise<string> {
 
 /** One line for a server that cannot start for a known reason (a port in use, a store it cannot reach). */
 function startFailure(err: unknown, config: Config): string | undefined {
-  const code = (err as { code?: unknown }).code;
+  const code = codeOf(err);
   const where = `${config.host}:${config.port}`;
   if (code === 'EADDRINUSE') return `cannot listen on ${where}: port ${config.port} is in use`;
   if (code === 'EACCES') return `cannot listen on ${where}: permission denied for port ${config.port}`;

@@ -8,6 +8,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
+import { messageOf } from './failure.js';
 
 const MiB = 1024 * 1024;
 
@@ -248,7 +249,7 @@ export function loadConfig(sources: ConfigSources = {}): Config {
     try {
       parsed = JSON.parse(readFileSync(sources.file, 'utf8'));
     } catch (err) {
-      throw new ConfigError(`cannot read config file ${sources.file}: ${(err as Error).message}`);
+      throw new ConfigError(`cannot read config file ${sources.file}: ${messageOf(err)}`);
     }
     if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
       throw new ConfigError(`config file ${sources.file} must hold a JSON object`);

@@ -76,7 +76,11 @@ export class MessageWriter {
     const fresh: ChatMessage[] = [];
     for (const a of stored) if (!a.duplicate) fresh.push(a.message);
     this.onStored(fresh);
-    for (let i = 0; i < batch.length; i++) (batch[i] as Pending).resolve(stored[i] as Appended);
+    batch.forEach((p, i) => {
+      const a = stored[i];
+      if (a !== undefined) p.resolve(a);
+      else p.reject(new StoreError('unavailable', 'the store answered fewer messages than it was given'));
+    });
   }
 
   /** Resolves once everything submitted so far is stored (or refused). */

@@ -8,6 +8,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import Database from 'better-sqlite3';
+import { codeOf, messageOf } from '../failure.js';
 
 export interface CheckpointerData {
   file: string;
@@ -34,12 +35,13 @@ const timer = setInterval(() => {
   } catch (err) {
     // The next interval tries again, and the writer's own auto-checkpoint (at a larger size)
     // still bounds the log. Busy is expected now and then; anything else is reported.
-    const code = (err as { code?: string }).code ?? 'UNKNOWN';
+    const found = codeOf(err);
+    const code = typeof found === 'string' ? found : 'UNKNOWN';
     if (code === 'SQLITE_BUSY' || code === 'SQLITE_LOCKED') return;
     const now = Date.now();
     if (reported?.code === code && now - reported.at < REPORT_EVERY_MS) return;
     reported = { code, at: now };
-    parentPort?.postMessage({ code, message: (err as Error).message } satisfies CheckpointerError);
+    parentPort?.postMessage({ code, message: messageOf(err) } satisfies CheckpointerError);
   }
 }, intervalMs);
 

@@ -13,6 +13,7 @@ import pg from 'pg';
 import type { ChatMessage } from '@parley/protocol';
 import { migrate } from './postgres-schema.js';
 import { type Appended, type HistoryQuery, type NewMessage, type PruneQuery, type SessionRecord, type Store, StoreError, type UserRecord, type UserRemoval } from './store.js';
+import { codeOf, messageOf } from '../failure.js';
 
 // BIGINT columns come back as strings by default; seqs and times fit in a double.
 const INT8 = 20;
@@ -29,8 +30,8 @@ const toMessage = (r: MessageRow): ChatMessage => ({ room: r.room, seq: Number(r
 
 function wrap(err: unknown, what: string): StoreError {
   if (err instanceof StoreError) return err;
-  const code = typeof err === 'object' && err !== null && 'code' in err ? err.code : undefined;
-  const message = err instanceof Error ? err.message : String(err);
+  const code = codeOf(err);
+  const message = messageOf(err);
   if (code === '23505') return new StoreError('conflict', `${what}: already exists`, { cause: err });
   // Class 22 (data exception: a NUL in text, a bad byte sequence, a value out of range) and 54000
   // (a value past a limit): this data cannot be stored, whatever the state of the database.

@@ -14,6 +14,7 @@ import type { ChatMessage } from '@parley/protocol';
 import type { CheckpointerData, CheckpointerError } from './checkpointer.js';
 import { foldRoomNames, type Sql } from './rooms-migration.js';
 import { type Appended, type HistoryQuery, type NewMessage, type PruneQuery, type SessionRecord, type Store, StoreError, type UserRecord, type UserRemoval } from './store.js';
+import { codeOf, messageOf } from '../failure.js';
 
 /** Migrations, applied in order; the index + 1 is the schema version kept in `user_version`. */
 const MIGRATIONS: readonly (string | ((db: Sql) => Promise<void>))[] = [
@@ -84,15 +85,15 @@ const toMessage = (r: MessageRow): ChatMessage => ({ room: r.room, seq: r.seq, f
 
 function wrap(err: unknown, what: string): StoreError {
   if (err instanceof StoreError) return err;
-  const code = (err as { code?: unknown }).code;
+  const code = codeOf(err);
   if (code === 'SQLITE_CONSTRAINT_PRIMARYKEY' || code === 'SQLITE_CONSTRAINT_UNIQUE') {
     return new StoreError('conflict', `${what}: already exists`, { cause: err });
   }
   // A value past SQLite's limits, or one a column refuses: this data cannot be stored.
   if (code === 'SQLITE_TOOBIG' || code === 'SQLITE_MISMATCH' || code === 'SQLITE_CONSTRAINT_NOTNULL' || code === 'SQLITE_CONSTRAINT_CHECK') {
-    return new StoreError('invalid', `${what}: ${(err as Error).message}`, { cause: err });
+    return new StoreError('invalid', `${what}: ${messageOf(err)}`, { cause: err });
   }
-  return new StoreError('unavailable', `${what}: ${(err as Error).message}`, { cause: err });
+  return new StoreError('unavailable', `${what}: ${messageOf(err)}`, { cause: err });
 }
 
 /** How often the checkpointer copies the write-ahead log into the database file, ms. */
