@@ -156,6 +156,7 @@ export const HttpErrorCodes = {
   method_not_allowed: [405, 'Method not allowed on this route.'],
   request_timeout: [408, 'The request took too long to arrive.'],
   username_taken: [409, 'That user name is taken.'],
+  expectation_failed: [417, 'The only expectation supported is Expect: 100-continue.'],
   upgrade_required: [426, 'Parley speaks WebSocket version 13 (Sec-WebSocket-Version: 13).'],
   too_many_attempts: [429, 'Too many attempts; retry after the Retry-After delay.'],
   rate_limited: [429, 'Too many requests; retry after the Retry-After delay.'],

@@ -81,7 +81,51 @@ export class Api {
   /** Bodies of requests served by serveIgnoringUpgrade (their stream is empty). */
   private readonly bodies = new WeakMap<IncomingMessage, Buffer>();
 
+  /**
+   * Responses not finished yet per socket (pipelined requests are answered one after the other),
+   * and what to do once the last of them is (see afterResponses).
+   */
+  private readonly inFlight = new WeakMap<object, { open: number; then: (() => void) | undefined }>();
+
+  /**
+   * Runs `fn` once every response to the requests already read from `socket` has been sent: a
+   * request the parser refuses in the middle of a pipeline is answered after those before it,
+   * never in the middle of them (it overtook them, and their answers were lost). The first
+   * call wins: the parser may report the same error again on later data.
+   */
+  afterResponses(socket: object, fn: () => void): void {
+    const entry = this.inFlight.get(socket);
+    if (entry === undefined || entry.open === 0) return fn();
+    entry.then ??= fn;
+  }
+
+  private track(req: IncomingMessage, res: ServerResponse): void {
+    const socket = req.socket;
+    let entry = this.inFlight.get(socket);
+    if (entry === undefined) this.inFlight.set(socket, (entry = { open: 0, then: undefined }));
+    const e = entry;
+    e.open++;
+    // 'close': the response finished, or its connection went away before it could.
+    res.once('close', () => {
+      if (--e.open > 0 || e.then === undefined) return;
+      const then = e.then;
+      e.then = undefined;
+      then();
+    });
+  }
+
+  /**
+   * 'checkExpectation' of the HTTP server: an `Expect` other than 100-continue (which Node
+   * answers itself) is 417 with a JSON error like every other refusal (Node's own 417 has no
+   * body and no nosniff).
+   */
+  expectationFailed = (req: IncomingMessage, res: ServerResponse): void => {
+    this.track(req, res);
+    this.send(res, 417, errorBody('expectation_failed', `Expect: ${String(req.headers.expect).slice(0, 100)} is not supported; the only expectation is 100-continue.`));
+  };
+
   handle = (req: IncomingMessage, res: ServerResponse): void => {
+    this.track(req, res);
     this.route(req, res).catch((err: unknown) => {
       if (err instanceof HttpError) {
         this.send(res, err.status, errorBody(err.code, err.message), err.headers);

@@ -121,6 +121,7 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
     : createHttpServer({ connectionsCheckingInterval: HTTP_TIMEOUT_CHECK_MS }, api.handle);
   http.headersTimeout = 20_000;
   http.requestTimeout = 30_000;
+  http.on('checkExpectation', api.expectationFailed);
 
   const wss = new WebSocketServer({
     noServer: true,
@@ -187,7 +188,8 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
       return;
     }
     const code: HttpErrorCode = err.code === 'HPE_HEADER_OVERFLOW' ? 'headers_too_large' : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 'request_timeout' : 'bad_request';
-    refuse(socket, code, code === 'bad_request' ? 'The request is not valid HTTP/1.1.' : undefined);
+    // After the answers to the requests read before it (a pipeline), never in their middle.
+    api.afterResponses(socket, () => (socket.writable ? refuse(socket, code, code === 'bad_request' ? 'The request is not valid HTTP/1.1.' : undefined) : socket.destroy()));
   });
 
   // One set of listeners for every socket (`this` is the socket): no closures per connection.
