@@ -12,9 +12,11 @@ import { randomBytes } from 'node:crypto';
 import { connect as tcpConnect, type Socket } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { CloseCodes, HttpErrorCodes, normalizeUserName, roomKey } from '@parley/protocol';
-import { freePort, type RunningServer, startCli, tempDir } from './cli.js';
-import { waitFor } from './cluster.js';
-import { account, api, startTestServer, TestClient, ticket, type TestServer, uniqueName, wsUrl } from './helpers.js';
+import { freePort, type RunningServer, startCli, tempDir } from '@parley/testing/cli';
+import { waitFor } from '@parley/testing/cluster';
+import { account, api, startTestServer, TestClient, ticket, type TestServer, uniqueName, wsUrl } from '@parley/testing/helpers';
+import { MemoryBroker } from '../src/broker/memory.js';
+import { roomTopic } from '../src/hub/cluster.js';
 
 // ---------------------------------------------------------------------------------------------
 // Raw WebSocket frames
@@ -785,8 +787,10 @@ describe('10,000 room memberships are freed on close', () => {
     const last = clients[CONNS - 1] as { client: TestClient };
     const p = last.client.all('presence').find((x) => x.room === roomsOf(CONNS - 1)[0]);
     assert.equal(p?.users.length, 10);
-    const broker = server.broker as unknown as { rooms?: Set<string> };
-    if (broker.rooms !== undefined) assert.ok(rooms.every((r) => broker.rooms!.has(r)), 'the memory broker is subscribed to every room');
+    const broker = server.broker;
+    assert.ok(broker instanceof MemoryBroker, 'the test server runs the memory broker');
+    assert.ok(rooms.every((r) => broker.subscriptions.has(roomTopic(r))), 'the memory broker is subscribed to every room');
+    assert.equal(server.hub.roomCount, ROOMS, 'one room each on this node');
 
     // Half close cleanly, half are cut (no close frame).
     for (const [i, { client }] of clients.entries()) {
@@ -797,7 +801,8 @@ describe('10,000 room memberships are freed on close', () => {
     for (const r of rooms) assert.equal(server.hub.roomSize(r), 0, `room ${r} is empty`);
     for (const { name } of clients) assert.equal(server.hub.connectionsOf(name), 0);
     assert.equal(server.hub.connectionsFrom('127.0.0.1'), 0);
-    if (broker.rooms !== undefined) await waitFor(async () => rooms.every((r) => !broker.rooms!.has(r)), 'the broker to unsubscribe from every room', 5000);
+    await waitFor(async () => rooms.every((r) => !broker.subscriptions.has(roomTopic(r))), 'the broker to unsubscribe from every room', 5000);
+    assert.equal(server.hub.roomCount, 0, 'no room is left open on this node');
 
     // Presence, black-box: one connection resumes all 1000 rooms and finds itself alone in each.
     const checker = await account(server);

@@ -25,6 +25,11 @@ export class MemoryBroker implements Broker {
     this.fanout = bus !== undefined;
   }
 
+  /** The topics this node is subscribed to. */
+  get subscriptions(): ReadonlySet<string> {
+    return this.topics;
+  }
+
   async init(onMessage: BrokerHandler): Promise<void> {
     this.handler = onMessage;
     this.bus.on('publish', this.listener);
