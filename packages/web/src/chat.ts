@@ -595,17 +595,14 @@ export class ChatApp {
     else if (restoreFocus) this.peopleBtn.focus();
   }
 
-  /** Closes the connection, revokes the token (POST /logout) and returns to the sign-in form. */
+  /** Closes the connection, revokes the token (the SDK's logout: POST /logout) and returns to the sign-in form. */
   private async logout(): Promise<void> {
-    const token = this.client.token;
-    this.client.close();
+    const done = this.client.logout();
     this.opts.signedOut();
-    if (token === undefined) return;
     try {
-      await fetch('/logout', { method: 'POST', headers: { Authorization: `Bearer ${token}` } });
+      await done;
     } catch {
       // Offline: the token is forgotten here anyway and expires on the server.
     }
   }
 }
-
