@@ -19,17 +19,22 @@ export class ParleyError extends Error {
   readonly status?: number;
   /** WebSocket close code, for errors caused by a close. */
   readonly closeCode?: number;
+  /** For an HTTP error with a Retry-After header (429, 503): the delay it asks for, in ms. */
+  readonly retryAfterMs?: number;
 
-  constructor(code: ParleyErrorCode, message?: string, extra: { status?: number; closeCode?: number } = {}) {
+  constructor(code: ParleyErrorCode, message?: string, extra: { status?: number; closeCode?: number; retryAfterMs?: number } = {}) {
     super(message ?? code);
     this.code = code;
     if (extra.status !== undefined) this.status = extra.status;
     if (extra.closeCode !== undefined) this.closeCode = extra.closeCode;
+    if (extra.retryAfterMs !== undefined) this.retryAfterMs = extra.retryAfterMs;
   }
 }
 
+const isCloseCodeName = (name: string): name is CloseCodeName => Object.prototype.hasOwnProperty.call(CloseCodes, name);
+
 /** The name of a Parley close code (`session_revoked` for 4500), if it has one. */
 export function closeCodeName(code: number): CloseCodeName | undefined {
-  for (const [name, value] of Object.entries(CloseCodes)) if (value === code) return name as CloseCodeName;
+  for (const [name, value] of Object.entries(CloseCodes)) if (value === code && isCloseCodeName(name)) return name;
   return undefined;
 }

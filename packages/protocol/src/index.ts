@@ -115,6 +115,44 @@ export type ServerFrame<K extends ServerEventType = ServerEventType> = {
   [T in K]: { type: T; payload: ServerEvents[T]; ref?: Ref };
 }[K];
 
+/**
+ * Every server event type, once: `satisfies` makes an event added to ServerEvents fail to
+ * compile here until it is listed.
+ */
+export const SERVER_EVENT_TYPES = {
+  welcome: true,
+  new_message: true,
+  room_changed: true,
+  joined: true,
+  left: true,
+  ack: true,
+  history: true,
+  resumed: true,
+  presence: true,
+  user_joined: true,
+  user_left: true,
+  typing: true,
+  error: true,
+} as const satisfies Record<ServerEventType, true>;
+
+/** True when `type` names a server event (an own key of SERVER_EVENT_TYPES). */
+export function isServerEventType(type: unknown): type is ServerEventType {
+  return typeof type === 'string' && Object.prototype.hasOwnProperty.call(SERVER_EVENT_TYPES, type);
+}
+
+/**
+ * True when `value` (a parsed JSON frame) has the envelope of a server event: an object whose
+ * `type` is a server event type, whose `payload` is an object, and whose `ref`, if any, is a
+ * string or a number. The payload's fields are not checked: a client trusts its server for them.
+ */
+export function isServerFrame(value: unknown): value is ServerFrame {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
+  if (!('type' in value) || !isServerEventType(value.type)) return false;
+  if (!('payload' in value) || typeof value.payload !== 'object' || value.payload === null) return false;
+  const ref = 'ref' in value ? value.ref : undefined;
+  return ref === undefined || typeof ref === 'string' || typeof ref === 'number';
+}
+
 // ---------------------------------------------------------------------------------------------
 // Error codes
 // ---------------------------------------------------------------------------------------------
@@ -167,6 +205,11 @@ export const HttpErrorCodes = {
 } as const satisfies Record<string, readonly [number, string]>;
 
 export type HttpErrorCode = keyof typeof HttpErrorCodes;
+
+/** True when `code` is one of HttpErrorCodes (e.g. read from an HTTP error body). */
+export function isHttpErrorCode(code: unknown): code is HttpErrorCode {
+  return typeof code === 'string' && Object.prototype.hasOwnProperty.call(HttpErrorCodes, code);
+}
 
 export interface HttpErrorBody {
   error: { code: HttpErrorCode; message: string };
@@ -263,6 +306,8 @@ export const MAX_HISTORY_PAGE = 100;
 export const MAX_HISTORY_BYTES = 256 * 1024;
 /** Longest `ref` string. */
 export const MAX_REF_LENGTH = 64;
+/** The server passes on at most one `typing` per user and room in this many ms; clients need send no more. */
+export const TYPING_INTERVAL_MS = 1000;
 
 /** A lone (unpaired) UTF-16 surrogate: it has no UTF-8 form (text stored or hashed as UTF-8 gets U+FFFD for it). */
 const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;

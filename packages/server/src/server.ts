@@ -33,9 +33,8 @@ import { createPresence, type Presence } from './presence/index.js';
 import { createStore } from './store/index.js';
 import type { Store } from './store/store.js';
 
-/** The chat page: the built packages/web/dist/public when it exists, else the plain packages/web/public (resolved from dist/src/server.js). */
-const WEB_PACKAGE = resolve(dirname(fileURLToPath(import.meta.url)), '../../../web');
-export const DEFAULT_WEB_ROOT = existsSync(resolve(WEB_PACKAGE, 'dist/public/index.html')) ? resolve(WEB_PACKAGE, 'dist/public') : resolve(WEB_PACKAGE, 'public');
+/** The chat page, where @parley/web declares it (`@parley/web/root`: the absolute path of its built dist/public). */
+export const DEFAULT_WEB_ROOT: string = (await import('@parley/web/root')).WEB_ROOT;
 
 /** Each socket carries its Connection, so one set of listeners serves every socket. */
 const connections = new WeakMap<WebSocket, Connection>();

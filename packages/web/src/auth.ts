@@ -1,6 +1,6 @@
 /** The sign-in form: one form, two buttons (log in / create account), the server's errors shown. */
 import { byId } from './dom.js';
-import { errorText } from './errors.js';
+import { errorCode, errorText } from './errors.js';
 
 export type AuthMode = 'login' | 'register';
 
@@ -64,7 +64,7 @@ export class AuthView {
     try {
       await this.submit(mode, username, password);
     } catch (err) {
-      const code = (err as { code?: unknown }).code;
+      const code = errorCode(err);
       const field = code === 'invalid_username' || code === 'username_taken' ? this.username : code === 'weak_password' || code === 'invalid_credentials' ? this.password : undefined;
       this.setError(errorText(err), field);
       (field ?? this.username).focus();

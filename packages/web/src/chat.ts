@@ -3,29 +3,24 @@
  * typing, connection state) and owns the page's per-room state.
  */
 import type { ParleyClient, StateEvent } from '@parley/client';
-import { type ChatMessage, DEFAULT_ROOM, ErrorCodes, MAX_HISTORY_PAGE, roomKey } from '@parley/protocol';
-import { byId } from './dom.js';
+import { type ChatMessage, DEFAULT_ROOM, ErrorCodes, roomKey } from '@parley/protocol';
+import { Composer } from './composer.js';
+import { JoinForm } from './join-form.js';
+import { byId, Listeners } from './dom.js';
 import { errorCode, errorText } from './errors.js';
 import { colorClass, initial } from './format.js';
+import { Layout } from './layout.js';
 import { MessageView, type RenderMode } from './messages.js';
 import { type Pending, RoomModel } from './model.js';
+import { Pager } from './pager.js';
 import { PeopleView } from './people.js';
+import { Presence } from './presence.js';
 import { RoomList } from './rooms.js';
 import { StatusView } from './status.js';
 import { toast } from './toast.js';
 
-/** Messages fetched per history page. */
-const PAGE = Math.min(50, MAX_HISTORY_PAGE);
-/** Tell the others we are typing at most this often while the user types. */
-const TYPING_SEND_INTERVAL_MS = 2000;
-/** Forget that someone is typing after this long without a new typing event. */
-const TYPING_SHOW_MS = 3000;
-/** Longest the composer grows before it scrolls. */
-const COMPOSER_MAX_PX = 200;
 /** Codes of a 'closed' state after which the stored token is useless. */
 export const SESSION_GONE: ReadonlySet<string> = new Set(['auth', 'session_revoked', 'user_removed', 'unauthorized']);
-/** Below this width the sidebar is a drawer (keep in step with style.css). */
-const NARROW_NAV = '(max-width: 767px)';
 
 export interface ChatOptions {
   client: ParleyClient;
@@ -45,36 +40,24 @@ export class ChatApp {
   private order: string[];
   private current: string | undefined;
   private readonly unsubscribe: (() => void)[] = [];
-  private readonly cleanup: (() => void)[] = [];
+  private readonly listeners = new Listeners();
   private pendingCounter = 0;
-  private lastTypingSent = 0;
-  private lastInputAt = 0;
-  private typingTimer: ReturnType<typeof setTimeout> | undefined;
-  private maxChars = Number.POSITIVE_INFINITY;
   private stopped = false;
 
   private readonly root = byId('chat');
-  private readonly main = byId('main');
-  private readonly sidebar = byId('sidebar');
-  private readonly scrim = byId('scrim');
-  private readonly navOpen = byId<HTMLButtonElement>('nav-open');
-  private readonly navBadge = byId('nav-badge');
   private readonly roomTitle = byId('room-title');
-  private readonly composer = byId<HTMLFormElement>('composer');
-  private readonly input = byId<HTMLTextAreaElement>('message');
-  private readonly inputLabel = byId('message-label');
-  private readonly joinForm = byId<HTMLFormElement>('join-form');
-  private readonly joinInput = byId<HTMLInputElement>('join-input');
-  private readonly joinError = byId('join-error');
-  private readonly peopleBtn = byId<HTMLButtonElement>('people-btn');
   private readonly toasts = byId('toasts');
   private readonly log = byId('log');
   private readonly reconnectBtn = byId<HTMLButtonElement>('reconnect-btn');
 
   private readonly messages: MessageView;
   private readonly roomList: RoomList;
-  private readonly people: PeopleView;
   private readonly status: StatusView;
+  private readonly composer: Composer;
+  private readonly layout: Layout;
+  private readonly pager: Pager;
+  private readonly presence: Presence;
+  private readonly joinForm: JoinForm;
 
   constructor(private readonly opts: ChatOptions) {
     this.client = opts.client;
@@ -83,7 +66,7 @@ export class ChatApp {
     for (const r of this.order) this.model(r);
 
     this.messages = new MessageView(this.log, byId<HTMLOListElement>('messages'), byId('log-top'), byId<HTMLButtonElement>('jump'), {
-      nearTop: () => void this.loadOlder(),
+      nearTop: () => void this.pager.loadOlder(),
       retry: (p) => this.retry(p),
       discard: (p) => this.discard(p),
     });
@@ -92,7 +75,8 @@ export class ChatApp {
       select: (room) => this.select(room, true),
       leave: (room) => void this.leave(room),
     });
-    this.people = new PeopleView(byId<HTMLUListElement>('member-list'), byId('members-title'), byId('people-faces'), byId('people-count'), this.peopleBtn, byId('typing'), byId('room-sub'));
+    const people = new PeopleView(byId<HTMLUListElement>('member-list'), byId('members-title'), byId('people-faces'), byId('people-count'), byId<HTMLButtonElement>('people-btn'), byId('typing'), byId('room-sub'));
+    this.presence = new Presence({ me: this.me, people, room: (name) => this.rooms.get(name), currentName: () => this.current });
     this.status = new StatusView(byId('conn'), byId('conn-text'), byId('conn-live'), byId('me-status'), byId('offline-note'));
 
     byId('me-name').textContent = this.me;
@@ -100,6 +84,25 @@ export class ChatApp {
     meAvatar.className = `avatar ${colorClass(this.me)}`;
     meAvatar.textContent = initial(this.me);
 
+    this.composer = new Composer(this.listeners, {
+      send: (room, text) => this.sendFromComposer(room, text),
+      typing: (room) => {
+        if (this.client.state !== 'open') return false;
+        this.client.typing(room);
+        return true;
+      },
+      notice: (text) => toast(this.toasts, text),
+    });
+    this.joinForm = new JoinForm(this.listeners, (typed) => void this.join(typed));
+    this.layout = new Layout(this.root, this.joinForm.input, this.listeners);
+    this.pager = new Pager({
+      client: this.client,
+      messages: this.messages,
+      currentName: () => this.current,
+      currentRoom: () => (this.current === undefined ? undefined : this.rooms.get(this.current)),
+      stopped: () => this.stopped,
+      notice: (text) => toast(this.toasts, text),
+    });
     this.wireClient();
     this.wireDom();
     this.onState({ state: this.client.state });
@@ -109,7 +112,7 @@ export class ChatApp {
   /** Shows the chat screen. */
   show(): void {
     this.root.hidden = false;
-    this.input.focus();
+    this.composer.focus();
   }
 
   /** Detaches from the client and the DOM (logout, expired session). */
@@ -117,12 +120,12 @@ export class ChatApp {
     if (this.stopped) return;
     this.stopped = true;
     for (const off of this.unsubscribe) off();
-    for (const off of this.cleanup) off();
+    this.listeners.clear();
     for (const room of this.rooms.values()) for (const t of room.typing.values()) clearTimeout(t);
-    this.resetTyping();
+    this.composer.resetTyping();
     this.status.stop();
     this.root.hidden = true;
-    this.setNav(false);
+    this.layout.setNav(false);
     this.toasts.replaceChildren();
     document.title = 'Parley';
   }
@@ -134,45 +137,18 @@ export class ChatApp {
     const c = this.client;
     this.unsubscribe.push(
       c.on('welcome', (w) => {
-        this.maxChars = w.limits.maxMessageChars;
+        this.composer.maxChars = w.limits.maxMessageChars;
       }),
       c.on('state', (e) => this.onState(e)),
       c.on('new_message', (m) => this.onMessage(m)),
-      c.on('presence', (p) => {
-        const room = this.rooms.get(p.room);
-        if (room === undefined) return;
-        room.online.clear();
-        for (const u of p.users) room.online.add(u);
-        if (p.room === this.current) this.renderPeople();
-      }),
-      c.on('user_joined', (p) => {
-        const room = this.rooms.get(p.room);
-        if (room === undefined) return;
-        room.online.add(p.user);
-        if (p.room === this.current) this.renderPeople();
-      }),
-      c.on('user_left', (p) => {
-        const room = this.rooms.get(p.room);
-        if (room === undefined) return;
-        room.online.delete(p.user);
-        this.stopTyping(room, p.user);
-        if (p.room === this.current) this.renderPeople();
-      }),
-      c.on('typing', (p) => {
-        const room = this.rooms.get(p.room);
-        if (room === undefined || p.user === this.me) return;
-        const old = room.typing.get(p.user);
-        if (old !== undefined) clearTimeout(old);
-        room.typing.set(p.user, setTimeout(() => this.stopTyping(room, p.user), TYPING_SHOW_MS));
-        if (p.room === this.current) this.renderTyping();
-      }),
+      ...this.presence.wire(c),
       c.on('gap', (g) => {
         const room = this.rooms.get(g.room);
         if (room === undefined) return;
         room.clearMessages();
         if (g.room === this.current) {
           this.messages.render(room, 'update');
-          void this.loadLatest(room);
+          void this.pager.loadLatest(room);
         }
       }),
       c.on('error', (e) => {
@@ -189,7 +165,7 @@ export class ChatApp {
     if (e.state === 'open') {
       this.syncRooms();
       const room = this.current === undefined ? undefined : this.rooms.get(this.current);
-      if (room !== undefined && !room.loaded) void this.loadLatest(room);
+      if (room !== undefined && !room.loaded) void this.pager.loadLatest(room);
     } else if (e.state === 'closed' && e.error !== undefined && SESSION_GONE.has(e.error.code)) {
       // The token was revoked (logout elsewhere) or expired: ask for the password again.
       this.opts.signedOut('Your session has ended. Log in again.');
@@ -227,7 +203,7 @@ export class ChatApp {
     const room = this.rooms.get(m.room);
     if (room === undefined) return;
     const isNew = room.add([m]) > 0;
-    this.stopTyping(room, m.from);
+    this.presence.stopTyping(room, m.from);
     let own = false;
     if (m.from === this.me) {
       // Our own message may be echoed before its ack: it replaces the oldest pending copy.
@@ -243,78 +219,11 @@ export class ChatApp {
     }
   }
 
-  private stopTyping(room: RoomModel, user: string): void {
-    const t = room.typing.get(user);
-    if (t === undefined) return;
-    clearTimeout(t);
-    room.typing.delete(user);
-    if (room.name === this.current) this.renderTyping();
-  }
-
-  // -------------------------------------------------------------------------------------------
-  // History
-
-  private async loadLatest(room: RoomModel): Promise<void> {
-    if (room.loading || this.client.state !== 'open') return;
-    room.loading = true;
-    if (room.name === this.current) this.messages.render(room, 'update');
-    try {
-      const page = await this.client.history(room.name, { limit: PAGE });
-      room.add(page);
-      room.loaded = true;
-      room.hasMore = page.length >= PAGE && (page.at(-1)?.seq ?? 1) > 1;
-    } catch (err) {
-      toast(this.toasts, `Could not load #${room.name}: ${errorText(err)}`);
-    } finally {
-      room.loading = false;
-    }
-    if (room.name === this.current && !this.stopped) {
-      this.messages.render(room, 'update');
-      if (this.messages.needsMore()) void this.loadOlder();
-    }
-  }
-
-  private async loadOlder(): Promise<void> {
-    const room = this.current === undefined ? undefined : this.rooms.get(this.current);
-    if (room === undefined || !room.loaded || room.loading || !room.hasMore || this.client.state !== 'open') return;
-    const before = room.oldestSeq();
-    if (before === undefined || before <= 1) {
-      room.hasMore = false;
-      this.messages.render(room, 'prepend');
-      return;
-    }
-    room.loading = true;
-    this.messages.render(room, 'prepend');
-    let ok = false;
-    try {
-      const page = await this.client.history(room.name, { before, limit: PAGE });
-      room.add(page);
-      room.hasMore = page.length >= PAGE && (page.at(-1)?.seq ?? 1) > 1;
-      ok = true;
-    } catch (err) {
-      toast(this.toasts, `Could not load older messages: ${errorText(err)}`);
-    } finally {
-      room.loading = false;
-    }
-    if (room.name !== this.current || this.stopped) return;
-    this.messages.render(room, 'prepend');
-    if (ok && room.hasMore && this.messages.needsMore()) void this.loadOlder();
-  }
-
   // -------------------------------------------------------------------------------------------
   // Sending
 
-  private sendFromComposer(): void {
-    const text = this.input.value;
-    if (text.trim() === '' || this.current === undefined) return;
-    if (text.length > this.maxChars) {
-      toast(this.toasts, `That message is ${text.length} characters long; the limit is ${this.maxChars}.`);
-      return;
-    }
-    this.input.value = '';
-    this.resizeComposer();
-    this.resetTyping();
-    const room = this.model(this.current);
+  private sendFromComposer(name: string, text: string): void {
+    const room = this.model(name);
     const p: Pending = { key: `p${++this.pendingCounter}`, room: room.name, message: text, sent: new Date().toISOString(), state: 'pending' };
     room.pending.push(p);
     this.messages.render(room, 'append', true);
@@ -351,7 +260,7 @@ export class ChatApp {
     room.pending.push(again);
     this.messages.render(room, 'append', true);
     this.deliver(again);
-    this.input.focus();
+    this.composer.focus();
   }
 
   private discard(p: Pending): void {
@@ -359,46 +268,7 @@ export class ChatApp {
     if (room === undefined) return;
     room.pending = room.pending.filter((x) => x !== p);
     this.messages.render(room, 'update');
-    this.input.focus();
-  }
-
-  /**
-   * Typing notices: at most one per TYPING_SEND_INTERVAL_MS, plus a trailing one when the user
-   * is still typing at the end of the interval (the SDK may drop a notice silently, e.g. within
-   * its own 1 s window after the previous one; the trailing call makes up for it).
-   */
-  private onComposerInput(): void {
-    this.resizeComposer();
-    const now = Date.now();
-    this.lastInputAt = now;
-    if (this.input.value.trim() === '') return;
-    const wait = this.lastTypingSent + TYPING_SEND_INTERVAL_MS - now;
-    if (wait <= 0) {
-      this.notifyTyping();
-    } else if (this.typingTimer === undefined) {
-      this.typingTimer = setTimeout(() => {
-        this.typingTimer = undefined;
-        if (this.input.value.trim() !== '' && Date.now() - this.lastInputAt < TYPING_SEND_INTERVAL_MS) this.notifyTyping();
-      }, wait);
-    }
-  }
-
-  private notifyTyping(): void {
-    if (this.current === undefined || this.client.state !== 'open') return;
-    this.lastTypingSent = Date.now();
-    this.client.typing(this.current);
-  }
-
-  private resetTyping(): void {
-    this.lastTypingSent = 0;
-    if (this.typingTimer !== undefined) clearTimeout(this.typingTimer);
-    this.typingTimer = undefined;
-  }
-
-  private resizeComposer(): void {
-    // CSSOM writes are allowed by the CSP (style-src 'self' forbids only inline style markup).
-    this.input.style.height = 'auto';
-    this.input.style.height = `${Math.min(this.input.scrollHeight, COMPOSER_MAX_PX)}px`;
+    this.composer.focus();
   }
 
   // -------------------------------------------------------------------------------------------
@@ -418,33 +288,27 @@ export class ChatApp {
     const room = name === undefined ? undefined : this.model(name);
     if (room !== undefined) room.unread = 0;
     this.roomTitle.textContent = name ?? 'No room';
-    const placeholder = name === undefined ? 'Join a room to send messages' : `Message #${name}`;
-    this.input.placeholder = placeholder;
-    this.inputLabel.textContent = placeholder;
-    this.input.disabled = name === undefined;
+    this.composer.setRoom(name);
     this.log.setAttribute('aria-label', name === undefined ? 'Messages' : `Messages in #${name}`);
     this.messages.render(room, 'reset');
-    this.renderPeople();
-    this.renderTyping();
+    this.presence.renderPeople();
+    this.presence.renderTyping();
     this.renderRooms();
     this.persist();
-    if (room !== undefined && !room.loaded) void this.loadLatest(room);
+    if (room !== undefined && !room.loaded) void this.pager.loadLatest(room);
     if (fromUser) {
-      this.setNav(false);
-      this.input.focus();
+      this.layout.setNav(false);
+      this.composer.focus();
     }
   }
 
   private async join(raw: string): Promise<void> {
     const typed = raw.trim().replace(/^#/, '');
-    this.joinError.textContent = '';
-    this.joinInput.removeAttribute('aria-invalid');
+    this.joinForm.clearError();
     // Rooms are case-insensitive: "Design" is the room "design", as the server names it.
     const name = roomKey(typed);
     if (name === undefined) {
-      this.joinError.textContent = typed === '' ? 'Enter a room name.' : ErrorCodes.invalid_room;
-      this.joinInput.setAttribute('aria-invalid', 'true');
-      this.joinInput.focus();
+      this.joinForm.fail(typed === '' ? 'Enter a room name.' : ErrorCodes.invalid_room);
       return;
     }
     if (!this.order.includes(name)) {
@@ -455,15 +319,13 @@ export class ChatApp {
         await this.client.join(name);
       } catch (err) {
         if (fresh && !this.order.includes(name)) this.rooms.delete(name);
-        this.joinError.textContent = errorText(err);
-        this.joinInput.setAttribute('aria-invalid', 'true');
-        this.joinInput.focus();
+        this.joinForm.fail(errorText(err));
         return;
       }
       if (this.stopped) return;
       if (!this.order.includes(name)) this.order.push(name);
     }
-    this.joinInput.value = '';
+    this.joinForm.done();
     this.select(name, true);
   }
 
@@ -488,8 +350,8 @@ export class ChatApp {
     }
     // Keep the keyboard focus in the list: on the room that took its place, or the join box.
     const next = this.order[Math.min(index, this.order.length - 1)];
-    const target = next === undefined ? this.joinInput : document.querySelector<HTMLElement>(`.room-btn[data-room="${CSS.escape(next)}"]`);
-    (target ?? this.joinInput).focus();
+    const target = next === undefined ? this.joinForm.input : document.querySelector<HTMLElement>(`.room-btn[data-room="${CSS.escape(next)}"]`);
+    (target ?? this.joinForm.input).focus();
   }
 
   private persist(): void {
@@ -504,108 +366,28 @@ export class ChatApp {
       this.order.map((name) => ({ name, unread: this.rooms.get(name)?.unread ?? 0 })),
       this.current,
     );
-    const unread = this.order.reduce((n, r) => n + (r === this.current ? 0 : (this.rooms.get(r)?.unread ?? 0)), 0);
-    document.title = unread > 0 ? `(${unread}) Parley` : 'Parley';
-    this.navBadge.hidden = unread === 0;
-    this.navBadge.textContent = unread > 99 ? '99+' : String(unread);
-    this.navOpen.setAttribute('aria-label', unread > 0 ? `Open room list, ${unread} unread` : 'Open room list');
-  }
-
-  private renderPeople(): void {
-    const room = this.current === undefined ? undefined : this.rooms.get(this.current);
-    this.people.renderOnline(room?.online ?? [], this.me, this.current);
-  }
-
-  private renderTyping(): void {
-    const room = this.current === undefined ? undefined : this.rooms.get(this.current);
-    this.people.renderTyping(room === undefined ? [] : [...room.typing.keys()]);
+    this.layout.setUnread(this.order.reduce((n, r) => n + (r === this.current ? 0 : (this.rooms.get(r)?.unread ?? 0)), 0));
   }
 
   // -------------------------------------------------------------------------------------------
-  // DOM wiring: composer, join form, drawers, logout
+  // DOM wiring: logout, reconnect (the composer, the join form and the layout wire their own)
 
   private wireDom(): void {
-    const on = <K extends keyof HTMLElementEventMap>(el: EventTarget, type: K, fn: (e: HTMLElementEventMap[K]) => void) => {
-      el.addEventListener(type, fn as EventListener);
-      this.cleanup.push(() => el.removeEventListener(type, fn as EventListener));
-    };
-    on(this.composer, 'submit', (e) => {
-      e.preventDefault();
-      this.sendFromComposer();
-      this.input.focus();
-    });
-    on(this.input, 'keydown', (e) => {
-      if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) {
-        e.preventDefault();
-        this.sendFromComposer();
-      }
-    });
-    on(this.input, 'input', () => this.onComposerInput());
-    on(this.joinForm, 'submit', (e) => {
-      e.preventDefault();
-      void this.join(this.joinInput.value);
-    });
-    on(this.joinInput, 'input', () => {
-      this.joinError.textContent = '';
-      this.joinInput.removeAttribute('aria-invalid');
-    });
-    on(this.navOpen, 'click', () => this.setNav(true));
-    on(byId('nav-close'), 'click', () => this.setNav(false, true));
-    on(this.scrim, 'click', () => {
-      this.setNav(false, true);
-      this.setMembers(false);
-    });
-    on(this.peopleBtn, 'click', () => this.setMembers(!this.root.classList.contains('members-open')));
-    on(byId('members-close'), 'click', () => this.setMembers(false, true));
-    on(document, 'keydown', (e) => {
-      if (e.key !== 'Escape') return;
-      if (this.root.classList.contains('nav-open')) this.setNav(false, true);
-      else if (this.root.classList.contains('members-open')) this.setMembers(false, true);
-    });
-    on(byId('logout-btn'), 'click', () => void this.logout());
-    on(this.reconnectBtn, 'click', () => {
+    const on = this.listeners;
+    on.on(byId('logout-btn'), 'click', () => void this.logout());
+    on.on(this.reconnectBtn, 'click', () => {
       this.client.connect().catch((err: unknown) => toast(this.toasts, errorText(err)));
     });
-    const narrow = matchMedia(NARROW_NAV);
-    const onResize = () => {
-      if (!narrow.matches) this.setNav(false);
-    };
-    narrow.addEventListener('change', onResize);
-    this.cleanup.push(() => narrow.removeEventListener('change', onResize));
   }
 
-  /** Opens or closes the room drawer (phone widths); the rest of the page is inert meanwhile. */
-  private setNav(open: boolean, restoreFocus = false): void {
-    const narrow = matchMedia(NARROW_NAV).matches;
-    open &&= narrow;
-    this.root.classList.toggle('nav-open', open);
-    this.navOpen.setAttribute('aria-expanded', String(open));
-    this.main.inert = open;
-    this.scrim.hidden = !open && !this.root.classList.contains('members-open');
-    if (open) (this.sidebar.querySelector<HTMLElement>('.room-btn[aria-current="true"]') ?? this.joinInput).focus();
-    else if (restoreFocus) this.navOpen.focus();
-  }
-
-  /** Opens or closes the people panel (an overlay below desktop widths). */
-  private setMembers(open: boolean, restoreFocus = false): void {
-    this.root.classList.toggle('members-open', open);
-    this.peopleBtn.setAttribute('aria-expanded', String(open));
-    this.scrim.hidden = !open && !this.root.classList.contains('nav-open');
-    if (open) byId('members-close').focus();
-    else if (restoreFocus) this.peopleBtn.focus();
-  }
-
-  /** Closes the connection, revokes the token (POST /logout) and returns to the sign-in form. */
+  /** Closes the connection, revokes the token (the SDK's logout: POST /logout) and returns to the sign-in form. */
   private async logout(): Promise<void> {
-    const token = this.client.token;
-    this.client.close();
+    const done = this.client.logout();
     this.opts.signedOut();
-    if (token === undefined) return;
     try {
-      await fetch('/logout', { method: 'POST', headers: { Authorization: `Bearer ${token}` } });
+      await done;
     } catch {
       // Offline: the token is forgotten here anyway and expires on the server.
     }
   }
 }
-

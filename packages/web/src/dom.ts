@@ -70,3 +70,28 @@ export function hydrateIcons(root: ParentNode = document): void {
     if (name !== undefined && ICONS[name] !== undefined && el.firstChild === null) el.append(icon(name));
   }
 }
+
+/** Event listeners added for a screen's lifetime, removed together by clear(). */
+export class Listeners {
+  private readonly offs: (() => void)[] = [];
+
+  on<K extends keyof HTMLElementEventMap>(el: HTMLElement, type: K, fn: (e: HTMLElementEventMap[K]) => void): void {
+    el.addEventListener(type, fn);
+    this.offs.push(() => el.removeEventListener(type, fn));
+  }
+
+  onDocument<K extends keyof DocumentEventMap>(type: K, fn: (e: DocumentEventMap[K]) => void): void {
+    document.addEventListener(type, fn);
+    this.offs.push(() => document.removeEventListener(type, fn));
+  }
+
+  /** Calls `fn` whenever the media query's match changes. */
+  onMedia(query: MediaQueryList, fn: () => void): void {
+    query.addEventListener('change', fn);
+    this.offs.push(() => query.removeEventListener('change', fn));
+  }
+
+  clear(): void {
+    for (const off of this.offs.splice(0)) off();
+  }
+}

@@ -2,7 +2,7 @@
  * The Parley chat page. Signs in (or resumes the tab's session from sessionStorage), then hands
  * a connected ParleyClient to the chat screen.
  */
-import { ParleyClient, ParleyError, type ParleyErrorCode } from '@parley/client';
+import { ParleyClient, ParleyError } from '@parley/client';
 import { DEFAULT_ROOM } from '@parley/protocol';
 import { AuthView, type AuthMode } from './auth.js';
 import { ChatApp, SESSION_GONE } from './chat.js';
@@ -38,22 +38,20 @@ function signOut(message?: string): void {
 }
 
 /**
- * POST /login. The page logs in itself rather than handing the password to ParleyClient: the
- * SDK retries a refused login that is not 400/401/403 (429 too_many_attempts, 503) with backoff
- * and without telling why, while the form must show the server's reason at once.
+ * Logs in with ParleyClient.login rather than handing the password to the ParleyClient: a
+ * connecting client retries a refused login that is not 400/401/403 (429 too_many_attempts, 503)
+ * with backoff and without telling why, while the form must show the server's reason at once.
  */
 async function login(username: string, password: string): Promise<{ token: string; user: string }> {
-  const res = await fetch('/login', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username, password }) });
-  const body = (await res.json().catch(() => undefined)) as { token?: unknown; user?: { name?: unknown }; error?: { code?: unknown; message?: unknown } } | undefined;
-  if (!res.ok) {
-    const code = typeof body?.error?.code === 'string' ? body.error.code : 'network';
-    let message = typeof body?.error?.message === 'string' ? body.error.message : `The server answered ${res.status}.`;
-    const wait = Number(res.headers.get('retry-after'));
-    if (code === 'too_many_attempts' && wait > 0) message = `Too many failed attempts. Try again in ${wait < 120 ? `${wait} seconds` : `${Math.ceil(wait / 60)} minutes`}.`;
-    throw new ParleyError(code as ParleyErrorCode, message, { status: res.status });
+  try {
+    return await ParleyClient.login(url, username, password);
+  } catch (err) {
+    const wait = err instanceof ParleyError && err.code === 'too_many_attempts' && err.retryAfterMs !== undefined ? err.retryAfterMs / 1000 : 0;
+    if (err instanceof ParleyError && wait > 0) {
+      throw new ParleyError(err.code, `Too many failed attempts. Try again in ${wait < 120 ? `${wait} seconds` : `${Math.ceil(wait / 60)} minutes`}.`, { status: err.status ?? 429 });
+    }
+    throw err;
   }
-  if (typeof body?.token !== 'string') throw new ParleyError('network', 'The server sent no token.');
-  return { token: body.token, user: typeof body.user?.name === 'string' ? body.user.name : username };
 }
 
 async function submit(mode: AuthMode, username: string, password: string): Promise<void> {

@@ -1,0 +1,213 @@
+/**
+ * Requests (send, join, leave, history): each has a random ref and stays pending until the
+ * server answers it. A request goes on the wire whenever a connection is live, again on every
+ * new one with the same ref; a send also after `ackTimeoutMs` without an ack; a refusal with
+ * `unavailable` or `rate_limited` is retried with backoff, up to MAX_RETRIES times.
+ */
+import type { ChatMessage, ClientEvents, ErrorCode } from '@parley/protocol';
+import { backoffDelay, type BackoffOptions } from './backoff.js';
+import { ParleyError } from './errors.js';
+import type { SendResult } from './types.js';
+
+/** Sends refused with `unavailable` or `rate_limited` are retried this many times. */
+const MAX_RETRIES = 5;
+const RETRYABLE: ReadonlySet<string> = new Set<ErrorCode>(['unavailable', 'rate_limited']);
+
+type Timer = ReturnType<typeof setTimeout>;
+
+export interface Settle<T> {
+  resolve: (value: T) => void;
+  reject: (err: ParleyError) => void;
+}
+
+interface RequestBase {
+  ref: string;
+  room: string;
+  /** The serialized frame, sent as is every time. */
+  frame: string;
+  retries: number;
+  /** Ack or retry timer. */
+  timer: Timer | undefined;
+  /** Waiting in the outbox. */
+  queued: boolean;
+  /** When the frame last went on the wire. */
+  sentAt: number;
+}
+export interface SendRequest extends RequestBase, Settle<SendResult> {
+  kind: 'send';
+}
+export interface JoinRequest extends RequestBase, Settle<SendResult> {
+  kind: 'join';
+  /** Made by the client itself (initial rooms): failures go to the 'error' event. */
+  internal: boolean;
+}
+interface LeaveRequest extends RequestBase, Settle<void> {
+  kind: 'leave';
+}
+interface HistoryRequest extends RequestBase, Settle<ChatMessage[]> {
+  kind: 'history';
+}
+export type Request = SendRequest | JoinRequest | LeaveRequest | HistoryRequest;
+
+export interface RequestsPort {
+  /** Whether a connection is live (welcomed). */
+  live(): boolean;
+  /** The server's maxMessageBytes, once known. */
+  maxMessageBytes(): number | undefined;
+  /** Queues a request's frame for the wire. */
+  enqueue(r: Request): void;
+  /** A request was settled (it may have been one the connection's setup waited for). */
+  settled(ref: string): void;
+  /** The current connection attempt (bumped by every new one). */
+  generation(): number;
+  /** When the last frame came from the server. */
+  lastFrameAt(): number;
+  /** Replaces the connection, presumed dead. */
+  drop(): void;
+}
+
+const noop = (): void => undefined;
+
+export function randomRef(): string {
+  if (typeof crypto === 'undefined') throw new Error('@parley/client needs globalThis.crypto.getRandomValues (browsers, Node >= 20)');
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  let s = '';
+  for (const b of bytes) s += b.toString(16).padStart(2, '0');
+  return s;
+}
+
+function byteLength(s: string): number {
+  return new TextEncoder().encode(s).length;
+}
+
+export class Requests {
+  /** Pending requests by ref, in the order they were made. */
+  private readonly pending = new Map<string, Request>();
+
+  constructor(
+    private readonly port: RequestsPort,
+    private readonly ackTimeoutMs: number,
+    private readonly backoff: BackoffOptions,
+    private readonly random: () => number,
+  ) {}
+
+  /** Pending requests, in the order they were made. */
+  values(): IterableIterator<Request> {
+    return this.pending.values();
+  }
+
+  has(ref: string): boolean {
+    return this.pending.has(ref);
+  }
+
+  get(ref: string): Request | undefined {
+    return this.pending.get(ref);
+  }
+
+  /** Whether a join of `room` is pending (other than `except`). */
+  joining(room: string, except?: Request): boolean {
+    for (const r of this.pending.values()) if (r.kind === 'join' && r.room === room && r !== except) return true;
+    return false;
+  }
+
+  /** Removes a request from everything that tracks it; returns it to settle. */
+  settle<R extends Request>(r: R): R {
+    this.pending.delete(r.ref);
+    if (r.timer !== undefined) clearTimeout(r.timer);
+    r.timer = undefined;
+    this.port.settled(r.ref);
+    return r;
+  }
+
+  send(room: string, payload: ClientEvents['send_message']): Promise<SendResult> {
+    return new Promise((resolve, reject) => this.add({ ...this.base(room, 'send_message', payload), kind: 'send', resolve, reject }));
+  }
+
+  /** `internal`: made by the client itself; its failure is not a rejection (the caller reports it). */
+  join(room: string, internal: boolean): Promise<SendResult> {
+    const payload: ClientEvents['join'] = { room };
+    return new Promise((resolve, reject) => this.add({ ...this.base(room, 'join', payload), kind: 'join', internal, resolve, reject: internal ? noop : reject }));
+  }
+
+  leave(room: string): Promise<void> {
+    const payload: ClientEvents['leave'] = { room };
+    return new Promise((resolve, reject) => this.add({ ...this.base(room, 'leave', payload), kind: 'leave', resolve, reject }));
+  }
+
+  history(room: string, payload: ClientEvents['history']): Promise<ChatMessage[]> {
+    return new Promise((resolve, reject) => this.add({ ...this.base(room, 'history', payload), kind: 'history', resolve, reject }));
+  }
+
+  private base<T extends 'send_message' | 'join' | 'leave' | 'history'>(room: string, type: T, payload: ClientEvents[T]): RequestBase {
+    const ref = randomRef();
+    return { ref, room, frame: JSON.stringify({ type, payload, ref }), retries: 0, timer: undefined, queued: false, sentAt: 0 };
+  }
+
+  private add(r: Request): void {
+    this.pending.set(r.ref, r);
+    this.transmit(r);
+  }
+
+  /** Puts a request on the wire if a connection is live; otherwise it waits for the next one. */
+  transmit(r: Request): void {
+    if (!this.port.live() || r.queued || !this.pending.has(r.ref)) return;
+    if (r.timer !== undefined) clearTimeout(r.timer);
+    r.timer = undefined;
+    const max = this.port.maxMessageBytes();
+    if (max !== undefined && byteLength(r.frame) > max) {
+      // The server would close the connection with 1009 for this frame: refuse it here.
+      this.settle(r).reject(new ParleyError('message_too_long', `The frame is larger than the server's maxMessageBytes (${max}).`));
+      return;
+    }
+    r.queued = true;
+    this.port.enqueue(r);
+  }
+
+  /** A send went on the wire: without an ack in ackTimeoutMs it goes again (or the connection is replaced). */
+  startAckTimer(r: SendRequest): void {
+    r.sentAt = Date.now();
+    if (r.timer !== undefined) clearTimeout(r.timer);
+    const gen = this.port.generation();
+    r.timer = setTimeout(() => {
+      r.timer = undefined;
+      if (gen !== this.port.generation() || !this.pending.has(r.ref)) return;
+      // Nothing at all from the server since the send: presume the connection dead and replace
+      // it (the send goes again, same ref, on the new one). Otherwise just send it again.
+      if (this.port.lastFrameAt() < r.sentAt) this.port.drop();
+      else this.transmit(r);
+    }, this.ackTimeoutMs);
+  }
+
+  /** The server refused `r` with `code`: true when it will be sent again after a backoff delay. */
+  retry(r: Request, code: ErrorCode): boolean {
+    if (!RETRYABLE.has(code) || r.retries >= MAX_RETRIES) return false;
+    const delay = backoffDelay(r.retries, this.backoff, this.random);
+    r.retries++;
+    if (r.timer !== undefined) clearTimeout(r.timer);
+    r.timer = setTimeout(() => {
+      r.timer = undefined;
+      this.transmit(r);
+    }, delay);
+    return true;
+  }
+
+  /** The connection is gone: timers stop (requests go again on the next one); a leave is done. */
+  disconnected(): void {
+    for (const r of [...this.pending.values()]) {
+      if (r.timer !== undefined) clearTimeout(r.timer);
+      r.timer = undefined;
+      // A leave is done once the connection is gone: the next one will not follow the room.
+      if (r.kind === 'leave') this.settle(r).resolve();
+    }
+  }
+
+  /** Rejects everything pending with `err`. */
+  rejectAll(err: ParleyError): void {
+    const requests = [...this.pending.values()];
+    this.pending.clear();
+    for (const r of requests) {
+      if (r.timer !== undefined) clearTimeout(r.timer);
+      r.reject(err);
+    }
+  }
+}

@@ -1,0 +1,121 @@
+/** The SDK's public types: options, events, results, and the WebSocket shape it drives. */
+import type { ServerEvents, ServerEventType } from '@parley/protocol';
+import type { ParleyError } from './errors.js';
+
+export type ClientState = 'idle' | 'connecting' | 'open' | 'reconnecting' | 'closed';
+
+/** Method-style signature: handler parameters are compared bivariantly (DOM and `ws` events fit). */
+export type Listener<E> = { bivarianceHack(event: E): void }['bivarianceHack'];
+
+export interface MessageEventLike {
+  readonly data: unknown;
+}
+export interface CloseEventLike {
+  readonly code: number;
+  readonly reason?: string;
+}
+
+/** The part of the WHATWG WebSocket the client uses (browsers' WebSocket and the `ws` package fit). */
+export interface WebSocketLike {
+  readonly readyState: number;
+  send(data: string): void;
+  close(code?: number, reason?: string): void;
+  onopen: Listener<unknown> | null;
+  onmessage: Listener<MessageEventLike> | null;
+  onclose: Listener<CloseEventLike> | null;
+  onerror: Listener<unknown> | null;
+}
+
+export type WebSocketConstructor = new (url: string) => WebSocketLike;
+
+export interface ReconnectOptions {
+  /** Ceiling of the first reconnect delay, in ms. Default 500. */
+  baseMs?: number;
+  /** Largest reconnect delay ceiling, in ms. Default 30000. */
+  capMs?: number;
+  /** Consecutive failed attempts after which the client gives up ('closed', code `unreachable`). Default Infinity. */
+  maxAttempts?: number;
+}
+
+export interface ClientOptions {
+  /** Base http(s) URL of the server; several = failover: each reconnect attempt moves to the next one. */
+  url: string | string[];
+  /** An existing session token. */
+  token?: string;
+  /** Credentials to log in with (POST /login) when there is no token or it is rejected. */
+  username?: string;
+  password?: string;
+  /** Rooms to follow at first connect. Default [DEFAULT_ROOM] (`general`). */
+  rooms?: string[];
+  /** WebSocket constructor. Default globalThis.WebSocket (pass the `ws` package's on Node 20). */
+  WebSocket?: WebSocketConstructor;
+  /** fetch implementation. Default globalThis.fetch. */
+  fetch?: typeof fetch;
+  reconnect?: ReconnectOptions;
+  /** An unacked send is re-sent (same ref) after this many ms. Default 10000. */
+  ackTimeoutMs?: number;
+  /** Random numbers in [0, 1) for the backoff jitter. Default Math.random. */
+  random?: () => number;
+}
+
+export interface StateEvent {
+  state: ClientState;
+  /** 'reconnecting': the attempt number (0 for the first retry after a failure or a drop). */
+  attempt?: number;
+  /** 'reconnecting': the delay before this attempt, in ms. */
+  delayMs?: number;
+  /** The WebSocket close code that caused the transition, when there was one. */
+  code?: number;
+  /** 'closed' for any reason but close(): why. */
+  error?: ParleyError;
+}
+
+export interface GapEvent {
+  room: string;
+  /** The room's latest seq: lastSeq(room) is now this. Reload the room's history. */
+  seq: number;
+}
+
+/**
+ * Server events the SDK consumes itself, never passed to on(): the replies to its own requests
+ * (`ack`, `joined`, `left`, `history` settle the promises of send/join/leave/history), the end of
+ * a replay (`resumed`, surfacing as `gap` when it was not recovered) and `room_changed` (the SDK
+ * never sends `change_room`). Every other server event has an entry of its own in ClientEventMap.
+ */
+export type ConsumedServerEventType = 'ack' | 'resumed' | 'history' | 'joined' | 'left' | 'room_changed';
+
+type PassedThrough = Exclude<ServerEventType, ConsumedServerEventType | 'welcome'>;
+
+/** Events of ParleyClient.on(): server events passed through, plus the client's own. */
+export interface ClientEventMap extends Pick<ServerEvents, PassedThrough> {
+  /** Every state transition (and every scheduled reconnect attempt). */
+  state: StateEvent;
+  /** A resume could not replay everything missed in a room (recovered:false): reload its history. */
+  gap: GapEvent;
+  /** Each connection's first frame. */
+  welcome: ServerEvents['welcome'];
+}
+
+export type ClientEventName = keyof ClientEventMap;
+
+export interface SendResult {
+  room: string;
+  seq: number;
+}
+
+export interface HistoryOptions {
+  /** Only messages with a seq below this. */
+  before?: number;
+  /** Page size (server default 50, at most 100). */
+  limit?: number;
+}
+
+/** What ParleyClient.login() resolves with. */
+export interface LoginResult {
+  /** The session token: pass it as `options.token` (and keep it to skip the password next time). */
+  token: string;
+  /** The user name as the server stores it (NFKC, with its registered case). */
+  user: string;
+  /** ISO-8601 UTC time at which the token expires, when the server said. */
+  expiresAt?: string;
+}
