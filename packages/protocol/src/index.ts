@@ -306,8 +306,6 @@ export const MAX_HISTORY_PAGE = 100;
 export const MAX_HISTORY_BYTES = 256 * 1024;
 /** Longest `ref` string. */
 export const MAX_REF_LENGTH = 64;
-/** The server passes on at most one `typing` per user and room in this many ms; clients need send no more. */
-export const TYPING_INTERVAL_MS = 1000;
 
 /** A lone (unpaired) UTF-16 surrogate: it has no UTF-8 form (text stored or hashed as UTF-8 gets U+FFFD for it). */
 const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;

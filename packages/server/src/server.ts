@@ -5,13 +5,13 @@
  *   ...
  *   await server.close();
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import { createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
-import { dirname, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { resolve } from 'node:path';
 import { pino, type Logger } from 'pino';
+import { WEB_ROOT } from '@parley/web/root';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { CloseCodes, type HttpErrorCode } from '@parley/protocol';
 import { MemoryTickets, type Tickets } from './auth/tokens.js';
@@ -34,7 +34,7 @@ import { createStore } from './store/index.js';
 import type { Store } from './store/store.js';
 
 /** The chat page, where @parley/web declares it (`@parley/web/root`: the absolute path of its built dist/public). */
-export const DEFAULT_WEB_ROOT: string = (await import('@parley/web/root')).WEB_ROOT;
+export const DEFAULT_WEB_ROOT: string = WEB_ROOT;
 
 /** Each socket carries its Connection, so one set of listeners serves every socket. */
 const connections = new WeakMap<WebSocket, Connection>();
