@@ -19,9 +19,11 @@ import type { Config } from './config.js';
 import type { Hub } from './hub.js';
 import { type HashPool, PoolFullError } from './auth/hashpool.js';
 import { dummyHash, normalizePassword } from './auth/password.js';
-import type { UserRateLimit } from './auth/ratelimit.js';
+import { DriverError } from './driver.js';
+import type { UserRateLimit } from './ratelimit/index.js';
 import type { Throttle, ThrottlePolicy } from './throttle/index.js';
-import { newSecret, sha256, type Tickets } from './auth/tokens.js';
+import { newSecret, sha256 } from './auth/tokens.js';
+import type { Tickets } from './tickets/index.js';
 import { StoreError, type Store, type UserRecord } from './store/store.js';
 
 /** Largest JSON body accepted by the API routes. */
@@ -85,7 +87,7 @@ export interface ApiDeps {
   rateLimit: UserRateLimit;
   /** Every password hash and check goes through it (bounded, logins first). */
   hashes: HashPool;
-  /** Extra readiness checks (e.g. the broker): name → healthy. */
+  /** Readiness of every driver but the store (broker, presence, tickets…): name → healthy. */
   health: () => Record<string, boolean>;
   log: Logger;
   /** Directory of the chat page's static files. */
@@ -190,6 +192,9 @@ export class Api {
         this.send(res, 400, errorBody('bad_request', 'The store cannot keep a value of this request.'));
       } else if (err instanceof StoreError && err.code === 'unavailable') {
         this.d.log.warn({ err, url: req.url }, 'store unavailable');
+        this.send(res, 503, errorBody('unavailable'));
+      } else if (err instanceof DriverError && err.code === 'unavailable') {
+        this.d.log.warn({ err, url: req.url }, `${err.concern} unavailable`);
         this.send(res, 503, errorBody('unavailable'));
       } else {
         this.d.log.error({ err, url: req.url }, 'request failed');

@@ -27,7 +27,7 @@ import { StoreError, type Store } from './store/store.js';
 import { Tally } from './tally.js';
 import { MessageWriter } from './writer.js';
 import type { Broker } from './broker/broker.js';
-import type { UserRateLimit } from './auth/ratelimit.js';
+import type { UserRateLimit } from './ratelimit/index.js';
 import type { Presence } from './presence/presence.js';
 
 type Handler<K extends ClientEventType> = (conn: Connection, payload: ClientEvents[K], ref: Ref | undefined) => void | Promise<void>;

@@ -8,7 +8,8 @@ import { RedisBroker } from '../src/broker/redis.js';
 import { RedisPresence } from '../src/presence/redis.js';
 import { brokerContract } from './broker.contract.js';
 import { presenceContract } from './presence.contract.js';
-import { dropPrefix, freshPrefix, REDIS_URL } from './redis.js';
+import type { RedisShard } from '../src/redis/index.js';
+import { dropPrefix, freshPrefix, REDIS_URL, redisShard } from './redis.js';
 
 brokerContract('memory (shared bus)', async () => {
   const bus = new EventEmitter();
@@ -16,7 +17,8 @@ brokerContract('memory (shared bus)', async () => {
     node: async () => {
       const got: [string, string][] = [];
       const broker = new MemoryBroker(bus);
-      await broker.init((room, payload) => got.push([room, payload]));
+      broker.onMessage = (room, payload) => got.push([room, payload]);
+      await broker.init();
       return { broker, got };
     },
     destroy: async () => undefined,
@@ -25,26 +27,50 @@ brokerContract('memory (shared bus)', async () => {
 
 brokerContract('redis', async () => {
   const prefix = freshPrefix();
+  const shards: RedisShard[] = [];
   return {
     node: async () => {
       const got: [string, string][] = [];
-      const broker = new RedisBroker(REDIS_URL, prefix);
-      await broker.init((room, payload) => got.push([room, payload]));
+      const shard = redisShard();
+      shards.push(shard);
+      const broker = new RedisBroker(shard, prefix);
+      broker.onMessage = (room, payload) => got.push([room, payload]);
+      await broker.init();
       return { broker, got };
     },
-    destroy: () => dropPrefix(prefix),
+    destroy: async () => {
+      await Promise.all(shards.map((s) => s.close()));
+      await dropPrefix(prefix);
+    },
   };
 });
 
+/** Presence of a node of its own (its own shard), initialized. */
+const presenceNode = async (shards: RedisShard[], ttlMs: number, prefix: string): Promise<RedisPresence> => {
+  const shard = redisShard();
+  shards.push(shard);
+  const p = new RedisPresence(shard, ttlMs, prefix);
+  await p.init();
+  return p;
+};
+
 presenceContract('redis', async () => {
   const prefix = freshPrefix();
-  return { open: async () => new RedisPresence(REDIS_URL, 30_000, prefix), destroy: () => dropPrefix(prefix) };
+  const shards: RedisShard[] = [];
+  return {
+    open: () => presenceNode(shards, 30_000, prefix),
+    destroy: async () => {
+      await Promise.all(shards.map((s) => s.close()));
+      await dropPrefix(prefix);
+    },
+  };
 });
 
 test('redis presence: a room with more users than one refresh call takes stays present past the TTL', async () => {
   const prefix = freshPrefix();
-  const a = new RedisPresence(REDIS_URL, 1000, prefix);
-  const b = new RedisPresence(REDIS_URL, 1000, prefix);
+  const shards: RedisShard[] = [];
+  const a = await presenceNode(shards, 1000, prefix);
+  const b = await presenceNode(shards, 1000, prefix);
   try {
     const users = Array.from({ length: 1234 }, (_, i) => `u${String(i).padStart(4, '0')}`);
     for (let i = 0; i < users.length; i += 100) await Promise.all(users.slice(i, i + 100).map((u) => a.add('big', u, `c-${u}`)));
@@ -57,14 +83,16 @@ test('redis presence: a room with more users than one refresh call takes stays p
     assert.equal((await b.add('big', 'u0600', 'c-b')).first, false);
   } finally {
     await Promise.all([a.close(), b.close()]);
+    await Promise.all(shards.map((s) => s.close()));
     await dropPrefix(prefix);
   }
 });
 
 test('redis presence: refreshed entries outlive the TTL; a node that stops refreshing drops out within it', async () => {
   const prefix = freshPrefix();
-  const a = new RedisPresence(REDIS_URL, 400, prefix);
-  const b = new RedisPresence(REDIS_URL, 400, prefix);
+  const shards: RedisShard[] = [];
+  const a = await presenceNode(shards, 400, prefix);
+  const b = await presenceNode(shards, 400, prefix);
   const expired: [string, string[]][] = [];
   b.onExpired = (room, users) => expired.push([room, users]);
   try {
@@ -100,6 +128,7 @@ test('redis presence: refreshed entries outlive the TTL; a node that stops refre
     }
   } finally {
     await Promise.all([a.close(), b.close()]); // closing twice is harmless
+    await Promise.all(shards.map((s) => s.close()));
     await dropPrefix(prefix);
   }
 });

@@ -1,9 +1,8 @@
 /**
- * Random secrets: session tokens (bearer) and one-time WebSocket tickets.
+ * Random secrets: session tokens (bearer) and one-time WebSocket tickets (tickets/).
  * Both are 256 random bits, base64url. Only a SHA-256 of a token is ever stored.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import type { SessionRecord } from '../store/store.js';
 
 const SECRET_BYTES = 32;
 /** Random bytes are drawn from the CSPRNG 128 secrets at a time (one call instead of 128). */
@@ -21,67 +20,3 @@ export const newSecret = (): string => {
   return secret;
 };
 export const sha256 = (s: string): string => createHash('sha256').update(s).digest('hex');
-
-export interface Ticket {
-  user: string;
-  /** Hash of the session token the ticket was minted from (so logout can close its sockets). */
-  session: string;
-  expiresAt: number;
-}
-
-export const ticketFor = (session: SessionRecord, ttlMs: number): Ticket => ({
-  user: session.user,
-  session: session.tokenHash,
-  expiresAt: Math.min(Date.now() + ttlMs, session.expiresAt),
-});
-
-/**
- * One-time tickets ("otp" in the seed). `take` consumes: a ticket redeems once, then never,
- * on whichever node it is presented. Implementations: MemoryTickets (one node) and
- * RedisTickets (shared by every node).
- */
-export interface Tickets {
-  /** Mints a ticket for the session; it expires after the ticket TTL or with the session, whichever is first. */
-  issue(session: SessionRecord): Promise<string>;
-  /** Resolves the ticket and deletes it, or undefined when unknown, used or expired. */
-  take(otp: string): Promise<Ticket | undefined>;
-  close(): Promise<void>;
-}
-
-/** Tickets in this process's memory; expired ones are swept every few seconds. */
-export class MemoryTickets implements Tickets {
-  private readonly tickets = new Map<string, Ticket>();
-  private readonly sweeper: NodeJS.Timeout;
-
-  constructor(private readonly ttlMs: number) {
-    this.sweeper = setInterval(() => this.sweep(Date.now()), Math.min(ttlMs, 5000));
-    this.sweeper.unref();
-  }
-
-  async issue(session: SessionRecord): Promise<string> {
-    const otp = newSecret();
-    this.tickets.set(otp, ticketFor(session, this.ttlMs));
-    return otp;
-  }
-
-  async take(otp: string): Promise<Ticket | undefined> {
-    const now = Date.now();
-    const t = this.tickets.get(otp);
-    if (t === undefined) return undefined;
-    this.tickets.delete(otp);
-    return t.expiresAt > now ? t : undefined;
-  }
-
-  get size(): number {
-    return this.tickets.size;
-  }
-
-  private sweep(now: number): void {
-    for (const [k, t] of this.tickets) if (t.expiresAt <= now) this.tickets.delete(k);
-  }
-
-  async close(): Promise<void> {
-    clearInterval(this.sweeper);
-    this.tickets.clear();
-  }
-}

@@ -14,20 +14,20 @@
  *   Payloads of different nodes may interleave; receivers restore seq order per room.
  * - scope: a node receives only rooms it subscribed to, its own publications included.
  */
+import type { Driver } from '../driver.js';
+
 export type BrokerHandler = (room: string, payload: string) => void;
 
-export interface Broker {
-  readonly driver: string;
+/**
+ * `healthy` is false while the backend is unreachable; `onHealth` is called on every change of
+ * it (after a reconnect: true, so the node can resync).
+ */
+export interface Broker extends Driver {
   /** False when no other node can receive publications (a lone memory broker): skip publishing. */
   readonly fanout: boolean;
-  /** Connects; `onMessage` receives every payload of every subscribed room. */
-  init(onMessage: BrokerHandler): Promise<void>;
+  /** Set by the hub: receives every payload of every subscribed room. */
+  onMessage?: BrokerHandler | undefined;
   publish(room: string, payload: string): Promise<void>;
   subscribe(room: string): Promise<void>;
   unsubscribe(room: string): Promise<void>;
-  /** False while the backend is unreachable. */
-  readonly healthy: boolean;
-  /** Called on every change of `healthy` (after a reconnect: true, so the node can resync). */
-  onHealth(fn: (healthy: boolean) => void): void;
-  close(): Promise<void>;
 }

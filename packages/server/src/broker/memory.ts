@@ -8,10 +8,12 @@ import type { Broker, BrokerHandler } from './broker.js';
 export class MemoryBroker implements Broker {
   readonly driver = 'memory';
   readonly healthy = true;
-  private handler: BrokerHandler | undefined;
+  onMessage?: BrokerHandler | undefined;
+  onHealth?: ((healthy: boolean) => void) | undefined;
+  onBackgroundError?: ((err: Error) => void) | undefined;
   private readonly rooms = new Set<string>();
   private readonly listener = (room: string, payload: string) => {
-    if (this.rooms.has(room)) this.handler?.(room, payload);
+    if (this.rooms.has(room)) this.onMessage?.(room, payload);
   };
 
   readonly fanout: boolean;
@@ -25,8 +27,8 @@ export class MemoryBroker implements Broker {
     this.fanout = bus !== undefined;
   }
 
-  async init(onMessage: BrokerHandler): Promise<void> {
-    this.handler = onMessage;
+  async init(): Promise<void> {
+    this.bus.off('publish', this.listener); // a second init does not listen twice
     this.bus.on('publish', this.listener);
   }
 
@@ -40,10 +42,6 @@ export class MemoryBroker implements Broker {
 
   async unsubscribe(room: string): Promise<void> {
     this.rooms.delete(room);
-  }
-
-  onHealth(): void {
-    // Always healthy.
   }
 
   async close(): Promise<void> {

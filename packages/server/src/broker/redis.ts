@@ -1,82 +1,60 @@
-import { Redis } from 'ioredis';
+import type { RedisShard } from '../redis/index.js';
 import type { Broker, BrokerHandler } from './broker.js';
 
 /** Channel of a room. */
 export const roomChannel = (prefix: string, room: string): string => `${prefix}room:${room}`;
 
 /**
- * Redis pub/sub broker: one connection publishes, one subscribes (a subscribed Redis connection
- * can do nothing else). ioredis reconnects by itself with backoff and re-subscribes every
- * channel; `onHealth(true)` then lets the node read what it missed from the store.
+ * Redis pub/sub broker on the node's shard: it publishes on the command connection (which fails
+ * at once while Redis is down: a message that cannot be published now is recovered from the
+ * store by the receivers, not sent late) and subscribes on the subscriber connection. ioredis
+ * reconnects by itself with backoff and re-subscribes every channel; `onHealth(true)` then lets
+ * the node read what it missed from the store.
  */
 export class RedisBroker implements Broker {
   readonly driver = 'redis';
   readonly fanout = true;
-  private pub: Redis | undefined;
-  private sub: Redis | undefined;
-  private healthFns: ((h: boolean) => void)[] = [];
-  private up = { pub: false, sub: false };
-  private reported = false;
+  onMessage?: BrokerHandler | undefined;
+  onHealth?: ((healthy: boolean) => void) | undefined;
+  onBackgroundError?: ((err: Error) => void) | undefined;
+  private started = false;
 
   constructor(
-    private readonly url: string,
+    private readonly redis: RedisShard,
     private readonly prefix = 'parley:',
-  ) {}
+  ) {
+    redis.follow(() => this.healthy, () => this.onHealth);
+  }
 
   get healthy(): boolean {
-    return this.up.pub && this.up.sub;
+    return this.redis.healthy && this.redis.subscriberHealthy;
   }
 
-  async init(onMessage: BrokerHandler): Promise<void> {
-    const options = {
-      // Fail commands at once while disconnected instead of queueing them: a message that cannot
-      // be published now is recovered from the store by the receivers, not sent late.
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 1,
-      retryStrategy: (times: number) => Math.min(100 * 2 ** Math.min(times, 6), 5000),
-      lazyConnect: true,
-    };
-    this.pub = new Redis(this.url, options);
-    this.sub = new Redis(this.url, { ...options, enableOfflineQueue: true });
-    const cut = this.prefix.length + 'room:'.length;
-    this.sub.on('message', (channel: string, payload: string) => onMessage(channel.slice(cut), payload));
-    for (const [name, conn] of [['pub', this.pub], ['sub', this.sub]] as const) {
-      conn.on('ready', () => this.setUp(name, true));
-      conn.on('close', () => this.setUp(name, false));
-      conn.on('error', () => undefined); // reported through 'close' and healthy; ioredis retries
+  /** Connects; if Redis is down at start the node still starts (not ready) and ioredis keeps retrying. */
+  async init(): Promise<void> {
+    if (!this.started) {
+      this.started = true;
+      const cut = this.prefix.length + 'room:'.length;
+      this.redis.subscriber.on('message', (channel: string, payload: string) => this.onMessage?.(channel.slice(cut), payload));
     }
-    // If Redis is down at start the node still starts (not ready); ioredis keeps retrying.
-    await Promise.all([this.pub.connect(), this.sub.connect()]).catch(() => undefined);
-  }
-
-  private setUp(which: 'pub' | 'sub', v: boolean): void {
-    this.up[which] = v;
-    const h = this.healthy;
-    if (h !== this.reported) {
-      this.reported = h;
-      for (const fn of this.healthFns) fn(h);
-    }
+    await this.redis.init();
   }
 
   async publish(room: string, payload: string): Promise<void> {
-    if (this.pub === undefined) throw new Error('redis broker is not started');
-    await this.pub.publish(roomChannel(this.prefix, room), payload);
+    if (!this.started) throw new Error('redis broker is not started');
+    await this.redis.command.publish(roomChannel(this.prefix, room), payload);
   }
 
   async subscribe(room: string): Promise<void> {
-    await this.sub?.subscribe(roomChannel(this.prefix, room));
+    if (this.started) await this.redis.subscriber.subscribe(roomChannel(this.prefix, room));
   }
 
   async unsubscribe(room: string): Promise<void> {
-    await this.sub?.unsubscribe(roomChannel(this.prefix, room));
+    if (this.started) await this.redis.subscriber.unsubscribe(roomChannel(this.prefix, room));
   }
 
-  onHealth(fn: (healthy: boolean) => void): void {
-    this.healthFns.push(fn);
-  }
-
+  /** The shard is the node's, closed by its owner. */
   async close(): Promise<void> {
-    this.healthFns = [];
-    await Promise.all([this.pub?.quit().catch(() => this.pub?.disconnect()), this.sub?.quit().catch(() => this.sub?.disconnect())]);
+    this.onHealth = undefined;
   }
 }

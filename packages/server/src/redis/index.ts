@@ -1,0 +1,1 @@
+export { COMMAND_TIMEOUT_MS, RedisShard, retryStrategy } from './shard.js';
