@@ -7,8 +7,11 @@ export const REDIS_URL = process.env.PARLEY_TEST_REDIS_URL ?? 'redis://127.0.0.1
 
 export const freshPrefix = (): string => `parley-test:${process.pid}:${randomBytes(4).toString('hex')}:`;
 
+/** Where no Redis listens: a shard on it starts degraded (after a short wait) and keeps retrying. */
+export const UNREACHABLE_REDIS_URL = 'redis://127.0.0.1:1';
+
 /** A node's Redis connections, as a server makes them (close it after the drivers on it). */
-export const redisShard = (url = REDIS_URL): RedisShard => new RedisShard(url);
+export const redisShard = (url = REDIS_URL): RedisShard => new RedisShard(url, url === UNREACHABLE_REDIS_URL ? 100 : 3000);
 
 /** Deletes every key under the prefix. */
 export async function dropPrefix(prefix: string, url = REDIS_URL): Promise<void> {
