@@ -9,7 +9,8 @@ import { RedisPresence } from '../src/presence/redis.js';
 import { brokerContract } from './broker.contract.js';
 import { presenceContract } from './presence.contract.js';
 import type { RedisShard } from '../src/redis/index.js';
-import { dropPrefix, freshPrefix, REDIS_URL, redisShard } from './redis.js';
+import { BackendUnavailableError } from '../src/driver.js';
+import { dropPrefix, freshPrefix, REDIS_URL, redisShard, UNREACHABLE_REDIS_URL } from './redis.js';
 
 brokerContract('memory (shared bus)', async () => {
   const bus = new EventEmitter();
@@ -130,5 +131,41 @@ test('redis presence: refreshed entries outlive the TTL; a node that stops refre
     await Promise.all([a.close(), b.close()]); // closing twice is harmless
     await Promise.all(shards.map((s) => s.close()));
     await dropPrefix(prefix);
+  }
+});
+
+test('redis presence while Redis is down: calls reject with BackendUnavailableError; failing refreshes are reported once per outage', async () => {
+  const shard = redisShard(UNREACHABLE_REDIS_URL);
+  const p = new RedisPresence(shard, 300, freshPrefix());
+  const reported: Error[] = [];
+  p.onBackgroundError = (err) => reported.push(err);
+  try {
+    await p.init();
+    assert.equal(p.healthy, false);
+    const unavailable = (err: unknown) => err instanceof BackendUnavailableError && err.code === 'unavailable' && err.concern === 'presence';
+    await assert.rejects(p.add('r', 'alice', 'c1'), unavailable);
+    await assert.rejects(p.list('r'), unavailable);
+    await sleep(700); // several refreshes (every ttl/3), each failing
+    assert.equal(reported.length, 1, 'one report for the outage, not one per refresh');
+    assert.ok(unavailable(reported[0]));
+    await assert.rejects(p.remove('r', 'alice', 'c1'), unavailable);
+  } finally {
+    await p.close();
+    await shard.close();
+  }
+});
+
+test('redis broker while Redis is down: publish rejects at once with BackendUnavailableError; not healthy', async () => {
+  const shard = redisShard(UNREACHABLE_REDIS_URL);
+  const broker = new RedisBroker(shard, freshPrefix());
+  try {
+    await broker.init();
+    assert.equal(broker.healthy, false);
+    const started = Date.now();
+    await assert.rejects(broker.publish('r', 'x'), (err: unknown) => err instanceof BackendUnavailableError && err.concern === 'broker');
+    assert.ok(Date.now() - started < 1000);
+  } finally {
+    await broker.close();
+    await shard.close();
   }
 });

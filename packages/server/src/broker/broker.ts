@@ -8,7 +8,7 @@
  *
  * Guarantees every implementation gives:
  * - publish: at-most-once per subscribed node. A payload published while the backend is down is
- *   not delivered (publish rejects); receivers detect the missing seqs and read them from the
+ *   not delivered (publish rejects, with a BackendUnavailableError); receivers detect the missing seqs and read them from the
  *   store, so no stored message is lost for clients.
  * - order: payloads one node publishes to one room reach each subscriber in publish order.
  *   Payloads of different nodes may interleave; receivers restore seq order per room.

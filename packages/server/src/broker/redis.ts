@@ -1,3 +1,4 @@
+import { guarded } from '../driver.js';
 import type { RedisShard } from '../redis/index.js';
 import type { Broker, BrokerHandler } from './broker.js';
 
@@ -42,15 +43,15 @@ export class RedisBroker implements Broker {
 
   async publish(room: string, payload: string): Promise<void> {
     if (!this.started) throw new Error('redis broker is not started');
-    await this.redis.command.publish(roomChannel(this.prefix, room), payload);
+    await guarded('broker', this.driver, () => this.redis.command.publish(roomChannel(this.prefix, room), payload));
   }
 
   async subscribe(room: string): Promise<void> {
-    if (this.started) await this.redis.subscriber.subscribe(roomChannel(this.prefix, room));
+    if (this.started) await guarded('broker', this.driver, () => this.redis.subscriber.subscribe(roomChannel(this.prefix, room)));
   }
 
   async unsubscribe(room: string): Promise<void> {
-    if (this.started) await this.redis.subscriber.unsubscribe(roomChannel(this.prefix, room));
+    if (this.started) await guarded('broker', this.driver, () => this.redis.subscriber.unsubscribe(roomChannel(this.prefix, room)));
   }
 
   /** The shard is the node's, closed by its owner. */

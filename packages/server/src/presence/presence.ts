@@ -8,7 +8,8 @@
  * Guarantees: `add` resolves `first: true` exactly once per (room, user) until a `remove` of
  * that user's last connection resolves true; `list` reflects every add/remove that has resolved.
  * A shared driver keeps this node's entries alive by refreshing them in the background; a
- * refresh that fails (the backend is down) is reported to `onBackgroundError` once per outage.
+ * refresh that fails (the backend is down) is reported to `onBackgroundError` once per outage;
+ * `add`, `remove` and `list` then reject with a BackendUnavailableError.
  */
 import type { Driver } from '../driver.js';
 

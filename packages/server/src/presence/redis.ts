@@ -6,7 +6,7 @@
  * users drop out of `list` within the TTL. First/last detection runs in Lua, atomically, so two
  * nodes adding the same user at once report "first" exactly once.
  */
-import { BackendUnavailableError, OutageReporter } from '../driver.js';
+import { BackendUnavailableError, guarded, OutageReporter } from '../driver.js';
 import type { RedisShard } from '../redis/index.js';
 import type {} from '../redis/scripts.js';
 import { PresenceIndex } from './local.js';
@@ -110,17 +110,17 @@ export class RedisPresence implements Presence {
   async add(room: string, user: string, conn: string): Promise<Joined> {
     this.local.add(room, user, conn);
     const now = Date.now();
-    const [first, users] = await this.redis.parleyPresenceAdd(this.userKey(room, user), this.roomKey(room), now, now + this.ttlMs, this.ttlMs, conn, user);
+    const [first, users] = await guarded('presence', this.driver, () => this.redis.parleyPresenceAdd(this.userKey(room, user), this.roomKey(room), now, now + this.ttlMs, this.ttlMs, conn, user));
     return { first: first === 1, users: users.sort() };
   }
 
   async remove(room: string, user: string, conn: string): Promise<boolean> {
     this.local.remove(room, user, conn);
-    return (await this.redis.parleyPresenceRemove(this.userKey(room, user), this.roomKey(room), Date.now(), conn, user)) === 1;
+    return (await guarded('presence', this.driver, () => this.redis.parleyPresenceRemove(this.userKey(room, user), this.roomKey(room), Date.now(), conn, user))) === 1;
   }
 
   async list(room: string): Promise<string[]> {
-    const users = await this.redis.zrangebyscore(this.roomKey(room), Date.now(), '+inf');
+    const users = await guarded('presence', this.driver, () => this.redis.zrangebyscore(this.roomKey(room), Date.now(), '+inf'));
     return users.sort();
   }
 

@@ -84,8 +84,10 @@ export class RedisShard {
     return Promise.all(this.connections().map((c) => ready(c, this.startWaitMs))).then(() => undefined);
   }
 
+  /** Closes both connections (no health reports from here on). */
   async close(): Promise<void> {
     this.watchers.length = 0;
+    this.onHealth = undefined;
     await Promise.all(this.connections().map((c) => c.quit().catch(() => c.disconnect())));
   }
 
