@@ -1,5 +1,5 @@
 import { guarded } from '../driver.js';
-import type { RedisShard } from '../redis/index.js';
+import { ShardDriver, type RedisShard } from '../redis/index.js';
 import type { Broker, BrokerHandler } from './broker.js';
 
 /** Channel of a room. */
@@ -12,33 +12,31 @@ export const roomChannel = (prefix: string, room: string): string => `${prefix}r
  * reconnects by itself with backoff and re-subscribes every channel; `onHealth(true)` then lets
  * the node read what it missed from the store.
  */
-export class RedisBroker implements Broker {
-  readonly driver = 'redis';
+export class RedisBroker extends ShardDriver implements Broker {
   readonly fanout = true;
   onMessage?: BrokerHandler | undefined;
-  onHealth?: ((healthy: boolean) => void) | undefined;
-  onBackgroundError?: ((err: Error) => void) | undefined;
   private started = false;
 
   constructor(
-    private readonly redis: RedisShard,
+    redis: RedisShard,
     private readonly prefix = 'parley:',
   ) {
-    redis.follow(() => this.healthy, () => this.onHealth);
+    super(redis);
   }
 
-  get healthy(): boolean {
+  /** Both connections are up: it can publish and receive. */
+  override get healthy(): boolean {
     return this.redis.healthy && this.redis.subscriberHealthy;
   }
 
   /** Connects; if Redis is down at start the node still starts (not ready) and ioredis keeps retrying. */
-  async init(): Promise<void> {
+  override async init(): Promise<void> {
     if (!this.started) {
       this.started = true;
       const cut = this.prefix.length + 'room:'.length;
       this.redis.subscriber.on('message', (channel: string, payload: string) => this.onMessage?.(channel.slice(cut), payload));
     }
-    await this.redis.init();
+    await super.init();
   }
 
   async publish(room: string, payload: string): Promise<void> {
@@ -52,10 +50,5 @@ export class RedisBroker implements Broker {
 
   async unsubscribe(room: string): Promise<void> {
     if (this.started) await guarded('broker', this.driver, () => this.redis.subscriber.unsubscribe(roomChannel(this.prefix, room)));
-  }
-
-  /** The shard is the node's, closed by its owner. */
-  async close(): Promise<void> {
-    this.onHealth = undefined;
   }
 }

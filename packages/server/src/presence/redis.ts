@@ -7,7 +7,7 @@
  * nodes adding the same user at once report "first" exactly once.
  */
 import { BackendUnavailableError, guarded, OutageReporter } from '../driver.js';
-import type { RedisShard } from '../redis/index.js';
+import { ShardDriver, type RedisShard } from '../redis/index.js';
 import type {} from '../redis/scripts.js';
 import { PresenceIndex } from './local.js';
 import type { Joined, Presence } from './presence.js';
@@ -68,9 +68,9 @@ const REFRESH_CALLS = 200;
 /** Which refresh calls' results are usable: a pair of string arrays. */
 const isPair = (v: unknown): v is [string[], string[]] => Array.isArray(v) && v.length === 2 && Array.isArray(v[0]) && Array.isArray(v[1]);
 
-export class RedisPresence implements Presence {
-  readonly driver = 'redis';
-  private readonly redis: RedisShard['command'];
+export class RedisPresence extends ShardDriver implements Presence {
+  /** The shard's command connection. */
+  private readonly cmd: RedisShard['command'];
   /** This node's entries (room → user → connections), refreshed every ttl/3. */
   private readonly local = new PresenceIndex();
   private timer: NodeJS.Timeout | undefined;
@@ -79,29 +79,23 @@ export class RedisPresence implements Presence {
   private readonly outage = new OutageReporter(() => this.onBackgroundError);
   onExpired?: ((room: string, users: string[]) => void) | undefined;
   onReturned?: ((room: string, users: string[]) => void) | undefined;
-  onHealth?: ((healthy: boolean) => void) | undefined;
-  onBackgroundError?: ((err: Error) => void) | undefined;
 
   constructor(
-    private readonly shard: RedisShard,
+    redis: RedisShard,
     private readonly ttlMs: number,
     private readonly prefix = 'parley:',
   ) {
-    this.redis = shard.command;
-    this.redis.defineCommand('parleyPresenceAdd', { numberOfKeys: 2, lua: ADD });
-    this.redis.defineCommand('parleyPresenceRemove', { numberOfKeys: 2, lua: REMOVE });
-    this.redis.defineCommand('parleyPresenceRefresh', { lua: REFRESH }); // numkeys first
-    shard.follow(() => this.healthy, () => this.onHealth);
-  }
-
-  get healthy(): boolean {
-    return this.shard.healthy;
+    super(redis);
+    this.cmd = redis.command;
+    this.cmd.defineCommand('parleyPresenceAdd', { numberOfKeys: 2, lua: ADD });
+    this.cmd.defineCommand('parleyPresenceRemove', { numberOfKeys: 2, lua: REMOVE });
+    this.cmd.defineCommand('parleyPresenceRefresh', { lua: REFRESH }); // numkeys first
   }
 
   /** Connects and starts refreshing this node's entries every ttl/3. */
-  async init(): Promise<void> {
+  override async init(): Promise<void> {
     this.timer ??= setInterval(() => void this.refresh().then(() => this.outage.succeeded(), (err: unknown) => this.outage.failed(new BackendUnavailableError('presence', this.driver, err))), Math.max(100, Math.floor(this.ttlMs / 3))).unref();
-    await this.shard.init();
+    await super.init();
   }
 
   private userKey = (room: string, user: string) => `${this.prefix}presence:${room}:u:${user}`;
@@ -110,17 +104,17 @@ export class RedisPresence implements Presence {
   async add(room: string, user: string, conn: string): Promise<Joined> {
     this.local.add(room, user, conn);
     const now = Date.now();
-    const [first, users] = await guarded('presence', this.driver, () => this.redis.parleyPresenceAdd(this.userKey(room, user), this.roomKey(room), now, now + this.ttlMs, this.ttlMs, conn, user));
+    const [first, users] = await guarded('presence', this.driver, () => this.cmd.parleyPresenceAdd(this.userKey(room, user), this.roomKey(room), now, now + this.ttlMs, this.ttlMs, conn, user));
     return { first: first === 1, users: users.sort() };
   }
 
   async remove(room: string, user: string, conn: string): Promise<boolean> {
     this.local.remove(room, user, conn);
-    return (await guarded('presence', this.driver, () => this.redis.parleyPresenceRemove(this.userKey(room, user), this.roomKey(room), Date.now(), conn, user))) === 1;
+    return (await guarded('presence', this.driver, () => this.cmd.parleyPresenceRemove(this.userKey(room, user), this.roomKey(room), Date.now(), conn, user))) === 1;
   }
 
   async list(room: string): Promise<string[]> {
-    const users = await guarded('presence', this.driver, () => this.redis.zrangebyscore(this.roomKey(room), Date.now(), '+inf'));
+    const users = await guarded('presence', this.driver, () => this.cmd.zrangebyscore(this.roomKey(room), Date.now(), '+inf'));
     return users.sort();
   }
 
@@ -136,7 +130,7 @@ export class RedisPresence implements Presence {
     try {
       const now = Date.now();
       const exp = now + this.ttlMs;
-      let p = this.redis.pipeline();
+      let p = this.cmd.pipeline();
       let rooms: string[] = []; // the room of each call in the pipeline
       let failed: Error | undefined; // the first call that failed: thrown once every room was tried
       // ioredis flattens array arguments: no spread, so a call of many arguments is fine.
@@ -154,7 +148,7 @@ export class RedisPresence implements Presence {
           if (gone.length > 0) this.onExpired?.(room, gone);
           if (back.length > 0) this.onReturned?.(room, back);
         });
-        p = this.redis.pipeline();
+        p = this.cmd.pipeline();
         rooms = [];
       };
       for (const [room, users] of this.local.rooms) {
@@ -179,7 +173,8 @@ export class RedisPresence implements Presence {
   }
 
   /** Stops refreshing (the shard is the node's, closed by its owner). */
-  async close(): Promise<void> {
+  override async close(): Promise<void> {
     clearInterval(this.timer);
+    await super.close();
   }
 }

@@ -4,7 +4,7 @@
  * number of nodes are counted one by one.
  */
 import { BackendUnavailableError, OutageReporter } from '../driver.js';
-import type { RedisShard } from '../redis/index.js';
+import { ShardDriver, type RedisShard } from '../redis/index.js';
 import type {} from '../redis/scripts.js';
 import type { RateLimiter } from './ratelimit.js';
 
@@ -13,26 +13,15 @@ local n = redis.call('INCR', KEYS[1])
 if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
 return n`;
 
-export class RedisRateLimit implements RateLimiter {
-  readonly driver = 'redis';
-  onHealth?: ((healthy: boolean) => void) | undefined;
-  onBackgroundError?: ((err: Error) => void) | undefined;
+export class RedisRateLimit extends ShardDriver implements RateLimiter {
   private readonly outage = new OutageReporter(() => this.onBackgroundError);
 
   constructor(
-    private readonly redis: RedisShard,
+    redis: RedisShard,
     private readonly prefix = 'parley:',
   ) {
+    super(redis);
     redis.command.defineCommand('parleyRateHit', { numberOfKeys: 1, lua: HIT });
-    redis.follow(() => this.healthy, () => this.onHealth);
-  }
-
-  get healthy(): boolean {
-    return this.redis.healthy;
-  }
-
-  init(): Promise<void> {
-    return this.redis.init();
   }
 
   /** Fails open: while Redis is down, only the per-connection limit applies (the node keeps serving). */
@@ -47,6 +36,4 @@ export class RedisRateLimit implements RateLimiter {
       return true;
     }
   }
-
-  async close(): Promise<void> {}
 }

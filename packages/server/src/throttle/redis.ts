@@ -4,7 +4,7 @@
  * are counted one by one. The hash also expires in Redis (PEXPIRE), so forgotten keys take no room.
  */
 import { guarded } from '../driver.js';
-import type { RedisShard } from '../redis/index.js';
+import { ShardDriver, type RedisShard } from '../redis/index.js';
 import type {} from '../redis/scripts.js';
 import type { Throttle, ThrottlePolicy } from './throttle.js';
 
@@ -39,26 +39,14 @@ if count > 0 then redis.call('HSET', KEYS[1], 'count', count - 1) end
 return 0`;
 
 /** A Redis failure (Redis down) becomes a BackendUnavailableError: the route answers 503. */
-export class RedisThrottle implements Throttle {
-  readonly driver = 'redis';
-  onHealth?: ((healthy: boolean) => void) | undefined;
-  onBackgroundError?: ((err: Error) => void) | undefined;
-
+export class RedisThrottle extends ShardDriver implements Throttle {
   constructor(
-    private readonly redis: RedisShard,
+    redis: RedisShard,
     private readonly prefix = 'parley:',
   ) {
+    super(redis);
     redis.command.defineCommand('parleyThrottleAttempt', { numberOfKeys: 1, lua: ATTEMPT });
     redis.command.defineCommand('parleyThrottleRefund', { numberOfKeys: 1, lua: REFUND });
-    redis.follow(() => this.healthy, () => this.onHealth);
-  }
-
-  get healthy(): boolean {
-    return this.redis.healthy;
-  }
-
-  init(): Promise<void> {
-    return this.redis.init();
   }
 
   private key = (k: string): string => `${this.prefix}throttle:${k}`;
@@ -74,6 +62,4 @@ export class RedisThrottle implements Throttle {
   async reset(key: string): Promise<void> {
     await guarded('throttle', this.driver, () => this.redis.command.del(this.key(key)));
   }
-
-  async close(): Promise<void> {}
 }

@@ -2,32 +2,20 @@
 import { z } from 'zod';
 import { newSecret } from '../auth/tokens.js';
 import { guarded } from '../driver.js';
-import type { RedisShard } from '../redis/index.js';
+import { ShardDriver, type RedisShard } from '../redis/index.js';
 import type { SessionRecord } from '../store/store.js';
 import { ticketFor, type Ticket, type Tickets } from './tickets.js';
 
 /** A stored ticket as JSON; anything else (a foreign key under the prefix) is no ticket. */
 const stored = z.object({ user: z.string(), session: z.string(), expiresAt: z.number() });
 
-export class RedisTickets implements Tickets {
-  readonly driver = 'redis';
-  onHealth?: ((healthy: boolean) => void) | undefined;
-  onBackgroundError?: ((err: Error) => void) | undefined;
-
+export class RedisTickets extends ShardDriver implements Tickets {
   constructor(
-    private readonly redis: RedisShard,
+    redis: RedisShard,
     private readonly ttlMs: number,
     private readonly prefix = 'parley:',
   ) {
-    redis.follow(() => this.healthy, () => this.onHealth);
-  }
-
-  get healthy(): boolean {
-    return this.redis.healthy;
-  }
-
-  init(): Promise<void> {
-    return this.redis.init();
+    super(redis);
   }
 
   async issue(session: SessionRecord): Promise<string> {
@@ -47,6 +35,4 @@ export class RedisTickets implements Tickets {
   private key(otp: string): string {
     return `${this.prefix}ticket:${otp}`;
   }
-
-  async close(): Promise<void> {}
 }
