@@ -19,8 +19,13 @@ const csv = z.preprocess(
 );
 const optionalPath = z.preprocess((v) => (v === '' ? undefined : v), z.string().min(1).optional());
 
+/** A driver backed by this node (`memory`) or shared by every node (`redis`, needs redisUrl). */
+const sharedDriver = z.enum(['memory', 'redis']);
+/** The keys whose default is `redis` when redisUrl is set, else `memory`. */
+const SHARED_BY_DEFAULT = ['tickets', 'throttle', 'rateLimiter'] as const;
+
 /** Every configuration key, its type, default and meaning (docs: README "Configuration"). */
-export const configSchema = z
+const configObject = z
   .object({
     /** Interface to listen on. */
     host: z.string().min(1).default('0.0.0.0'),
@@ -38,7 +43,13 @@ export const configSchema = z
     broker: z.enum(['memory', 'redis']).default('memory'),
     /** Presence driver: `memory` (one node) or `redis` (shared; needs redisUrl). */
     presence: z.enum(['memory', 'redis']).default('memory'),
-    /** Redis URL. When set, tickets and the login throttle are kept in Redis, shared by all nodes. */
+    /** Ticket driver: `memory` (one node) or `redis` (a ticket opens a socket on any node). Default: `redis` when redisUrl is set. */
+    tickets: sharedDriver.optional(),
+    /** Login and sign-up throttle driver: `memory` or `redis` (counted over every node). Default: `redis` when redisUrl is set. */
+    throttle: sharedDriver.optional(),
+    /** Driver of the per-user message limit and the per-session ticket limit: `memory` or `redis` (over every node). Default: `redis` when redisUrl is set. */
+    rateLimiter: sharedDriver.optional(),
+    /** Redis URL, for the drivers set to `redis` (tickets, throttle and rateLimiter are by default when it is set). */
     redisUrl: optionalPath,
     /** Prefix of every Redis key and channel (several deployments can share one Redis). */
     redisPrefix: z.string().regex(/^[A-Za-z0-9_.:-]{0,64}$/).default('parley:'),
@@ -109,12 +120,14 @@ export const configSchema = z
     /** pino log level. */
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   })
-  .strict()
+  .strict();
+
+export const configSchema = configObject
   .superRefine((c, ctx) => {
     if (c.store === 'postgres' && c.postgresUrl === undefined) {
       ctx.addIssue({ code: 'custom', path: ['postgresUrl'], message: 'store=postgres needs postgresUrl (e.g. postgres://user@127.0.0.1:5432/parley)' });
     }
-    for (const k of ['broker', 'presence'] as const) {
+    for (const k of ['broker', 'presence', ...SHARED_BY_DEFAULT] as const) {
       if (c[k] === 'redis' && c.redisUrl === undefined) {
         ctx.addIssue({ code: 'custom', path: ['redisUrl'], message: `${k}=redis needs redisUrl (e.g. redis://127.0.0.1:6379)` });
       }
@@ -127,13 +140,17 @@ export const configSchema = z
         ctx.addIssue({ code: 'custom', path: ['allowedOrigins'], message: `"${o}" is not an origin like https://chat.example.com (or *)` });
       }
     }
+  })
+  .transform((c) => {
+    const shared = c.redisUrl === undefined ? 'memory' : 'redis';
+    return { ...c, tickets: c.tickets ?? shared, throttle: c.throttle ?? shared, rateLimiter: c.rateLimiter ?? shared };
   });
 
 export type Config = z.output<typeof configSchema>;
 export type ConfigInput = z.input<typeof configSchema>;
 export type ConfigKey = keyof Config;
 
-export const CONFIG_KEYS = Object.keys(configSchema.shape) as ConfigKey[];
+export const CONFIG_KEYS = Object.keys(configObject.shape) as ConfigKey[];
 
 /** Short descriptions for `--help`, taken from one place (kept in sync with README by a test). */
 export const CONFIG_HELP: Record<ConfigKey, string> = {
@@ -145,7 +162,10 @@ export const CONFIG_HELP: Record<ConfigKey, string> = {
   postgresSchema: 'PostgreSQL schema for the tables',
   broker: 'cross-node fan-out: memory | redis',
   presence: 'presence driver: memory | redis',
-  redisUrl: 'Redis URL (tickets and login throttle shared when set)',
+  tickets: 'ticket driver: memory | redis (default redis when redisUrl is set)',
+  throttle: 'login/sign-up throttle driver: memory | redis (default redis when redisUrl is set)',
+  rateLimiter: 'per-user and per-session rate limit driver: memory | redis (default redis when redisUrl is set)',
+  redisUrl: 'Redis URL (for redis drivers; tickets, throttle, rateLimiter default to redis when set)',
   redisPrefix: 'prefix of Redis keys and channels',
   presenceTtlMs: 'presence entry TTL; a dead node\'s users vanish within it, ms',
   historyMaxAgeDays: 'delete messages older than this, days (0 = keep)',

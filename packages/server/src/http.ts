@@ -9,12 +9,13 @@ import { extname, join, normalize, sep } from 'node:path';
 import type { Logger } from 'pino';
 import type { Config } from './config.js';
 import { PoolFullError } from './auth/hashpool.js';
-import type { UserRateLimit } from './auth/ratelimit.js';
-import type { Tickets } from './auth/tokens.js';
+import { DriverError } from './driver.js';
 import { unknownToken } from './identity/accounts.js';
 import type { Authenticator } from './identity/identity.js';
 import { errorBody, HttpError } from './http/errors.js';
 import { bearer, clientAddress, malformedRequest, readJson, requestTarget } from './http/request.js';
+import type { UserRateLimit } from './ratelimit/index.js';
+import type { Tickets } from './tickets/index.js';
 import { StoreError, type Store } from './store/store.js';
 
 export { errorBody, HttpError } from './http/errors.js';
@@ -47,7 +48,7 @@ export interface ApiDeps {
   tickets: Tickets;
   /** Per-session ticket limit (and, in the hub, per-user messages). */
   rateLimit: UserRateLimit;
-  /** Extra readiness checks (e.g. the broker): name → healthy. */
+  /** Readiness of every driver but the store (broker, presence, tickets…): name → healthy. */
   health: () => Record<string, boolean>;
   log: Logger;
   /** Directory of the chat page's static files. */
@@ -136,6 +137,9 @@ export class Api {
         this.send(res, 400, errorBody('bad_request', 'The store cannot keep a value of this request.'));
       } else if (err instanceof StoreError && err.code === 'unavailable') {
         this.d.log.warn({ err, url: req.url }, 'store unavailable');
+        this.send(res, 503, errorBody('unavailable'));
+      } else if (err instanceof DriverError && err.code === 'unavailable') {
+        this.d.log.warn({ err, url: req.url }, `${err.concern} unavailable`);
         this.send(res, 503, errorBody('unavailable'));
       } else {
         this.d.log.error({ err, url: req.url }, 'request failed');

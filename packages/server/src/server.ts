@@ -14,13 +14,10 @@ import { pino, type Logger } from 'pino';
 import { WEB_ROOT } from '@parley/web/root';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { CloseCodes, type HttpErrorCode } from '@parley/protocol';
-import { MemoryTickets, type Tickets } from './auth/tokens.js';
 import { HashPool } from './auth/hashpool.js';
-import { redisClient, redisReady, RedisTickets } from './auth/redis.js';
-import { createThrottle } from './throttle/index.js';
-import { createBroker, type Broker } from './broker/index.js';
-import { MemoryRateLimit, RedisRateLimit, type UserRateLimit } from './auth/ratelimit.js';
+import type { Broker } from './broker/index.js';
 import type { Config } from './config.js';
+import { createDrivers } from './drivers.js';
 import { Connection, Flusher } from './connection.js';
 import { Api } from './http.js';
 import { createAuthenticator, type Identity } from './identity/index.js';
@@ -29,8 +26,7 @@ import { Hub } from './hub/index.js';
 import { RemovalWatcher } from './removals.js';
 import { Retention } from './retention.js';
 import { Tally } from './tally.js';
-import { createPresence, type Presence } from './presence/index.js';
-import { createStore } from './store/index.js';
+import type { Presence } from './presence/index.js';
 import type { Store } from './store/store.js';
 
 /** The chat page, where @parley/web declares it (`@parley/web/root`: the absolute path of its built dist/public). */
@@ -46,8 +42,6 @@ const tag = (ws: WebSocket, conn: Connection): void => void connections.set(ws, 
  */
 const HTTP_TIMEOUT_CHECK_MS = 1000;
 
-/** How long a starting node waits for Redis before it serves anyway (answering 503 where Redis is needed). */
-const REDIS_START_WAIT_MS = 3000;
 
 export interface ServerOptions {
   logger?: Logger;
@@ -81,32 +75,24 @@ export function createLogger(config: Pick<Config, 'logLevel'>): Logger {
 
 export async function startServer(config: Config, options: ServerOptions = {}): Promise<ParleyServer> {
   const log = options.logger ?? createLogger(config);
-  const store = options.store ?? createStore(config);
-  store.onBackgroundError = (err) => log.warn({ err, store: store.driver }, 'store background work failed');
-  await store.init();
-
-  // Shared state lives in Redis when there is one, so any node can serve any request.
-  const redis = config.redisUrl === undefined ? undefined : redisClient(config.redisUrl);
-  if (redis !== undefined) await redisReady(redis, REDIS_START_WAIT_MS);
-  const tickets: Tickets = redis === undefined ? new MemoryTickets(config.ticketTtlMs) : new RedisTickets(redis, config.ticketTtlMs, config.redisPrefix);
-  const throttle = createThrottle(redis, config.redisPrefix);
+  // Every driver the config names (shared state in Redis where it says so), opened store first.
+  const drivers = createDrivers(config, options, log);
+  const { store, tickets, throttle, broker, presence, rateLimiter: userLimit } = drivers;
+  await drivers.init();
   const hashes = new HashPool();
-  const broker = options.broker ?? createBroker(config);
-  const userLimit: UserRateLimit = redis === undefined ? new MemoryRateLimit() : new RedisRateLimit(redis, config.redisPrefix);
   const retention = new Retention(config, store, log);
-  const presence = options.presence ?? createPresence(config);
   const hub = new Hub(config, store, log, presence, broker, userLimit);
-  await broker.init((room, payload) => hub.fromBroker(room, payload));
+  broker.onMessage = (room, payload) => hub.fromBroker(room, payload);
   await hub.listen();
-  broker.onHealth((healthy) => {
+  broker.onHealth = (healthy) => {
     if (healthy) {
       log.info({ broker: broker.driver }, 'broker connected; reading what was missed from the store');
       hub.resync();
     } else {
       log.error({ broker: broker.driver }, 'broker connection lost; serving local clients only, reconnecting');
     }
-  });
-  const health = (): Record<string, boolean> => (broker.fanout ? { broker: broker.healthy } : {});
+  };
+  const health = drivers.health;
   let closing = false;
   const auth = createAuthenticator({ config, store, tickets, throttle, hashes, sessions: hub, log });
   const api = new Api({ config, store, auth, tickets, rateLimit: userLimit, health, log, webRoot: resolve(options.webRoot ?? DEFAULT_WEB_ROOT), isClosing: () => closing });
@@ -260,13 +246,7 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
       http.closeAllConnections();
       http.close(() => undefined); // stops its timeout checks (it never listened: the error is moot)
       await httpClosed;
-      await tickets.close();
-      await throttle.close();
-      await userLimit.close();
-      await broker.close();
-      await store.close();
-      await presence.close();
-      await redis?.quit().catch(() => redis.disconnect());
+      await drivers.close();
       log.info('parley stopped');
     })();
     return closed;

@@ -8,7 +8,9 @@ import { RedisBroker } from '../src/broker/redis.js';
 import { RedisPresence } from '../src/presence/redis.js';
 import { brokerContract } from './broker.contract.js';
 import { presenceContract } from './presence.contract.js';
-import { dropPrefix, freshPrefix, REDIS_URL } from '@parley/testing/redis';
+import type { RedisShard } from '../src/redis/index.js';
+import { BackendUnavailableError } from '../src/driver.js';
+import { dropPrefix, freshPrefix, REDIS_URL, redisShard, UNREACHABLE_REDIS_URL } from '@parley/testing/redis';
 
 brokerContract('memory (shared bus)', async () => {
   const bus = new EventEmitter();
@@ -16,7 +18,8 @@ brokerContract('memory (shared bus)', async () => {
     node: async () => {
       const got: [string, string][] = [];
       const broker = new MemoryBroker(bus);
-      await broker.init((room, payload) => got.push([room, payload]));
+      broker.onMessage = (room, payload) => got.push([room, payload]);
+      await broker.init();
       return { broker, got };
     },
     destroy: async () => undefined,
@@ -25,26 +28,50 @@ brokerContract('memory (shared bus)', async () => {
 
 brokerContract('redis', async () => {
   const prefix = freshPrefix();
+  const shards: RedisShard[] = [];
   return {
     node: async () => {
       const got: [string, string][] = [];
-      const broker = new RedisBroker(REDIS_URL, prefix);
-      await broker.init((room, payload) => got.push([room, payload]));
+      const shard = redisShard();
+      shards.push(shard);
+      const broker = new RedisBroker(shard, prefix);
+      broker.onMessage = (room, payload) => got.push([room, payload]);
+      await broker.init();
       return { broker, got };
     },
-    destroy: () => dropPrefix(prefix),
+    destroy: async () => {
+      await Promise.all(shards.map((s) => s.close()));
+      await dropPrefix(prefix);
+    },
   };
 });
 
+/** Presence of a node of its own (its own shard), initialized. */
+const presenceNode = async (shards: RedisShard[], ttlMs: number, prefix: string): Promise<RedisPresence> => {
+  const shard = redisShard();
+  shards.push(shard);
+  const p = new RedisPresence(shard, ttlMs, prefix);
+  await p.init();
+  return p;
+};
+
 presenceContract('redis', async () => {
   const prefix = freshPrefix();
-  return { open: async () => new RedisPresence(REDIS_URL, 30_000, prefix), destroy: () => dropPrefix(prefix) };
+  const shards: RedisShard[] = [];
+  return {
+    open: () => presenceNode(shards, 30_000, prefix),
+    destroy: async () => {
+      await Promise.all(shards.map((s) => s.close()));
+      await dropPrefix(prefix);
+    },
+  };
 });
 
 test('redis presence: a room with more users than one refresh call takes stays present past the TTL', async () => {
   const prefix = freshPrefix();
-  const a = new RedisPresence(REDIS_URL, 1000, prefix);
-  const b = new RedisPresence(REDIS_URL, 1000, prefix);
+  const shards: RedisShard[] = [];
+  const a = await presenceNode(shards, 1000, prefix);
+  const b = await presenceNode(shards, 1000, prefix);
   try {
     const users = Array.from({ length: 1234 }, (_, i) => `u${String(i).padStart(4, '0')}`);
     for (let i = 0; i < users.length; i += 100) await Promise.all(users.slice(i, i + 100).map((u) => a.add('big', u, `c-${u}`)));
@@ -57,14 +84,16 @@ test('redis presence: a room with more users than one refresh call takes stays p
     assert.equal((await b.add('big', 'u0600', 'c-b')).first, false);
   } finally {
     await Promise.all([a.close(), b.close()]);
+    await Promise.all(shards.map((s) => s.close()));
     await dropPrefix(prefix);
   }
 });
 
 test('redis presence: refreshed entries outlive the TTL; a node that stops refreshing drops out within it', async () => {
   const prefix = freshPrefix();
-  const a = new RedisPresence(REDIS_URL, 400, prefix);
-  const b = new RedisPresence(REDIS_URL, 400, prefix);
+  const shards: RedisShard[] = [];
+  const a = await presenceNode(shards, 400, prefix);
+  const b = await presenceNode(shards, 400, prefix);
   const expired: [string, string[]][] = [];
   b.onExpired = (room, users) => expired.push([room, users]);
   try {
@@ -100,6 +129,43 @@ test('redis presence: refreshed entries outlive the TTL; a node that stops refre
     }
   } finally {
     await Promise.all([a.close(), b.close()]); // closing twice is harmless
+    await Promise.all(shards.map((s) => s.close()));
     await dropPrefix(prefix);
+  }
+});
+
+test('redis presence while Redis is down: calls reject with BackendUnavailableError; failing refreshes are reported once per outage', async () => {
+  const shard = redisShard(UNREACHABLE_REDIS_URL);
+  const p = new RedisPresence(shard, 300, freshPrefix());
+  const reported: Error[] = [];
+  p.onBackgroundError = (err) => reported.push(err);
+  try {
+    await p.init();
+    assert.equal(p.healthy, false);
+    const unavailable = (err: unknown) => err instanceof BackendUnavailableError && err.code === 'unavailable' && err.concern === 'presence';
+    await assert.rejects(p.add('r', 'alice', 'c1'), unavailable);
+    await assert.rejects(p.list('r'), unavailable);
+    await sleep(700); // several refreshes (every ttl/3), each failing
+    assert.equal(reported.length, 1, 'one report for the outage, not one per refresh');
+    assert.ok(unavailable(reported[0]));
+    await assert.rejects(p.remove('r', 'alice', 'c1'), unavailable);
+  } finally {
+    await p.close();
+    await shard.close();
+  }
+});
+
+test('redis broker while Redis is down: publish rejects at once with BackendUnavailableError; not healthy', async () => {
+  const shard = redisShard(UNREACHABLE_REDIS_URL);
+  const broker = new RedisBroker(shard, freshPrefix());
+  try {
+    await broker.init();
+    assert.equal(broker.healthy, false);
+    const started = Date.now();
+    await assert.rejects(broker.publish('r', 'x'), (err: unknown) => err instanceof BackendUnavailableError && err.concern === 'broker');
+    assert.ok(Date.now() - started < 1000);
+  } finally {
+    await broker.close();
+    await shard.close();
   }
 });

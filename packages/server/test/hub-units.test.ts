@@ -229,7 +229,8 @@ test('cluster link: other nodes hear room traffic on the room topic and revocati
       frame: (room, frame, except) => heard[name].push(`frame ${room} ${frame} ${except ?? '-'}`),
       revoke: (s) => heard[name].push(`revoke ${s}`),
     });
-    await broker.init((topic, payload) => link.received(topic, payload));
+    broker.onMessage = (topic, payload) => link.received(topic, payload);
+    await broker.init();
     await link.listen();
     return { broker, link };
   };

@@ -8,7 +8,7 @@
  *
  * Guarantees every implementation gives:
  * - publish: at-most-once per subscribed node. A payload published while the backend is down is
- *   not delivered (publish rejects); receivers detect the missing seqs and read them from the
+ *   not delivered (publish rejects, with a BackendUnavailableError); receivers detect the missing seqs and read them from the
  *   store, so no stored message is lost for clients.
  * - order: payloads one node publishes to one topic reach each subscriber in publish order.
  *   Payloads of different nodes may interleave; receivers restore seq order per room.
@@ -17,20 +17,20 @@
  * A topic is an opaque name (the cluster link, hub/cluster.ts, names one per room and one for
  * node-wide notices); a driver maps it to its own channel names.
  */
+import type { Driver } from '../driver.js';
+
 export type BrokerHandler = (topic: string, payload: string) => void;
 
-export interface Broker {
-  readonly driver: string;
+/**
+ * `healthy` is false while the backend is unreachable; `onHealth` is called on every change of
+ * it (after a reconnect: true, so the node can resync).
+ */
+export interface Broker extends Driver {
   /** False when no other node can receive publications (a lone memory broker): skip publishing. */
   readonly fanout: boolean;
-  /** Connects; `onMessage` receives every payload of every subscribed topic. */
-  init(onMessage: BrokerHandler): Promise<void>;
+  /** Set by the hub: receives every payload of every subscribed topic. */
+  onMessage?: BrokerHandler | undefined;
   publish(topic: string, payload: string): Promise<void>;
   subscribe(topic: string): Promise<void>;
   unsubscribe(topic: string): Promise<void>;
-  /** False while the backend is unreachable. */
-  readonly healthy: boolean;
-  /** Called on every change of `healthy` (after a reconnect: true, so the node can resync). */
-  onHealth(fn: (healthy: boolean) => void): void;
-  close(): Promise<void>;
 }

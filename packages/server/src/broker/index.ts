@@ -1,4 +1,5 @@
 import type { Config } from '../config.js';
+import type { RedisShard } from '../redis/index.js';
 import type { Broker } from './broker.js';
 import { MemoryBroker } from './memory.js';
 import { RedisBroker } from './redis.js';
@@ -7,11 +8,12 @@ export type { Broker, BrokerHandler } from './broker.js';
 export { MemoryBroker } from './memory.js';
 export { RedisBroker } from './redis.js';
 
-export function createBroker(config: Pick<Config, 'broker' | 'redisUrl' | 'redisPrefix'>): Broker {
+/** The broker the config names (`broker`), not yet initialized; `redis()` is the node's shard. */
+export function createBroker(config: Pick<Config, 'broker' | 'redisPrefix'>, redis: () => RedisShard): Broker {
   switch (config.broker) {
     case 'memory':
       return new MemoryBroker();
     case 'redis':
-      return new RedisBroker(config.redisUrl as string, config.redisPrefix);
+      return new RedisBroker(redis(), config.redisPrefix);
   }
 }

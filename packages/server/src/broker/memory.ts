@@ -8,10 +8,12 @@ import type { Broker, BrokerHandler } from './broker.js';
 export class MemoryBroker implements Broker {
   readonly driver = 'memory';
   readonly healthy = true;
-  private handler: BrokerHandler | undefined;
+  onMessage?: BrokerHandler | undefined;
+  onHealth?: ((healthy: boolean) => void) | undefined;
+  onBackgroundError?: ((err: Error) => void) | undefined;
   private readonly topics = new Set<string>();
   private readonly listener = (topic: string, payload: string) => {
-    if (this.topics.has(topic)) this.handler?.(topic, payload);
+    if (this.topics.has(topic)) this.onMessage?.(topic, payload);
   };
 
   readonly fanout: boolean;
@@ -30,8 +32,8 @@ export class MemoryBroker implements Broker {
     return this.topics;
   }
 
-  async init(onMessage: BrokerHandler): Promise<void> {
-    this.handler = onMessage;
+  async init(): Promise<void> {
+    this.bus.off('publish', this.listener); // a second init does not listen twice
     this.bus.on('publish', this.listener);
   }
 
@@ -45,10 +47,6 @@ export class MemoryBroker implements Broker {
 
   async unsubscribe(topic: string): Promise<void> {
     this.topics.delete(topic);
-  }
-
-  onHealth(): void {
-    // Always healthy.
   }
 
   async close(): Promise<void> {

@@ -2,6 +2,7 @@
 import type { Logger } from 'pino';
 import { type ErrorCode, ErrorCodes, type Ref } from '@parley/protocol';
 import type { Connection } from '../connection.js';
+import { DriverError } from '../driver.js';
 import { StoreError } from '../store/store.js';
 
 /** Thrown inside handlers to answer the client with an `error` event. */
@@ -21,13 +22,16 @@ export function fail(conn: Connection, code: ErrorCode, ref: Ref | undefined, me
 
 /**
  * Answers a handler's failure: a ClientError as itself, a store that is down as `unavailable`, a
- * value the store refused as `invalid_payload`, anything else as `internal` (logged as an error).
+ * value the store refused as `invalid_payload`, a driver whose backend is down as `unavailable`, anything else as `internal` (logged as an error).
  */
 export function answerFailure(log: Logger, conn: Connection, type: string, ref: Ref | undefined, err: unknown): void {
   if (err instanceof ClientError) {
     fail(conn, err.code, ref, err.message);
   } else if (err instanceof StoreError && err.code === 'unavailable') {
     log.warn({ err, user: conn.user, type }, 'store unavailable');
+    fail(conn, 'unavailable', ref);
+  } else if (err instanceof DriverError && err.code === 'unavailable') {
+    log.warn({ err, user: conn.user, type }, `${err.concern} unavailable`);
     fail(conn, 'unavailable', ref);
   } else if (err instanceof StoreError && err.code === 'invalid') {
     // The store refused this sender's data (and stored everyone else's): retrying cannot help.

@@ -14,7 +14,7 @@ import type { Logger } from 'pino';
 import { CloseCodes, DEFAULT_ROOM, type Limits } from '@parley/protocol';
 import type { Config } from '../config.js';
 import type { Connection } from '../connection.js';
-import type { UserRateLimit } from '../auth/ratelimit.js';
+import type { UserRateLimit } from '../ratelimit/index.js';
 import type { Broker } from '../broker/broker.js';
 import type { Presence } from '../presence/presence.js';
 import { Recent } from '../recent.js';

@@ -13,7 +13,8 @@ import { MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH, normalizeUserName } from '@pa
 import type { Config } from '../config.js';
 import type { HashPool } from '../auth/hashpool.js';
 import { dummyHash, normalizePassword } from '../auth/password.js';
-import { newSecret, sha256, type Tickets } from '../auth/tokens.js';
+import { newSecret, sha256 } from '../auth/tokens.js';
+import type { Tickets } from '../tickets/index.js';
 import { HttpError } from '../http/errors.js';
 import { bearer } from '../http/request.js';
 import type { Throttle, ThrottlePolicy } from '../throttle/index.js';

@@ -1,4 +1,5 @@
 import type { Config } from '../config.js';
+import type { RedisShard } from '../redis/index.js';
 import { MemoryPresence } from './memory.js';
 import { RedisPresence } from './redis.js';
 import type { Presence } from './presence.js';
@@ -7,11 +8,12 @@ export type { Presence } from './presence.js';
 export { MemoryPresence } from './memory.js';
 export { RedisPresence } from './redis.js';
 
-export function createPresence(config: Pick<Config, 'presence' | 'redisUrl' | 'presenceTtlMs' | 'redisPrefix'>): Presence {
+/** The presence the config names (`presence`), not yet initialized; `redis()` is the node's shard. */
+export function createPresence(config: Pick<Config, 'presence' | 'presenceTtlMs' | 'redisPrefix'>, redis: () => RedisShard): Presence {
   switch (config.presence) {
     case 'memory':
       return new MemoryPresence();
     case 'redis':
-      return new RedisPresence(config.redisUrl as string, config.presenceTtlMs, config.redisPrefix);
+      return new RedisPresence(redis(), config.presenceTtlMs, config.redisPrefix);
   }
 }

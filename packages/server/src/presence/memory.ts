@@ -4,9 +4,16 @@ import type { Joined, Presence } from './presence.js';
 /** Presence for one node: room → user → that user's connections in the room. */
 export class MemoryPresence implements Presence {
   readonly driver = 'memory';
+  readonly healthy = true;
+  onExpired?: ((room: string, users: string[]) => void) | undefined;
+  onReturned?: ((room: string, users: string[]) => void) | undefined;
+  onHealth?: ((healthy: boolean) => void) | undefined;
+  onBackgroundError?: ((err: Error) => void) | undefined;
   private readonly index = new PresenceIndex();
   /** room → its users, sorted (callers must not modify the array). */
   private readonly sorted = new Map<string, string[]>();
+
+  async init(): Promise<void> {}
 
   async add(room: string, user: string, conn: string): Promise<Joined> {
     const first = this.index.add(room, user, conn);

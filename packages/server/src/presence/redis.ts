@@ -6,7 +6,9 @@
  * users drop out of `list` within the TTL. First/last detection runs in Lua, atomically, so two
  * nodes adding the same user at once report "first" exactly once.
  */
-import { Redis } from 'ioredis';
+import { BackendUnavailableError, guarded, OutageReporter } from '../driver.js';
+import { ShardDriver, type RedisShard } from '../redis/index.js';
+import type {} from '../redis/scripts.js';
 import { PresenceIndex } from './local.js';
 import type { Joined, Presence } from './presence.js';
 
@@ -63,28 +65,37 @@ const REFRESH_USERS = 500;
 /** Refresh calls per pipeline: bounds the memory a refresh of many rooms takes. */
 const REFRESH_CALLS = 200;
 
-export class RedisPresence implements Presence {
-  readonly driver = 'redis';
-  private readonly redis: Redis;
+/** Which refresh calls' results are usable: a pair of string arrays. */
+const isPair = (v: unknown): v is [string[], string[]] => Array.isArray(v) && v.length === 2 && Array.isArray(v[0]) && Array.isArray(v[1]);
+
+export class RedisPresence extends ShardDriver implements Presence {
+  /** The shard's command connection. */
+  private readonly cmd: RedisShard['command'];
   /** This node's entries (room → user → connections), refreshed every ttl/3. */
   private readonly local = new PresenceIndex();
-  private readonly timer: NodeJS.Timeout;
+  private timer: NodeJS.Timeout | undefined;
   private refreshing = false;
-  onExpired?: (room: string, users: string[]) => void;
-  onReturned?: (room: string, users: string[]) => void;
+  /** A refresh that keeps failing (Redis down) is reported once per outage. */
+  private readonly outage = new OutageReporter(() => this.onBackgroundError);
+  onExpired?: ((room: string, users: string[]) => void) | undefined;
+  onReturned?: ((room: string, users: string[]) => void) | undefined;
 
   constructor(
-    url: string,
+    redis: RedisShard,
     private readonly ttlMs: number,
     private readonly prefix = 'parley:',
   ) {
-    this.redis = new Redis(url, { maxRetriesPerRequest: 1, retryStrategy: (n: number) => Math.min(100 * 2 ** Math.min(n, 6), 5000) });
-    this.redis.on('error', () => undefined);
-    this.redis.defineCommand('parleyPresenceAdd', { numberOfKeys: 2, lua: ADD });
-    this.redis.defineCommand('parleyPresenceRemove', { numberOfKeys: 2, lua: REMOVE });
-    this.redis.defineCommand('parleyPresenceRefresh', { lua: REFRESH }); // numkeys first
-    this.timer = setInterval(() => void this.refresh().catch(() => undefined), Math.max(100, Math.floor(ttlMs / 3)));
-    this.timer.unref();
+    super(redis);
+    this.cmd = redis.command;
+    this.cmd.defineCommand('parleyPresenceAdd', { numberOfKeys: 2, lua: ADD });
+    this.cmd.defineCommand('parleyPresenceRemove', { numberOfKeys: 2, lua: REMOVE });
+    this.cmd.defineCommand('parleyPresenceRefresh', { lua: REFRESH }); // numkeys first
+  }
+
+  /** Connects and starts refreshing this node's entries every ttl/3. */
+  override async init(): Promise<void> {
+    this.timer ??= setInterval(() => void this.refresh().then(() => this.outage.succeeded(), (err: unknown) => this.outage.failed(new BackendUnavailableError('presence', this.driver, err))), Math.max(100, Math.floor(this.ttlMs / 3))).unref();
+    await super.init();
   }
 
   private userKey = (room: string, user: string) => `${this.prefix}presence:${room}:u:${user}`;
@@ -93,18 +104,17 @@ export class RedisPresence implements Presence {
   async add(room: string, user: string, conn: string): Promise<Joined> {
     this.local.add(room, user, conn);
     const now = Date.now();
-    const [first, users] = (await (this.redis as unknown as Scripts).parleyPresenceAdd(this.userKey(room, user), this.roomKey(room), now, now + this.ttlMs, this.ttlMs, conn, user)) as [number, string[]];
+    const [first, users] = await guarded('presence', this.driver, () => this.cmd.parleyPresenceAdd(this.userKey(room, user), this.roomKey(room), now, now + this.ttlMs, this.ttlMs, conn, user));
     return { first: first === 1, users: users.sort() };
   }
 
   async remove(room: string, user: string, conn: string): Promise<boolean> {
     this.local.remove(room, user, conn);
-    const r = (await (this.redis as unknown as Scripts).parleyPresenceRemove(this.userKey(room, user), this.roomKey(room), Date.now(), conn, user)) as number;
-    return r === 1;
+    return (await guarded('presence', this.driver, () => this.cmd.parleyPresenceRemove(this.userKey(room, user), this.roomKey(room), Date.now(), conn, user))) === 1;
   }
 
   async list(room: string): Promise<string[]> {
-    const users = await this.redis.zrangebyscore(this.roomKey(room), Date.now(), '+inf');
+    const users = await guarded('presence', this.driver, () => this.cmd.zrangebyscore(this.roomKey(room), Date.now(), '+inf'));
     return users.sort();
   }
 
@@ -120,23 +130,25 @@ export class RedisPresence implements Presence {
     try {
       const now = Date.now();
       const exp = now + this.ttlMs;
-      let p = this.redis.pipeline();
+      let p = this.cmd.pipeline();
       let rooms: string[] = []; // the room of each call in the pipeline
+      let failed: Error | undefined; // the first call that failed: thrown once every room was tried
       // ioredis flattens array arguments: no spread, so a call of many arguments is fine.
       const call = (room: string, keys: string[], args: (string | number)[]) => {
-        (p as unknown as Scripts).parleyPresenceRefresh(keys.length, keys, args);
+        p.parleyPresenceRefresh(keys.length, keys, args);
         rooms.push(room);
       };
       const exec = async () => {
         const results = (await p.exec()) ?? [];
         results.forEach(([err, result], i) => {
-          if (err !== null) return;
-          const [gone, back] = result as [string[], string[]];
-          const room = rooms[i] as string;
+          const room = rooms[i];
+          if (err !== null) failed ??= err;
+          if (err !== null || room === undefined || !isPair(result)) return;
+          const [gone, back] = result;
           if (gone.length > 0) this.onExpired?.(room, gone);
           if (back.length > 0) this.onReturned?.(room, back);
         });
-        p = this.redis.pipeline();
+        p = this.cmd.pipeline();
         rooms = [];
       };
       for (const [room, users] of this.local.rooms) {
@@ -154,19 +166,15 @@ export class RedisPresence implements Presence {
         if (rooms.length >= REFRESH_CALLS) await exec();
       }
       if (rooms.length > 0) await exec();
+      if (failed !== undefined) throw failed;
     } finally {
       this.refreshing = false;
     }
   }
 
-  async close(): Promise<void> {
+  /** Stops refreshing (the shard is the node's, closed by its owner). */
+  override async close(): Promise<void> {
     clearInterval(this.timer);
-    await this.redis.quit().catch(() => this.redis.disconnect());
+    await super.close();
   }
-}
-
-interface Scripts {
-  parleyPresenceAdd(...args: (string | number)[]): Promise<unknown>;
-  parleyPresenceRemove(...args: (string | number)[]): Promise<unknown>;
-  parleyPresenceRefresh(numKeys: number, keys: string[], args: (string | number)[]): Promise<unknown>;
 }

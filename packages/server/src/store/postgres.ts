@@ -55,7 +55,11 @@ export class PostgresStore implements Store {
   readonly driver = 'postgres';
   private pool: pg.Pool | undefined;
   private readonly schema: string;
-  onBackgroundError?: (err: Error) => void;
+  onBackgroundError?: ((err: Error) => void) | undefined;
+
+  get healthy(): boolean {
+    return this.pool !== undefined;
+  }
 
   constructor(private readonly options: PostgresStoreOptions) {
     this.schema = options.schema ?? 'public';

@@ -109,7 +109,11 @@ export class SqliteStore implements Store {
   private db: Database.Database | undefined;
   private stmts: ReturnType<SqliteStore['prepare']> | undefined;
   private checkpointer: Worker | undefined;
-  onBackgroundError?: (err: Error) => void;
+  onBackgroundError?: ((err: Error) => void) | undefined;
+
+  get healthy(): boolean {
+    return this.db !== undefined;
+  }
 
   /** @param file path of the database file, or ':memory:' */
   constructor(private readonly file: string) {}

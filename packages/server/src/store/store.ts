@@ -17,6 +17,7 @@
  *   the original room and seq. This holds within one batch and across processes.
  */
 import type { ChatMessage } from '@parley/protocol';
+import type { Driver } from '../driver.js';
 
 export interface UserRecord {
   name: string;
@@ -96,17 +97,15 @@ export class StoreError extends Error {
   }
 }
 
-export interface Store {
-  readonly driver: string;
-  /**
-   * Set by the server (to log them): failures of the store's own background work, which no
-   * request sees. SQLite: its checkpointer thread. Postgres: an idle pooled connection lost
-   * (the pool replaces it).
-   */
-  onBackgroundError?: (err: Error) => void;
+/**
+ * `onBackgroundError` (set by the server, to log them): failures of the store's own background
+ * work, which no request sees. SQLite: its checkpointer thread. Postgres: an idle pooled
+ * connection lost (the pool replaces it). `healthy`: the store is open (init resolved, not
+ * closed); /readyz also makes a round trip to the database (`ping`).
+ */
+export interface Store extends Driver {
   /** Opens the database and applies pending migrations. */
   init(): Promise<void>;
-  close(): Promise<void>;
 
   /**
    * Rejects with StoreError('conflict') when the name is taken, by an account or by one that

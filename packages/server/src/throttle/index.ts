@@ -1,4 +1,5 @@
-import type { Redis } from 'ioredis';
+import type { Config } from '../config.js';
+import type { RedisShard } from '../redis/index.js';
 import { MemoryThrottle } from './memory.js';
 import { RedisThrottle } from './redis.js';
 import type { Throttle } from './throttle.js';
@@ -7,7 +8,12 @@ export { delayAfter, type Throttle, type ThrottlePolicy } from './throttle.js';
 export { MemoryThrottle } from './memory.js';
 export { RedisThrottle } from './redis.js';
 
-/** Shared by every node when there is a Redis (`redisUrl`), else this node's memory. */
-export function createThrottle(redis: Redis | undefined, prefix: string): Throttle {
-  return redis === undefined ? new MemoryThrottle() : new RedisThrottle(redis, prefix);
+/** The throttle the config names (`throttle`), not yet initialized; `redis()` is the node's shard. */
+export function createThrottle(config: Pick<Config, 'throttle' | 'redisPrefix'>, redis: () => RedisShard): Throttle {
+  switch (config.throttle) {
+    case 'memory':
+      return new MemoryThrottle();
+    case 'redis':
+      return new RedisThrottle(redis(), config.redisPrefix);
+  }
 }

@@ -13,15 +13,17 @@ const SWEEP_MS = 60_000;
 
 export class MemoryThrottle implements Throttle {
   readonly driver = 'memory';
+  readonly healthy = true;
+  onHealth?: ((healthy: boolean) => void) | undefined;
+  onBackgroundError?: ((err: Error) => void) | undefined;
   private readonly keys = new Map<string, Entry>();
-  private readonly sweeper: NodeJS.Timeout;
+  private sweeper: NodeJS.Timeout | undefined;
 
-  constructor() {
-    this.sweeper = setInterval(() => {
+  async init(): Promise<void> {
+    this.sweeper ??= setInterval(() => {
       const now = Date.now();
       for (const [k, e] of this.keys) if (e.expires <= now) this.keys.delete(k);
-    }, SWEEP_MS);
-    this.sweeper.unref();
+    }, SWEEP_MS).unref();
   }
 
   async attempt(key: string, policy: ThrottlePolicy, now = Date.now()): Promise<number> {

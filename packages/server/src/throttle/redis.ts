@@ -3,8 +3,9 @@
  * `expires`), read and updated by one Lua script, so concurrent attempts on any number of nodes
  * are counted one by one. The hash also expires in Redis (PEXPIRE), so forgotten keys take no room.
  */
-import type { Redis } from 'ioredis';
-import { StoreError } from '../store/store.js';
+import { guarded } from '../driver.js';
+import { ShardDriver, type RedisShard } from '../redis/index.js';
+import type {} from '../redis/scripts.js';
 import type { Throttle, ThrottlePolicy } from './throttle.js';
 
 /**
@@ -37,46 +38,28 @@ local count = tonumber(redis.call('HGET', KEYS[1], 'count') or '0')
 if count > 0 then redis.call('HSET', KEYS[1], 'count', count - 1) end
 return 0`;
 
-type Scripts = {
-  parleyThrottleAttempt(key: string, now: number, free: number, windowMs: number, baseMs: number, maxMs: number): Promise<number>;
-  parleyThrottleRefund(key: string): Promise<number>;
-};
-
-/** A Redis failure (Redis down) becomes StoreError('unavailable'): the route answers 503. */
-async function guarded<T>(fn: () => Promise<T>): Promise<T> {
-  try {
-    return await fn();
-  } catch (err) {
-    throw new StoreError('unavailable', `redis throttle: ${(err as Error).message}`, { cause: err });
-  }
-}
-
-export class RedisThrottle implements Throttle {
-  readonly driver = 'redis';
-  private readonly scripts: Scripts;
-
+/** A Redis failure (Redis down) becomes a BackendUnavailableError: the route answers 503. */
+export class RedisThrottle extends ShardDriver implements Throttle {
   constructor(
-    private readonly redis: Redis,
+    redis: RedisShard,
     private readonly prefix = 'parley:',
   ) {
-    redis.defineCommand('parleyThrottleAttempt', { numberOfKeys: 1, lua: ATTEMPT });
-    redis.defineCommand('parleyThrottleRefund', { numberOfKeys: 1, lua: REFUND });
-    this.scripts = redis as unknown as Scripts;
+    super(redis);
+    redis.command.defineCommand('parleyThrottleAttempt', { numberOfKeys: 1, lua: ATTEMPT });
+    redis.command.defineCommand('parleyThrottleRefund', { numberOfKeys: 1, lua: REFUND });
   }
 
   private key = (k: string): string => `${this.prefix}throttle:${k}`;
 
   async attempt(key: string, policy: ThrottlePolicy, now = Date.now()): Promise<number> {
-    return guarded(() => this.scripts.parleyThrottleAttempt(this.key(key), now, policy.free, policy.windowMs, policy.baseMs, policy.maxMs));
+    return guarded('throttle', this.driver, () => this.redis.command.parleyThrottleAttempt(this.key(key), now, policy.free, policy.windowMs, policy.baseMs, policy.maxMs));
   }
 
   async refund(key: string): Promise<void> {
-    await guarded(() => this.scripts.parleyThrottleRefund(this.key(key)));
+    await guarded('throttle', this.driver, () => this.redis.command.parleyThrottleRefund(this.key(key)));
   }
 
   async reset(key: string): Promise<void> {
-    await guarded(() => this.redis.del(this.key(key)));
+    await guarded('throttle', this.driver, () => this.redis.command.del(this.key(key)));
   }
-
-  async close(): Promise<void> {}
 }

@@ -15,7 +15,10 @@
  *   counted and does not lengthen the wait.
  * - A key is forgotten `policy.windowMs` after its wait ends (or after its last attempt, when it
  *   had none), so one that stops trying starts afresh.
+ * - While the backend is down, every call rejects with a BackendUnavailableError (HTTP 503
+ *   `unavailable`); nothing waits for a reconnect.
  */
+import type { Driver } from '../driver.js';
 
 export interface ThrottlePolicy {
   /** Attempts that go ahead without a delay. */
@@ -28,8 +31,7 @@ export interface ThrottlePolicy {
   maxMs: number;
 }
 
-export interface Throttle {
-  readonly driver: string;
+export interface Throttle extends Driver {
   /**
    * Counts one attempt of `key` and resolves 0 when it may go ahead; or, without counting it,
    * the milliseconds until the key may try again. `now` is the caller's clock (ms since the
@@ -40,7 +42,6 @@ export interface Throttle {
   refund(key: string): Promise<void>;
   /** Forgets the key (a successful login ends its own delays). */
   reset(key: string): Promise<void>;
-  close(): Promise<void>;
 }
 
 /** The delay after the attempt that brought a key's count to `count` (0: none). */

@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import { type ClientEvents, type ClientEventType, type Ref, roomKey } from '@parley/protocol';
 import type { Config } from '../../config.js';
 import type { Connection } from '../../connection.js';
-import type { UserRateLimit } from '../../auth/ratelimit.js';
+import type { UserRateLimit } from '../../ratelimit/index.js';
 import type { Store } from '../../store/store.js';
 import type { MessageWriter } from '../../writer.js';
 import { ClientError } from '../errors.js';

@@ -1,0 +1,2 @@
+export { COMMAND_TIMEOUT_MS, RedisShard, retryStrategy } from './shard.js';
+export { ShardDriver } from './driver.js';

@@ -1,0 +1,19 @@
+import type { Config } from '../config.js';
+import type { RedisShard } from '../redis/index.js';
+import { MemoryTickets } from './memory.js';
+import { RedisTickets } from './redis.js';
+import type { Tickets } from './tickets.js';
+
+export { ticketFor, type Ticket, type Tickets } from './tickets.js';
+export { MemoryTickets } from './memory.js';
+export { RedisTickets } from './redis.js';
+
+/** The tickets the config names (`tickets`), not yet initialized; `redis()` is the node's shard. */
+export function createTickets(config: Pick<Config, 'tickets' | 'ticketTtlMs' | 'redisPrefix'>, redis: () => RedisShard): Tickets {
+  switch (config.tickets) {
+    case 'memory':
+      return new MemoryTickets(config.ticketTtlMs);
+    case 'redis':
+      return new RedisTickets(redis(), config.ticketTtlMs, config.redisPrefix);
+  }
+}
