@@ -19,7 +19,7 @@ import type { Broker } from './broker/index.js';
 import type { Config } from './config.js';
 import { createDrivers } from './drivers.js';
 import { Connection, Flusher } from './connection.js';
-import { Api } from './http.js';
+import { Api } from './api.js';
 import { createAuthenticator, type Identity } from './identity/index.js';
 import { destroySelf, refusal, refuse, UpgradeGuard } from './upgrade.js';
 import { Hub } from './hub/index.js';

@@ -1,5 +1,5 @@
 /**
- * HTTP routes: accounts, tokens and tickets, health, and the chat page.
+ * The HTTP API: tickets, health, the authenticator's own routes (identity/), and the chat page.
  * Every error is JSON `{"error": {"code", "message"}}` with a code from @parley/protocol.
  */
 import { readFile } from 'node:fs/promises';
