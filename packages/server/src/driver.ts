@@ -87,3 +87,49 @@ export class OutageReporter {
     this.failures = 0;
   }
 }
+
+/**
+ * The driver the config names: `drivers` has one constructor per value the config key allows
+ * (the compiler checks that none is missing), and only the chosen one runs.
+ */
+export function chooseDriver<N extends string, D>(name: N, drivers: { readonly [K in N]: () => D }): D {
+  return drivers[name]();
+}
+
+/**
+ * The base of the memory drivers that keep expiring entries (tickets, throttle keys, rate-limit
+ * windows): this node only, always healthy, entries swept every `sweepMs` once they expire.
+ */
+export abstract class MemoryDriver<V> implements Driver {
+  readonly driver = 'memory';
+  readonly healthy = true;
+  onHealth?: ((healthy: boolean) => void) | undefined;
+  onBackgroundError?: ((err: Error) => void) | undefined;
+  protected readonly entries = new Map<string, V>();
+  private sweeper: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly sweepMs: number,
+    /** When an entry may be forgotten (ms since the epoch). */
+    private readonly expiresAt: (entry: V) => number,
+  ) {}
+
+  async init(): Promise<void> {
+    this.sweeper ??= setInterval(() => this.sweep(Date.now()), this.sweepMs).unref();
+  }
+
+  /** Entries held now (for tests of the sweep). */
+  get size(): number {
+    return this.entries.size;
+  }
+
+  protected sweep(now: number): void {
+    for (const [k, v] of this.entries) if (this.expiresAt(v) <= now) this.entries.delete(k);
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.sweeper);
+    this.sweeper = undefined;
+    this.entries.clear();
+  }
+}

@@ -3,7 +3,7 @@
  * Record<…EventType, true>`: an event added to (or removed from) @parley/protocol fails the
  * compile here until it is listed (and then documented: protocol-docs.test.ts).
  */
-import type { ClientEventType, ServerEventType } from '@parley/protocol';
+import { type ClientEventType, SERVER_EVENT_TYPES, type ServerEventType } from '@parley/protocol';
 
 export const CLIENT_EVENTS = {
   send_message: true,
@@ -15,18 +15,5 @@ export const CLIENT_EVENTS = {
   typing: true,
 } as const satisfies Record<ClientEventType, true>;
 
-export const SERVER_EVENTS = {
-  welcome: true,
-  new_message: true,
-  room_changed: true,
-  joined: true,
-  left: true,
-  ack: true,
-  history: true,
-  resumed: true,
-  presence: true,
-  user_joined: true,
-  user_left: true,
-  typing: true,
-  error: true,
-} as const satisfies Record<ServerEventType, true>;
+/** The protocol's own list (the SDK's runtime check uses it too). */
+export const SERVER_EVENTS: Readonly<Record<ServerEventType, true>> = SERVER_EVENT_TYPES;

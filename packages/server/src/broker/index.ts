@@ -3,6 +3,7 @@ import type { RedisShard } from '../redis/index.js';
 import type { Broker } from './broker.js';
 import { MemoryBroker } from './memory.js';
 import { RedisBroker } from './redis.js';
+import { chooseDriver } from '../driver.js';
 
 export type { Broker, BrokerHandler } from './broker.js';
 export { MemoryBroker } from './memory.js';
@@ -10,10 +11,8 @@ export { RedisBroker } from './redis.js';
 
 /** The broker the config names (`broker`), not yet initialized; `redis()` is the node's shard. */
 export function createBroker(config: Pick<Config, 'broker' | 'redisPrefix'>, redis: () => RedisShard): Broker {
-  switch (config.broker) {
-    case 'memory':
-      return new MemoryBroker();
-    case 'redis':
-      return new RedisBroker(redis(), config.redisPrefix);
-  }
+  return chooseDriver(config.broker, {
+    memory: (): Broker => new MemoryBroker(),
+    redis: (): Broker => new RedisBroker(redis(), config.redisPrefix),
+  });
 }

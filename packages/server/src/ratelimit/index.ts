@@ -3,6 +3,7 @@ import type { RedisShard } from '../redis/index.js';
 import { MemoryRateLimit } from './memory.js';
 import type { RateLimiter } from './ratelimit.js';
 import { RedisRateLimit } from './redis.js';
+import { chooseDriver } from '../driver.js';
 
 export type { RateLimiter, UserRateLimit } from './ratelimit.js';
 export { MemoryRateLimit } from './memory.js';
@@ -10,10 +11,8 @@ export { RedisRateLimit } from './redis.js';
 
 /** The rate limiter the config names (`rateLimiter`), not yet initialized; `redis()` is the node's shard. */
 export function createRateLimiter(config: Pick<Config, 'rateLimiter' | 'redisPrefix'>, redis: () => RedisShard): RateLimiter {
-  switch (config.rateLimiter) {
-    case 'memory':
-      return new MemoryRateLimit();
-    case 'redis':
-      return new RedisRateLimit(redis(), config.redisPrefix);
-  }
+  return chooseDriver(config.rateLimiter, {
+    memory: (): RateLimiter => new MemoryRateLimit(),
+    redis: (): RateLimiter => new RedisRateLimit(redis(), config.redisPrefix),
+  });
 }
