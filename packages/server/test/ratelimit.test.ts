@@ -35,4 +35,4 @@ rateLimiterContract('redis', async () => {
       await dropPrefix(prefix);
     },
   };
-});
+}, true);

@@ -33,4 +33,4 @@ ticketsContract('redis', async () => {
       await dropPrefix(prefix);
     },
   };
-});
+}, true);
