@@ -18,8 +18,6 @@ import type { UserRateLimit } from './ratelimit/index.js';
 import type { Tickets } from './tickets/index.js';
 import { StoreError, type Store } from './store/store.js';
 
-export { errorBody, HttpError } from './http/errors.js';
-export { clientAddress, malformedRequest, requestTarget } from './http/request.js';
 
 const CONTENT_TYPES: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',
