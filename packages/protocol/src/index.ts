@@ -72,6 +72,17 @@ export interface Limits {
   userRateLimitPerSec: number;
   /** Largest number of rooms one connection may follow. */
   maxRoomsPerConnection: number;
+  /**
+   * How long the server remembers a `send_message` ref, ms: a retry within it is acked with the
+   * first seq, one after it may be stored again. The SDK never retries a send past it.
+   */
+  dedupeWindowMs: number;
+}
+
+/** A range of seqs, both ends included. */
+export interface SeqRange {
+  from: number;
+  to: number;
 }
 
 /** Payloads of the events the server sends, keyed by event type. */
@@ -95,8 +106,13 @@ export interface ServerEvents {
   ack: { ref: Ref; room: string; seq: number };
   /** Reply to `history`: newest first; `messages` is empty when there is nothing older. */
   history: { room: string; messages: ChatMessage[] };
-  /** End of a room's replay after `resume`. `recovered: false` means a gap: reload history. */
-  resumed: { room: string; seq: number; recovered: boolean };
+  /**
+   * End of a room's replay after `resume`: every message up to `seq` was sent. `recovered: false`
+   * means some could not be: `missing` is the exact range of seqs not replayed (pruned by
+   * retention, or older than the newest `resumeMaxMessages`); what was replayed came in order
+   * around it.
+   */
+  resumed: { room: string; seq: number; recovered: boolean; missing?: SeqRange };
   /** Who is online in a room, sent to a connection when it joins the room. */
   presence: { room: string; users: string[] };
   /** A user's first connection joined the room. */
@@ -172,6 +188,7 @@ export const ErrorCodes = {
   message_too_long: 'The message text is longer than maxMessageChars.',
   rate_limited: 'Too many events; slow down.',
   unavailable: 'The message store is unavailable; the message was not accepted. Retry later.',
+  shutting_down: 'The server is shutting down and did not handle this event. Reconnect and retry it.',
   internal: 'Internal server error.',
 } as const;
 

@@ -23,6 +23,7 @@ import { Api } from './api.js';
 import { createAuthenticator, type Identity } from './identity/index.js';
 import { destroySelf, refusal, refuse, UpgradeGuard } from './upgrade.js';
 import { Hub } from './hub/index.js';
+import { Metrics } from './metrics.js';
 import { RemovalWatcher } from './removals.js';
 import { Retention } from './retention.js';
 import { Tally } from './tally.js';
@@ -59,6 +60,8 @@ export interface ParleyServer {
   readonly retention: Retention;
   readonly broker: Broker;
   readonly log: Logger;
+  /** What this node counts (GET /metrics). */
+  readonly metrics: Metrics;
   /** Every password hash and check of this server (how many ran, how many wait). */
   readonly hashes: HashPool;
   /** The bound port (useful with port 0). */
@@ -81,7 +84,8 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
   await drivers.init();
   const hashes = new HashPool();
   const retention = new Retention(config, store, log);
-  const hub = new Hub(config, store, log, presence, broker, userLimit);
+  const metrics = new Metrics(() => hub.connections.size);
+  const hub = new Hub(config, store, log, presence, broker, userLimit, metrics);
   broker.onMessage = (room, payload) => hub.fromBroker(room, payload);
   await hub.listen();
   broker.onHealth = (healthy) => {
@@ -252,5 +256,5 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
     return closed;
   };
 
-  return { config, hub, store, retention, broker, log, hashes, port, url, close };
+  return { config, hub, store, retention, broker, log, metrics, hashes, port, url, close };
 }

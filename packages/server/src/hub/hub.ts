@@ -13,6 +13,7 @@
 import type { Logger } from 'pino';
 import { CloseCodes, DEFAULT_ROOM, type Limits } from '@parley/protocol';
 import type { Config } from '../config.js';
+import { Metrics } from '../metrics.js';
 import type { Connection } from '../connection.js';
 import type { UserRateLimit } from '../ratelimit/index.js';
 import type { Broker } from '../broker/broker.js';
@@ -53,6 +54,7 @@ export class Hub {
     presence: Presence,
     broker: Broker,
     userLimit: UserRateLimit,
+    readonly metrics: Metrics = new Metrics(),
   ) {
     this.revoked = new Recent(config.ticketTtlMs);
     this.removed = new Recent(config.ticketTtlMs);
@@ -71,7 +73,7 @@ export class Hub {
         this.link.message(m);
       }
     });
-    this.ctx = { config, store, log, rooms: this.rooms, presence: roomPresence, writer: this.writer, userLimit };
+    this.ctx = { config, store, log, rooms: this.rooms, presence: roomPresence, writer: this.writer, userLimit, metrics };
     this.router = new Router(createHandlers(this.ctx), log, config.maxRoomsPerConnection);
     this.heartbeat = new Heartbeat(this.connections, config.pingIntervalMs, config.pongTimeoutMs, (now) => roomPresence.sweep(now));
     this.limits = {
@@ -81,6 +83,7 @@ export class Hub {
       rateLimitBurst: config.rateLimitBurst,
       userRateLimitPerSec: config.userRateLimitPerSec,
       maxRoomsPerConnection: config.maxRoomsPerConnection,
+      dedupeWindowMs: config.dedupeWindowMs,
     };
   }
 

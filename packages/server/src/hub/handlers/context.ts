@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import { type ClientEvents, type ClientEventType, type Ref, roomKey } from '@parley/protocol';
 import type { Config } from '../../config.js';
 import type { Connection } from '../../connection.js';
+import type { Metrics } from '../../metrics.js';
 import type { UserRateLimit } from '../../ratelimit/index.js';
 import type { Store } from '../../store/store.js';
 import type { MessageWriter } from '../../writer.js';
@@ -18,6 +19,7 @@ export interface HubContext {
   readonly presence: RoomPresence;
   readonly writer: MessageWriter;
   readonly userLimit: UserRateLimit;
+  readonly metrics: Metrics;
 }
 
 /** Handles one validated client event. A throw (or rejection) is answered by the router. */
