@@ -84,8 +84,8 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
   await drivers.init();
   const hashes = new HashPool();
   const retention = new Retention(config, store, log);
-  const metrics = new Metrics(() => hub.connections.size);
-  const hub = new Hub(config, store, log, presence, broker, userLimit, metrics);
+  const metrics: Metrics = new Metrics((): number => hub.connections.size);
+  const hub: Hub = new Hub(config, store, log, presence, broker, userLimit, metrics);
   broker.onMessage = (room, payload) => hub.fromBroker(room, payload);
   await hub.listen();
   broker.onHealth = (healthy) => {
