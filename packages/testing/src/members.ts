@@ -275,4 +275,24 @@ export class Traffic {
   }
 }
 
+/** The password of every account made by `account`. */
+export const PASSWORD = 'correct horse battery';
+
+export interface Account {
+  name: string;
+  token: string;
+}
+
+/** Registers `name` on the node at `url` (POST /register) and logs in (POST /login) for a token. */
+export async function account(url: string, name: string): Promise<Account> {
+  const post = (path: string) => fetch(`${url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: name, password: PASSWORD }) });
+  const reg = await post('/register');
+  if (reg.status !== 201) throw new Error(`register ${name}: ${reg.status} ${await reg.text()}`);
+  const res = await post('/login');
+  if (res.status !== 200) throw new Error(`login ${name}: ${res.status}`);
+  const body: unknown = await res.json();
+  if (typeof body !== 'object' || body === null || !('token' in body) || typeof body.token !== 'string') throw new Error(`login ${name}: no token`);
+  return { name, token: body.token };
+}
+
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
