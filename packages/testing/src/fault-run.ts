@@ -16,7 +16,7 @@
  */
 import { Cluster, OwnRedis, waitFor, type Node } from './cluster.js';
 import { losePublication, scrape, type LostPublication, type Scrape } from './faults.js';
-import { check, countStored, readStored, type InvariantReport } from './invariants.js';
+import { check, countStored, ranges, readStored, type InvariantReport } from './invariants.js';
 import { account, type Account, Member, PASSWORD, Sends, sleep, Traffic, type Sdk, type SendRecord, type Sender } from './members.js';
 import { PG_URL } from './pg.js';
 import { TcpProxy } from './proxy.js';
@@ -85,6 +85,8 @@ export class FaultRun {
   private reader: Member | undefined;
   private d1Accounts: Account[] = [];
   private d1Node: Node | undefined;
+  /** Each room's latest seq at the last mark. */
+  private lastTop = new Map<string, number>();
 
   private constructor(
     readonly redis: OwnRedis,
@@ -206,35 +208,48 @@ export class FaultRun {
   }
 
   /**
-   * Holds the traffic until every send settled and every member holds every stored message of
-   * its rooms (within `ms`), records a mark, and lets the traffic go on.
+   * Holds the traffic until every send settled and every member holds every message stored since
+   * the last mark in its rooms (within `ms`; what it missed before was that fault's failure, and
+   * the final invariants report it again), records a mark, and lets the traffic go on.
    */
   async caughtUp(phase: string, ms = 30_000): Promise<number> {
     await this.traffic.hold(ms);
     try {
       if (this.sends.pending > 0) throw new FaultError(`${phase}: ${this.sends.pending} send(s) still unsettled after ${ms} ms`);
+      const since = this.lastTop;
       const max = await this.maxSeqs();
+      this.lastTop = max;
       const lagging = (): string[] => {
         const out: string[] = [];
         for (const m of this.members) {
           for (const room of m.rooms.keys()) {
             const top = max.get(room) ?? 0;
-            if (!m.has(room, top)) out.push(`${m.name} in ${room}: ${m.last(room)} of ${top} (${m.sdk.state})`);
+            if (!m.holds(room, since.get(room) ?? 0, top)) out.push(`${m.name} in ${room}: ${m.last(room)} of ${top}, missing ${this.missing(m, room, since.get(room) ?? 0, top)} (${m.sdk.state})`);
           }
         }
         return out;
       };
-      try {
-        await waitFor(async () => lagging().length === 0, 'members', ms);
-      } catch {
-        throw new FaultError(`${phase}: not every member caught up within ${ms} ms: ${lagging().slice(0, 8).join('; ')}`);
-      }
+      const caught = await waitFor(async () => lagging().length === 0, 'members', ms).then(
+        () => true,
+        () => false,
+      );
       const i = await this.mark(phase, true);
+      if (!caught) throw new FaultError(`${phase}: not every member caught up within ${ms} ms: ${lagging().slice(0, 8).join('; ')}`);
       this.log(`${phase}: caught up; ${this.sends.all.length} sent, ${this.marks[i]?.stored} stored`);
       return i;
     } finally {
       this.traffic.go();
     }
+  }
+
+  /** The seqs in (after, upTo] a member does not hold, as ranges. */
+  private missing(m: Member, room: string, after: number, upTo: number): string {
+    const log = m.rooms.get(room);
+    if (log === undefined) return 'the room';
+    const held = new Set([...log.direct, ...log.filled].map((r) => r.seq));
+    const miss: number[] = [];
+    for (let s = Math.max(after, log.from) + 1; s <= upTo; s++) if (!held.has(s)) miss.push(s);
+    return ranges(miss);
   }
 
   private async allReady(ms = 30_000): Promise<void> {
@@ -305,8 +320,8 @@ export class FaultRun {
       this.log('Redis started');
     }
     await this.allReady();
-    const after = await this.caughtUp('Redis back');
-    this.windows.push({ kind: 'redis', before, after });
+    await this.caughtUp('Redis back').catch((err: unknown) => problems.push(String(err)));
+    this.windows.push({ kind: 'redis', before, after: this.marks.length - 1 });
     if (problems.length > 0) throw new FaultError(problems.join('\n'));
   }
 
@@ -422,10 +437,12 @@ export class FaultRun {
       this.log('Postgres restored');
     }
     await this.allReady();
-    const after = await this.caughtUp('Postgres back');
-    this.windows.push({ kind: 'postgres', before, after });
+    const problems: string[] = [];
+    await this.caughtUp('Postgres back').catch((err: unknown) => problems.push(String(err)));
+    this.windows.push({ kind: 'postgres', before, after: this.marks.length - 1 });
     const unavailable = this.wireErrors('unavailable') - errorsBefore;
-    if (unavailable === 0) throw new FaultError('Postgres cut: no send was answered `unavailable`: did the fault happen?');
+    if (unavailable === 0) problems.push('Postgres cut: no send was answered `unavailable`: did the fault happen?');
+    if (problems.length > 0) throw new FaultError(problems.join('\n'));
     return { unavailable };
   }
 
@@ -439,8 +456,10 @@ export class FaultRun {
     this.log(`SIGTERM of node ${i + 1}: exit ${code}`);
     const again = await this.cluster.restart(node);
     await this.cluster.ready(again, 30_000);
-    await this.caughtUp(`SIGTERM of node ${i + 1}`);
-    if (code !== 0) throw new FaultError(`SIGTERM: node ${i + 1} exited with ${code}; output:\n${node.output().slice(-1500)}`);
+    const problems: string[] = [];
+    if (code !== 0) problems.push(`SIGTERM: node ${i + 1} exited with ${code}; output:\n${node.output().slice(-1500)}`);
+    await this.caughtUp(`SIGTERM of node ${i + 1}`).catch((err: unknown) => problems.push(String(err)));
+    if (problems.length > 0) throw new FaultError(problems.join('\n'));
     return { shuttingDown: this.wireErrors('shutting_down') - before };
   }
 
@@ -461,9 +480,11 @@ export class FaultRun {
       // reported below, once caught up (or not)
     }
     this.log(`${r.name} reads again; closed with ${code}`);
-    await this.caughtUp('stalled reader');
-    if (code === undefined) throw new FaultError(`stalled reader: ${r.name} was not closed after ${ms} ms without reading`);
-    if (![4000, 4001, 1006].includes(code)) throw new FaultError(`stalled reader: closed with ${code}, not 4000, 4001 or 1006`);
+    const problems: string[] = [];
+    if (code === undefined) problems.push(`stalled reader: ${r.name} was not closed after ${ms} ms without reading`);
+    else if (![4000, 4001, 1006].includes(code)) problems.push(`stalled reader: closed with ${code}, not 4000, 4001 or 1006`);
+    await this.caughtUp('stalled reader').catch((err: unknown) => problems.push(String(err)));
+    if (problems.length > 0) throw new FaultError(problems.join('\n'));
     return { code };
   }
 

@@ -98,10 +98,15 @@ export class Member {
 
   /** Whether the member holds every seq from its join to `seq` (directly or filled). */
   has(room: string, seq: number): boolean {
+    return this.holds(room, 0, seq);
+  }
+
+  /** Whether the member holds every seq in (after, upTo] that came after its join. */
+  holds(room: string, after: number, upTo: number): boolean {
     const log = this.rooms.get(room);
     if (log === undefined) return false;
     const held = new Set([...log.direct, ...log.filled].map((r) => r.seq));
-    for (let s = log.from + 1; s <= seq; s++) if (!held.has(s)) return false;
+    for (let s = Math.max(after, log.from) + 1; s <= upTo; s++) if (!held.has(s)) return false;
     return true;
   }
 
