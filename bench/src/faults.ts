@@ -185,7 +185,7 @@ async function killOneNode(store: 'sqlite' | 'postgres'): Promise<Row> {
       const place = { port: node.port, dataDir: node.dataDir };
       await node.kill('SIGKILL');
       log(`${tag}: node killed at message ${sent}`);
-      node = await startParley(env, '0', undefined, { place });
+      node = await startParley(env, '0', undefined, { place, waitMs: 90_000 });
       log(`${tag}: node started again`);
     })();
   });
@@ -333,7 +333,7 @@ async function sigtermUnderLoad(): Promise<Row> {
     }),
   );
   await stopping;
-  node = await startParley(env, '0', undefined, { place });
+  node = await startParley(env, '0', undefined, { place, waitMs: 90_000 });
   const stored = await storedTexts(schema);
   const rm = receivers.map((r) => r.m);
   await settle(rm, () => Math.max(0, ...stored.values()));

@@ -38,6 +38,8 @@ export interface StartOptions {
   waitFor?: 'ready' | 'listening';
   /** Output: 'inherit' (default) or 'ignore'. */
   stdio?: 'inherit' | 'ignore';
+  /** How long to wait for it. Default 20 s. */
+  waitMs?: number;
 }
 
 /**
@@ -71,14 +73,14 @@ export async function startParley(env: Record<string, string>, core = '0', cli =
     stdio: ['ignore', options.stdio ?? 'inherit', options.stdio ?? 'inherit'],
   });
   const url = `http://127.0.0.1:${port}`;
-  const deadline = Date.now() + 20_000;
+  const deadline = Date.now() + (options.waitMs ?? 20_000);
   for (;;) {
     try {
       if ((await fetch(`${url}/${options.waitFor === 'listening' ? 'healthz' : 'readyz'}`)).status === 200) break;
     } catch {
       // not listening yet
     }
-    if (Date.now() > deadline) throw new Error(`node on ${port} did not become ready`);
+    if (Date.now() > deadline) throw new Error(`node on ${port} did not become ${options.waitFor === 'listening' ? 'listening' : 'ready'} (exit ${proc.exitCode ?? proc.signalCode ?? 'none yet'})`);
     await new Promise((r) => setTimeout(r, 100));
   }
   const kill = async (signal: NodeJS.Signals): Promise<number | null> => {
