@@ -63,8 +63,10 @@ const configObject = z
     retentionIntervalMs: int(100).default(60_000),
     /** How long a send_message ref is remembered for deduplicating retries, in ms. */
     dedupeWindowMs: int(1000).default(24 * 3600_000),
-    /** Most messages one `resume` replays per room; a bigger gap answers recovered:false. */
-    resumeMaxMessages: int(1).default(1000),
+    /** Most messages one `resume` replays per room: of a bigger gap the newest this many are replayed, the rest reported missing. */
+    resumeMaxMessages: int(1).default(100_000),
+    /** With several nodes: how often one store query checks every room open here for messages the broker did not bring, ms. */
+    catchUpIntervalMs: int(100, 60_000).default(1000),
     /** Lifetime of a one-time WebSocket ticket (otp), in ms. */
     ticketTtlMs: int(100, 10 * 60_000).default(10_000),
     /** Lifetime of a session token from /login, in ms (default 30 days). */
@@ -172,7 +174,8 @@ export const CONFIG_HELP: Record<ConfigKey, string> = {
   historyMaxPerRoom: 'keep at most this many messages per room (0 = all)',
   retentionIntervalMs: 'how often retention runs, ms',
   dedupeWindowMs: 'how long a send_message ref deduplicates retries, ms',
-  resumeMaxMessages: 'most messages one resume replays per room',
+  resumeMaxMessages: 'most messages one resume replays per room (older ones of a bigger gap are reported missing)',
+  catchUpIntervalMs: 'with several nodes: how often the store is checked for messages the broker did not bring, ms',
   ticketTtlMs: 'lifetime of a one-time ticket, ms',
   tokenTtlMs: 'lifetime of a session token, ms',
   allowedOrigins: 'comma list of extra allowed origins (* = any)',

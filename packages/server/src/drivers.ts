@@ -44,11 +44,12 @@ export interface Drivers {
   close(): Promise<void>;
 }
 
-export function createDrivers(config: Config, overrides: DriverOverrides, log: Logger): Drivers {
+/** `node`: the node's id, in the names of its Redis connections. */
+export function createDrivers(config: Config, overrides: DriverOverrides, log: Logger, node?: string): Drivers {
   let redis: RedisShard | undefined;
   const shard = (): RedisShard => {
     if (config.redisUrl === undefined) throw new Error('a redis driver needs redisUrl'); // the config refuses this already
-    return (redis ??= new RedisShard(config.redisUrl, REDIS_START_WAIT_MS));
+    return (redis ??= new RedisShard(config.redisUrl, REDIS_START_WAIT_MS, node));
   };
   const store = overrides.store ?? createStore(config);
   const broker = overrides.broker ?? createBroker(config, shard);

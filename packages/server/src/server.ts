@@ -227,7 +227,7 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
       resolveListen();
     });
   });
-  hub.startHeartbeat();
+  hub.startTimers();
   const port = (front.address() as AddressInfo).port;
   const shownHost = config.host === '0.0.0.0' || config.host === '::' ? 'localhost' : config.host.includes(':') ? `[${config.host}]` : config.host;
   const url = `${tls ? 'https' : 'http'}://${shownHost}:${port}`;
@@ -241,7 +241,7 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
       // No new connections; once every open one has ended, the listening socket is closed.
       const httpClosed = new Promise<void>((r) => front.close(() => r()));
       http.closeIdleConnections();
-      hub.stopHeartbeat();
+      hub.stopTimers();
       removals.stop();
       flusher.close();
       await hub.closeAll(CloseCodes.going_away, 'server shutting down', deadline);

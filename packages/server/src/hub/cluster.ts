@@ -92,9 +92,13 @@ export class ClusterLink {
     return this.broker.fanout;
   }
 
-  /** Listens for node-wide notices when there are other nodes. */
+  /**
+   * Listens for node-wide notices when there are other nodes. Never rejects: a broker that is
+   * down now subscribes the topic when it is back (broker/broker.ts).
+   */
   async listen(): Promise<void> {
-    if (this.broker.fanout) await this.broker.subscribe(CONTROL_TOPIC);
+    if (!this.broker.fanout) return;
+    await this.broker.subscribe(CONTROL_TOPIC).catch((err: unknown) => this.log.debug({ err }, 'control topic not subscribed yet; the broker subscribes it once connected'));
   }
 
   joinRoom(room: string): Promise<void> {

@@ -63,13 +63,13 @@ export class Hub {
       frame: (room, frame, exceptUser) => this.rooms.broadcast(room, frame, exceptUser === undefined ? undefined : (c) => c.user === exceptUser),
       revoke: (session) => this.revokedHere(session),
     });
-    this.rooms = new Rooms(store, this.link, log);
+    this.rooms = new Rooms(store, this.link, log, metrics);
     const roomPresence = new RoomPresence(presence, this.rooms, log);
     this.rooms.listen(roomPresence);
     // Stored messages go to this node's rooms first, then to the other nodes.
     this.writer = new MessageWriter(store, (messages) => {
       for (const m of messages) {
-        this.rooms.accept(m);
+        this.rooms.accept(m, true);
         this.link.message(m);
       }
     });
@@ -211,11 +211,14 @@ export class Hub {
     for (const conn of this.connections) conn.terminate(reason);
   }
 
-  startHeartbeat(): void {
+  /** Starts the heartbeat and, with other nodes, the periodic catch-up of the rooms (hub/rooms.ts). */
+  startTimers(): void {
     this.heartbeat.start();
+    this.rooms.startCatchUp(this.config.catchUpIntervalMs);
   }
 
-  stopHeartbeat(): void {
+  stopTimers(): void {
     this.heartbeat.stop();
+    this.rooms.stopCatchUp();
   }
 }

@@ -320,6 +320,14 @@ export class PostgresStore implements Store {
     return rows[0]?.last_seq ?? 0;
   }
 
+  async lastSeqs(rooms: readonly string[]): Promise<Map<string, number>> {
+    const seqs = new Map<string, number>();
+    if (rooms.length === 0) return seqs;
+    const { rows } = await this.q<{ name: string; last_seq: number }>('last seqs', 'SELECT name, last_seq FROM rooms WHERE name = ANY($1::text[])', [rooms]);
+    for (const r of rows) seqs.set(r.name, Number(r.last_seq));
+    return seqs;
+  }
+
   async history(room: string, query: HistoryQuery): Promise<ChatMessage[]> {
     const { rows } =
       query.before === undefined

@@ -192,6 +192,7 @@ export class SqliteStore implements Store {
       pruneDedupe: db.prepare<[number, number]>('DELETE FROM dedupe WHERE (user_name, ref) IN (SELECT user_name, ref FROM dedupe WHERE at < ? LIMIT ?)'),
       ping: db.prepare('SELECT 1'),
       lastSeq: db.prepare<[string], { last_seq: number }>('SELECT last_seq FROM rooms WHERE name = ?'),
+      lastSeqs: db.prepare<[string], { name: string; last_seq: number }>('SELECT r.name, r.last_seq FROM json_each(?) AS j JOIN rooms r ON r.name = j.value'),
       historyLatest: db.prepare<[string, number], MessageRow>('SELECT room, seq, sender, body, sent FROM messages WHERE room = ? ORDER BY seq DESC LIMIT ?'),
       historyBefore: db.prepare<[string, number, number], MessageRow>(
         'SELECT room, seq, sender, body, sent FROM messages WHERE room = ? AND seq < ? ORDER BY seq DESC LIMIT ?',
@@ -317,6 +318,13 @@ export class SqliteStore implements Store {
 
   async lastSeq(room: string): Promise<number> {
     return this.s.lastSeq.get(room)?.last_seq ?? 0;
+  }
+
+  async lastSeqs(rooms: readonly string[]): Promise<Map<string, number>> {
+    const seqs = new Map<string, number>();
+    if (rooms.length === 0) return seqs;
+    for (const r of this.s.lastSeqs.all(JSON.stringify(rooms))) seqs.set(r.name, r.last_seq);
+    return seqs;
   }
 
   async history(room: string, query: HistoryQuery): Promise<ChatMessage[]> {

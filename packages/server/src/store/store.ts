@@ -141,6 +141,11 @@ export interface Store extends Driver {
   appendMessages(batch: readonly NewMessage[]): Promise<Appended[]>;
   /** The latest seq of a room, 0 when it has none. */
   lastSeq(room: string): Promise<number>;
+  /**
+   * The latest seq of each of `rooms` that has messages, in one query (the feeds' periodic
+   * catch-up: how a node notices a publication it never got). Rooms without any are left out.
+   */
+  lastSeqs(rooms: readonly string[]): Promise<Map<string, number>>;
   /** Where the message stored with this (from, ref) went, if it is still in the dedupe window. */
   findRef(from: string, ref: string): Promise<Pick<ChatMessage, 'room' | 'seq'> | undefined>;
   /** A page of history, newest first. */
