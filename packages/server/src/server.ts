@@ -23,6 +23,7 @@ import { Api } from './api.js';
 import { createAuthenticator, type Identity } from './identity/index.js';
 import { destroySelf, refusal, refuse, UpgradeGuard } from './upgrade.js';
 import { Hub } from './hub/index.js';
+import { newNodeId } from './hub/cluster.js';
 import { Metrics } from './metrics.js';
 import { RemovalWatcher } from './removals.js';
 import { Retention } from './retention.js';
@@ -79,13 +80,14 @@ export function createLogger(config: Pick<Config, 'logLevel'>): Logger {
 export async function startServer(config: Config, options: ServerOptions = {}): Promise<ParleyServer> {
   const log = options.logger ?? createLogger(config);
   // Every driver the config names (shared state in Redis where it says so), opened store first.
-  const drivers = createDrivers(config, options, log);
+  const nodeId = newNodeId();
+  const drivers = createDrivers(config, options, log, nodeId);
   const { store, tickets, throttle, broker, presence, rateLimiter: userLimit } = drivers;
   await drivers.init();
   const hashes = new HashPool();
   const retention = new Retention(config, store, log);
   const metrics: Metrics = new Metrics((): number => hub.connections.size);
-  const hub: Hub = new Hub(config, store, log, presence, broker, userLimit, metrics);
+  const hub: Hub = new Hub(config, store, log, presence, broker, userLimit, metrics, nodeId);
   broker.onMessage = (room, payload) => hub.fromBroker(room, payload);
   await hub.listen();
   broker.onHealth = (healthy) => {
@@ -231,7 +233,7 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
   const port = (front.address() as AddressInfo).port;
   const shownHost = config.host === '0.0.0.0' || config.host === '::' ? 'localhost' : config.host.includes(':') ? `[${config.host}]` : config.host;
   const url = `${tls ? 'https' : 'http'}://${shownHost}:${port}`;
-  log.info({ url, store: store.driver, tls }, 'parley listening');
+  log.info({ url, store: store.driver, tls, node: nodeId }, 'parley listening');
 
   let closed: Promise<void> | undefined;
   const close = (): Promise<void> => {

@@ -35,6 +35,9 @@ export const CONTROL_TOPIC = 'control';
 const ROOM_TOPIC = 'room:';
 export const roomTopic = (room: string): string => ROOM_TOPIC + room;
 
+/** A node's id: random, per server (several may share a process). */
+export const newNodeId = (): string => randomBytes(6).toString('base64url');
+
 export function encodeClusterMessage(m: ClusterMessage): string {
   return JSON.stringify(m);
 }
@@ -78,13 +81,12 @@ export interface ClusterHandlers {
 }
 
 export class ClusterLink {
-  /** Tells this node's publications apart from other nodes'. */
-  readonly nodeId = randomBytes(6).toString('base64url');
-
   constructor(
     private readonly broker: Broker,
     private readonly log: Logger,
     private readonly handlers: ClusterHandlers,
+    /** Tells this node's publications apart from other nodes'. */
+    readonly nodeId: string = newNodeId(),
   ) {}
 
   /** Whether other nodes can hear this one (false for a lone memory broker: nothing is published). */

@@ -22,7 +22,7 @@ import { Recent } from '../recent.js';
 import type { Store } from '../store/store.js';
 import { Tally } from '../tally.js';
 import { MessageWriter } from '../writer.js';
-import { ClusterLink } from './cluster.js';
+import { ClusterLink, newNodeId } from './cluster.js';
 import { createHandlers, type HubContext, replyWithSeq } from './handlers/index.js';
 import { Heartbeat } from './heartbeat.js';
 import { RoomPresence } from './presence.js';
@@ -55,6 +55,7 @@ export class Hub {
     broker: Broker,
     userLimit: UserRateLimit,
     readonly metrics: Metrics = new Metrics(),
+    nodeId: string = newNodeId(),
   ) {
     this.revoked = new Recent(config.ticketTtlMs);
     this.removed = new Recent(config.ticketTtlMs);
@@ -62,7 +63,7 @@ export class Hub {
       message: (m) => this.rooms.accept(m),
       frame: (room, frame, exceptUser) => this.rooms.broadcast(room, frame, exceptUser === undefined ? undefined : (c) => c.user === exceptUser),
       revoke: (session) => this.revokedHere(session),
-    });
+    }, nodeId);
     this.rooms = new Rooms(store, this.link, log, metrics);
     const roomPresence = new RoomPresence(presence, this.rooms, log);
     this.rooms.listen(roomPresence);
