@@ -245,9 +245,11 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
       http.closeIdleConnections();
       hub.stopTimers();
       removals.stop();
-      flusher.close();
-      await hub.closeAll(CloseCodes.going_away, 'server shutting down', deadline);
+      // Every event accepted is answered (acked or refused) before the connections close with 1001.
+      await hub.quiesce(deadline);
       await hub.writer.drain();
+      await hub.closeAll(CloseCodes.going_away, 'server shutting down', deadline);
+      flusher.close();
       await retention.stop();
       http.closeAllConnections();
       http.close(() => undefined); // stops its timeout checks (it never listened: the error is moot)

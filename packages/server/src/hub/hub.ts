@@ -204,6 +204,19 @@ export class Hub {
     return this.removed.has(user.toLowerCase());
   }
 
+  /**
+   * The first step of a shutdown: stops reading frames from every connection (those already read
+   * are answered `shutting_down`), then resolves once every event accepted before has been
+   * answered (a message stored and acked, or refused with its code), or when `deadlineMs` passes.
+   */
+  async quiesce(deadlineMs: number): Promise<void> {
+    this.router.shutDown();
+    for (const conn of this.connections) conn.ws.pause();
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.router.idle(), new Promise<void>((r) => (timer = setTimeout(r, deadlineMs)))]);
+    clearTimeout(timer);
+  }
+
   /** Closes every connection (shutdown) and resolves when all are gone or the deadline passes. */
   async closeAll(code: number, reason: string, deadlineMs: number): Promise<void> {
     for (const conn of this.connections) conn.close(code, reason);

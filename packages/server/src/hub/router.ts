@@ -9,6 +9,8 @@
  * - The per-connection rate limit is taken for every frame; a connection whose frames keep being
  *   refused is closed with 1008, a binary frame with 1003.
  * - Replies to one frame leave in one write (the connection is corked for the turn).
+ * - From `shutDown()` on, no event is handled: each is answered `shutting_down` (by its ref), and
+ *   `idle()` resolves once every event handled before has been answered.
  */
 import type { Logger } from 'pino';
 import { type ClientEvents, type ClientEventType, CloseCodes, type Ref } from '@parley/protocol';
@@ -28,6 +30,11 @@ function tooManyKeys(payload: unknown, max: number): boolean {
 }
 
 export class Router {
+  private closing = false;
+  /** Handlers that have not settled yet. */
+  private inFlight = 0;
+  private idleWaiters: (() => void)[] = [];
+
   constructor(
     private readonly handlers: Handlers,
     private readonly log: Logger,
@@ -72,6 +79,10 @@ export class Router {
       fail(conn, 'bad_event', ref);
       return;
     }
+    if (this.closing) {
+      fail(conn, 'shutting_down', ref);
+      return;
+    }
     if (verdict === 'limited') {
       fail(conn, 'rate_limited', ref);
       return;
@@ -88,6 +99,24 @@ export class Router {
     this.parseAndDispatch(conn, type, payload, ref);
   }
 
+  /** The server is shutting down: no more events are handled (see the module doc). */
+  shutDown(): void {
+    this.closing = true;
+  }
+
+  /** Resolves once no handler is running (each has answered its event). */
+  idle(): Promise<void> {
+    if (this.inFlight === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  private settled = (): void => {
+    if (--this.inFlight > 0) return;
+    const waiters = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const w of waiters) w();
+  };
+
   private parseAndDispatch<K extends ClientEventType>(conn: Connection, type: K, payload: unknown, ref: Ref | undefined): void {
     const parsed = eventSchemas[type].safeParse(payload);
     if (!parsed.success) {
@@ -103,7 +132,10 @@ export class Router {
     const handler: Handler<K> = this.handlers[type];
     try {
       const result = handler(conn, payload, ref);
-      if (result !== undefined) result.catch((err: unknown) => answerFailure(this.log, conn, type, ref, err));
+      if (result !== undefined) {
+        this.inFlight++;
+        result.catch((err: unknown) => answerFailure(this.log, conn, type, ref, err)).finally(this.settled);
+      }
     } catch (err) {
       answerFailure(this.log, conn, type, ref, err);
     }
