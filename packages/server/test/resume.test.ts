@@ -271,6 +271,12 @@ for (const driver of storeDrivers()) {
       assert.equal(second.seq, 120);
       const seqs = received(back, 'general').map((m) => m.seq);
       assert.deepEqual(seqs, [...Array.from({ length: 120 }, (_, i) => i + 1), ...Array.from({ length: 60 }, (_, i) => 61 + i)]);
+      // Resumes waiting behind the running one are bounded: past 4, rate_limited.
+      back.frames.length = 0;
+      for (let i = 0; i < 6; i++) back.send({ type: 'resume', payload: { rooms: { general: 100 } }, ref: `q${i}` });
+      await back.waitCount('resumed', 4);
+      const refused = back.all('error').filter((e) => e.code === 'rate_limited').map((e) => e.ref);
+      assert.deepEqual(refused, ['q4', 'q5']);
       back.close();
     });
 

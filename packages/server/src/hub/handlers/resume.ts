@@ -20,6 +20,8 @@ import { type Handlers, type HubContext, roomName } from './context.js';
  * while it waits for its socket (50 of the longest messages are about 400 KB of text).
  */
 export const REPLAY_PAGE = 50;
+/** Resumes of one connection that may wait behind the one running (the running one included). */
+export const MAX_QUEUED_RESUMES = 4;
 
 export function resumeHandlers(ctx: HubContext): Pick<Handlers, 'resume'> {
   const { config, store, rooms, metrics } = ctx;
@@ -123,9 +125,23 @@ export function resumeHandlers(ctx: HubContext): Pick<Handlers, 'resume'> {
     }
   };
 
-  /** One resume at a time per connection: a second one (an SDK filling a hole) waits for the first. */
+  /**
+   * One resume at a time per connection: a second one (an SDK filling a hole) waits for the first;
+   * at most MAX_QUEUED_RESUMES wait, more are refused with rate_limited.
+   */
   const running = new WeakMap<Connection, Promise<void>>();
-  const resume = (conn: Connection, p: ClientEvents['resume'], ref: Ref | undefined): Promise<void> => {
+  const queued = new WeakMap<Connection, number>();
+  const resume = async (conn: Connection, p: ClientEvents['resume'], ref: Ref | undefined): Promise<void> => {
+    const waiting = queued.get(conn) ?? 0;
+    if (waiting >= MAX_QUEUED_RESUMES) throw new ClientError('rate_limited', `At most ${MAX_QUEUED_RESUMES} resumes of one connection wait for the one running.`);
+    queued.set(conn, waiting + 1);
+    try {
+      await chained(conn, p, ref);
+    } finally {
+      queued.set(conn, (queued.get(conn) ?? 1) - 1);
+    }
+  };
+  const chained = (conn: Connection, p: ClientEvents['resume'], ref: Ref | undefined): Promise<void> => {
     const before = running.get(conn);
     const run = before === undefined ? resumeNow(conn, p, ref) : before.then(() => (conn.open ? resumeNow(conn, p, ref) : undefined));
     const settled = run.then(
