@@ -56,10 +56,13 @@ export class StoreHealth {
     return this.current;
   }
 
-  /** Starts the probe (after the store opened). */
-  start(): void {
+  /**
+   * Starts the probe once the store opened: a first probe at once (a store that opens on a full
+   * or read-only disk starts unhealthy, and serves what it can), then on its schedule.
+   */
+  async start(): Promise<void> {
     this.running = true;
-    this.schedule();
+    await this.tick(true);
   }
 
   /** Stops the probe (the store closes). */
@@ -103,11 +106,11 @@ export class StoreHealth {
     this.timer.unref();
   }
 
-  private async tick(): Promise<void> {
+  private async tick(now = false): Promise<void> {
     this.timer = undefined;
     if (this.probing || !this.running) return;
     // Healthy and written to lately: that write was the probe.
-    if (this.healthy && Date.now() - this.wroteAt < this.intervals.upMs) return this.schedule();
+    if (!now && this.healthy && Date.now() - this.wroteAt < this.intervals.upMs) return this.schedule();
     this.probing = true;
     try {
       await this.probe();

@@ -158,7 +158,7 @@ export class PostgresStore implements Store {
     // An idle client losing its connection must not crash the process; the next query reconnects.
     pool.on('error', (err) => this.onBackgroundError?.(err));
     this.pool = pool;
-    this.health.start();
+    await this.health.start();
   }
 
   /**

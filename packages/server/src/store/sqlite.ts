@@ -198,7 +198,7 @@ export class SqliteStore implements Store {
     this.db = db;
     this.stmts = this.prepare(db);
     this.probeWrite = probeOf(db);
-    this.health.start();
+    await this.health.start();
     if (this.file !== ':memory:') {
       db.pragma(`wal_autocheckpoint = ${WAL_AUTOCHECKPOINT_PAGES}`);
       const data: CheckpointerData = { file: this.file, intervalMs: CHECKPOINT_INTERVAL_MS };
