@@ -114,7 +114,8 @@ describe('parley_rate_limited_total', () => {
     try {
       const a = await user(server);
       for (let i = 0; i < 10; i++) a.client.send({ type: 'send_message', payload: { message: `burst ${i}` }, ref: `obs-user-${i}` });
-      for (let i = 0; i < 10; i++) await Promise.race([a.client.seen('ack', (p) => p.ref === `obs-user-${i}`), a.client.seen('error', (p) => p.ref === `obs-user-${i}`)]);
+      const answered = (i: number) => a.client.frames.some((f) => (f.type === 'ack' || f.type === 'error') && f.payload.ref === `obs-user-${i}`);
+      await waitFor(async () => Array.from({ length: 10 }, (_, i) => i).every(answered), 'an answer to each message');
       const refused = a.client.all('error').filter((e) => e.code === 'rate_limited').length;
       assert.ok(refused >= 1, `${refused} of 10 refused by the per-user limit`);
       assert.equal(await value(server.url, 'parley_rate_limited_total', { limit: 'user' }), refused);

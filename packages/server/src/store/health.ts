@@ -26,7 +26,7 @@ export interface StoreFailure {
   readonly message: string;
   /** When it happened, ms since the epoch. */
   readonly since: number;
-  /** Operations refused since then (the first included; the probe's failures are not), per reason. */
+  /** Writes refused since then (the first included; a batch counts its messages; the probe's failures do not count), per reason. */
   readonly refused: ReadonlyMap<string, number>;
 }
 
@@ -72,19 +72,19 @@ export class StoreHealth {
     this.timer = undefined;
   }
 
-  /** An operation failed with a backend error (`reason`: the backend's code). */
-  failed(reason: string, err: unknown): void {
-    this.down(reason, err, true);
+  /** An operation failed with a backend error (`reason`: the backend's code); `refused`: the writes it refused (a batch's messages). */
+  failed(reason: string, err: unknown, refused = 1): void {
+    this.down(reason, err, refused);
   }
 
-  /** `refused`: an operation was refused (not the probe, which counts for nothing). */
-  private down(reason: string, err: unknown, refused: boolean): void {
+  /** `refused`: how many writes were refused (0 for the probe). */
+  private down(reason: string, err: unknown, refused: number): void {
     const current = this.current;
     if (current !== undefined) {
-      if (refused) current.refused.set(reason, (current.refused.get(reason) ?? 0) + 1);
+      if (refused > 0) current.refused.set(reason, (current.refused.get(reason) ?? 0) + refused);
       return;
     }
-    this.current = { reason, message: messageOf(err), since: Date.now(), refused: new Map(refused ? [[reason, 1]] : []) };
+    this.current = { reason, message: messageOf(err), since: Date.now(), refused: new Map(refused > 0 ? [[reason, refused]] : []) };
     this.schedule();
     this.changed(false);
   }
@@ -117,7 +117,7 @@ export class StoreHealth {
       if (this.running) this.wrote();
     } catch (err) {
       const reason = this.reasonOf(err);
-      if (reason !== undefined && this.running) this.down(reason, err, false);
+      if (reason !== undefined && this.running) this.down(reason, err, 0);
     } finally {
       this.probing = false;
       if (this.timer === undefined) this.schedule();

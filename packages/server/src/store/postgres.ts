@@ -172,9 +172,9 @@ export class PostgresStore implements Store {
   }
 
   /** Wraps a failure's error, and tells the health when the database could not be reached or could not write. */
-  private failed(err: unknown, what: string): StoreError {
+  private failed(err: unknown, what: string, writes = 1): StoreError {
     const e = wrap(err, what);
-    if (e.backend !== undefined) this.health.failed(e.backend, err);
+    if (e.backend !== undefined) this.health.failed(e.backend, err, writes);
     return e;
   }
 
@@ -414,7 +414,7 @@ export class PostgresStore implements Store {
         return result;
       });
     } catch (err) {
-      throw this.failed(err, 'append messages');
+      throw this.failed(err, 'append messages', batch.length);
     }
   }
 

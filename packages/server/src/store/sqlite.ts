@@ -298,10 +298,10 @@ export class SqliteStore implements Store {
     return this.db.pragma(source, { simple: true });
   }
 
-  /** Wraps a failed write's error, and tells the health when the database could not write. */
-  private failed(err: unknown, what: string): StoreError {
+  /** Wraps a failed write's error, and tells the health when the database could not write (`writes`: how many it refused). */
+  private failed(err: unknown, what: string, writes = 1): StoreError {
     const e = wrap(err, what);
-    if (e.backend !== undefined) this.health.failed(e.backend, err);
+    if (e.backend !== undefined) this.health.failed(e.backend, err, writes);
     return e;
   }
 
@@ -407,7 +407,7 @@ export class SqliteStore implements Store {
       this.health.wrote();
       return appended;
     } catch (err) {
-      throw this.failed(err, 'append messages');
+      throw this.failed(err, 'append messages', batch.length);
     }
   }
 
