@@ -73,9 +73,9 @@ export class Hub {
         this.rooms.accept(m, true);
         this.link.message(m);
       }
-    });
+    }, metrics);
     this.ctx = { config, store, log, rooms: this.rooms, presence: roomPresence, writer: this.writer, userLimit, metrics };
-    this.router = new Router(createHandlers(this.ctx), log, config.maxRoomsPerConnection);
+    this.router = new Router(createHandlers(this.ctx), log, config.maxRoomsPerConnection, metrics);
     this.heartbeat = new Heartbeat(this.connections, config.pingIntervalMs, config.pongTimeoutMs, (now) => roomPresence.sweep(now));
     this.limits = {
       maxMessageBytes: config.maxMessageBytes,

@@ -15,6 +15,7 @@
 import type { Logger } from 'pino';
 import { type ClientEvents, type ClientEventType, CloseCodes, type Ref } from '@parley/protocol';
 import type { Connection } from '../connection.js';
+import type { Metrics } from '../metrics.js';
 import { eventSchemas, isClientEventType, isRef } from '../schemas.js';
 import { answerFailure, fail } from './errors.js';
 import type { Handler, Handlers } from './handlers/index.js';
@@ -39,6 +40,8 @@ export class Router {
     private readonly handlers: Handlers,
     private readonly log: Logger,
     private readonly maxRoomsPerConnection: number,
+    /** Counts the events refused by the per-connection limit (`parley_rate_limited_total{limit="connection"}`). */
+    private readonly metrics?: Metrics,
   ) {}
 
   /** Entry point for every frame a client sends. Never throws. */
@@ -84,6 +87,7 @@ export class Router {
       return;
     }
     if (verdict === 'limited') {
+      this.metrics?.rateLimited.inc({ limit: 'connection' });
       fail(conn, 'rate_limited', ref);
       return;
     }

@@ -35,6 +35,7 @@ export function messageHandlers(ctx: HubContext): Pick<Handlers, 'send_message'>
       // A retry of a message that was stored already is acked, not refused.
       const seen = key === undefined ? undefined : await store.findRef(conn.user, key);
       if (seen === undefined || ref === undefined) {
+        ctx.metrics.rateLimited.inc({ limit: 'user' });
         throw new ClientError('rate_limited', `More than ${perUser} messages per second from user ${conn.user} across connections.`);
       }
       conn.send('ack', { ref, room: seen.room, seq: seen.seq }, ref);
