@@ -175,13 +175,13 @@ export class Connection {
     return this.pingSentAt;
   }
 
-  /** Pings the client; `alive` (a pong or any frame) answers it. */
+  /** Pings the client; `alive` (its pong) answers it. */
   ping(now = Date.now()): void {
     this.pingSentAt = now;
     this.ws.ping();
   }
 
-  /** The client proved alive (a pong, or any frame). */
+  /** The client proved alive: a pong. */
   alive(): void {
     this.pingSentAt = 0;
   }

@@ -46,7 +46,6 @@ export class Router {
 
   /** Entry point for every frame a client sends. Never throws. */
   handleFrame(conn: Connection, data: Buffer, isBinary: boolean): void {
-    conn.alive();
     // Frames that arrive behind a close (a slow consumer's own backlog of requests) are not served.
     if (!conn.open) return;
     if (isBinary) {
