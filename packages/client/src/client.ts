@@ -389,7 +389,8 @@ export class ParleyClient {
       return;
     }
     if (request === undefined) {
-      if (ref === undefined) this.events.emit('error', e); // not tied to a request (e.g. typing)
+      // Not tied to a request (e.g. typing); a shutdown is the SDK's business, not the app's.
+      if (ref === undefined && e.code !== 'shutting_down') this.events.emit('error', e);
       return; // a late answer to something already settled
     }
     if (this.requests.retry(request, e.code)) return;
