@@ -153,6 +153,31 @@ export class Cluster {
     return node;
   }
 
+  /** Starts one more node (stopped with the others by `stop()`); it is not waited for. */
+  async add(extraEnv: Record<string, string> = {}): Promise<Node> {
+    const node = await this.startNode(undefined, extraEnv);
+    this.nodes.push(node);
+    return node;
+  }
+
+  /**
+   * Starts a node again on the same port (killing it first if it still runs: SIGKILL) and puts
+   * the new process in its place in `nodes`; it is not waited for.
+   */
+  async restart(node: Node, extraEnv: Record<string, string> = {}): Promise<Node> {
+    await node.kill('SIGKILL');
+    const again = await this.startNode(node.port, extraEnv);
+    const i = this.nodes.indexOf(node);
+    if (i >= 0) this.nodes[i] = again;
+    else this.nodes.push(again);
+    return again;
+  }
+
+  /** Waits until the node serves HTTP (/healthz 200), ready or not (e.g. while Redis is down). */
+  async listening(node: Node, ms = 15_000): Promise<void> {
+    await waitFor(async () => (await fetch(`${node.url}/healthz`)).status === 200, `node ${node.port} listening; output:\n${node.output().slice(-2000)}`, ms);
+  }
+
   /** Waits until the node answers /readyz with 200. */
   async ready(node: Node, ms = 15_000): Promise<void> {
     await waitFor(async () => (await fetch(`${node.url}/readyz`)).status === 200, `node ${node.port} ready; output:\n${node.output().slice(-2000)}`, ms);
