@@ -176,6 +176,54 @@ describe('@parley/client gaps', { timeout: 60_000 }, () => {
     assert.deepEqual(A.states.map((st) => st.state), ['connecting', 'open'], 'the fills do not change the state');
   });
 
+  test('holes in many rooms at once: at most 2 fills unanswered, the other rooms go together in the next; nothing refused', async () => {
+    const s = await server();
+    const [a, b] = [await account(s), await account(s)];
+    const names = ['h0', 'h1', 'h2', 'h3', 'h4', 'h5'];
+    const rec = new Recorder();
+    const A = track(client(s, { token: a.token, rooms: names, WebSocket: rec.WebSocket }));
+    const B = track(client(s, { token: b.token, rooms: names }));
+    const streams = names.map((room) => stream(A.c, room));
+    const errors: unknown[] = [];
+    A.c.on('error', (e) => errors.push(e));
+    await A.c.connect();
+    await B.c.connect();
+    const conn = connectionsOf(s, a.name)[0];
+    assert.ok(conn !== undefined);
+    const original = conn.sendFrame.bind(conn);
+    let lostOnes = 0;
+    conn.sendFrame = (data, reply) => {
+      if (/"type":"new_message","payload":\{.*?"seq":1,/.test(data.toString('utf8')) && lostOnes < names.length) {
+        lostOnes++;
+        return true;
+      }
+      return original(data, reply);
+    };
+    // A's resumes wait at the server until the test lets them through.
+    const held: (() => void)[] = [];
+    const handle = s.hub.handleFrame.bind(s.hub);
+    s.hub.handleFrame = (c, data, isBinary) => {
+      if (c === conn && String(data).includes('"type":"resume"')) held.push(() => handle(c, data, isBinary));
+      else handle(c, data, isBinary);
+    };
+    for (const room of names) await B.c.send(room, `${room}-1`);
+    await Promise.all(names.map((room) => B.c.send(room, `${room}-2`)));
+    await waitFor(() => rec.last.received.filter((f) => f.type === 'new_message').length === names.length, 'every seq 2 reached A');
+    await waitFor(() => held.length === 2, 'two fills at the server');
+    await sleep(50);
+    assert.equal(rec.sent('resume').length, 2, 'two fills unanswered, the other four rooms wait');
+    assert.deepEqual(streams.map((x) => x.length), [0, 0, 0, 0, 0, 0], 'nothing delivered past a hole');
+    s.hub.handleFrame = handle;
+    for (const release of held.splice(0)) release();
+    await waitFor(() => names.every((room) => A.c.lastSeq(room) === 2), 'every room at 2');
+    const resumes = rec.sent('resume').map((f) => Object.keys((f.payload as { rooms: object }).rooms).sort());
+    assert.equal(resumes.length, 3, `the four waiting rooms in one resume: ${JSON.stringify(resumes)}`);
+    assert.deepEqual(resumes.flat().sort(), names);
+    for (const x of streams) assert.deepEqual(x, [1, 2]);
+    assert.deepEqual(errors, [], 'no resume refused');
+    assert.equal(rec.sockets.length, 1);
+  });
+
   test('a live hole whose messages retention pruned before the replay: the exact gap, the connection stays open', async () => {
     const s = await server({ historyMaxPerRoom: 5 });
     const [a, b] = [await account(s), await account(s)];
