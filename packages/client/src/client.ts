@@ -32,6 +32,12 @@ import { randomRef, type Request, Requests, type Settle } from './requests.js';
 import { type Backfill, Rooms } from './rooms.js';
 import type { ClientEventMap, ClientEventName, ClientOptions, ClientState, HistoryOptions, LoginResult, SendResult, StateEvent, WebSocketConstructor } from './types.js';
 
+/**
+ * Resumes sent to fill holes that may be unanswered at once: more rooms wait and go together in
+ * the next one (the server queues at most 4 resumes of a connection behind the one running).
+ */
+const MAX_FILLS = 2;
+
 /** After an `error` `shutting_down`, the server closes the connection (1001); if it has not within this, the client does. */
 const SHUTDOWN_GRACE_MS = 5_000;
 
@@ -59,8 +65,10 @@ export class ParleyClient {
   private readonly setupLeft = new Set<string>();
   private resumeRef: string | undefined;
   private readonly resumeLeft = new Set<string>();
-  /** Refs of the `resume`s sent to fill a hole in a room's live delivery. */
-  private readonly fillRefs = new Set<string>();
+  /** The `resume`s sent to fill holes in live delivery, by ref: the rooms whose `resumed` is still to come. */
+  private readonly fills = new Map<string, Set<string>>();
+  /** Rooms with a hole waiting for a fill to be sent (MAX_FILLS are unanswered). */
+  private readonly fillsWaiting = new Set<string>();
   /** Set once the server said it is shutting down: nothing more goes out on this connection. */
   private draining: ReturnType<typeof setTimeout> | undefined;
   private readonly maxBackfill: number;
@@ -90,7 +98,7 @@ export class ParleyClient {
     this.positions = new Rooms(rooms, {
       deliver: (m) => this.events.emit('new_message', m),
       gap: (g) => this.events.emit('gap', g),
-      fill: (room, after) => this.fill(room, after),
+      fill: (room) => this.fill(room),
     });
 
     this.link = new Link(
@@ -245,7 +253,8 @@ export class ParleyClient {
     this.setupLeft.clear();
     this.resumeLeft.clear();
     this.resumeRef = undefined;
-    this.fillRefs.clear();
+    this.fills.clear();
+    this.fillsWaiting.clear();
     if (this.draining !== undefined) clearTimeout(this.draining);
     this.draining = undefined;
     this.positions.disconnected();
@@ -275,7 +284,7 @@ export class ParleyClient {
       const request = this.requestOf(ref);
       if (request?.kind === 'history') this.requests.settle(request).resolve(h.messages);
     },
-    resumed: (r) => this.onResumed(r),
+    resumed: (ref, r) => this.onResumed(ref, r),
     error: (ref, e) => this.onError(e, ref, this.requestOf(ref)),
     pass: (event, payload) => this.events.emit(event, payload),
   };
@@ -327,7 +336,17 @@ export class ParleyClient {
     for (const w of waiters) w.resolve();
   }
 
-  private onResumed(r: ServerEvents['resumed']): void {
+  private onResumed(ref: Ref | undefined, r: ServerEvents['resumed']): void {
+    const fill = ref === undefined ? undefined : this.fills.get(String(ref));
+    if (fill !== undefined && fill.delete(r.room)) {
+      // The server runs a connection's resumes one after the other: a fill that waited may have
+      // followed the room again after the app left it. Leave it again.
+      if (!this.positions.followed.has(r.room)) void this.requests.leave(r.room).catch(() => undefined);
+      if (fill.size === 0) {
+        this.fills.delete(String(ref));
+        this.sendFill();
+      }
+    }
     const backfill = this.positions.resumed(r);
     if (backfill === undefined) this.settled(r.room);
     else this.backfill(backfill);
@@ -359,13 +378,28 @@ export class ParleyClient {
     );
   }
 
-  /** A hole in a room's live delivery: the server replays the room from `after` on this connection. */
-  private fill(room: string, after: number): void {
+  /** A hole in a room's live delivery: the server replays the room from its position on this connection. */
+  private fill(room: string): void {
+    this.fillsWaiting.add(room);
+    this.sendFill();
+  }
+
+  /** Sends one `resume` for every room waiting for a fill, from each one's position, unless MAX_FILLS are unanswered. */
+  private sendFill(): void {
+    if (this.fills.size >= MAX_FILLS || this.fillsWaiting.size === 0) return;
     const rooms: Record<string, number> = Object.create(null);
-    rooms[room] = after;
+    const names = new Set<string>();
+    for (const room of this.fillsWaiting) {
+      // A room left meanwhile is not filled; its position is where its messages stopped being delivered.
+      if (!this.positions.followed.has(room) || !this.positions.positioned(room)) continue;
+      rooms[room] = this.positions.lastSeq(room);
+      names.add(room);
+    }
+    this.fillsWaiting.clear();
+    if (names.size === 0) return;
     const payload: ClientEvents['resume'] = { rooms };
     const ref = 'fill-' + randomRef();
-    this.fillRefs.add(ref);
+    this.fills.set(ref, names);
     this.outbox.push({ kind: 'raw', frame: JSON.stringify({ type: 'resume', payload, ref }) });
   }
 
@@ -382,14 +416,15 @@ export class ParleyClient {
   private onError(e: ServerEvents['error'], ref: Ref | undefined, request: Request | undefined): void {
     if (e.code === 'shutting_down') this.shuttingDown();
     const key = ref === undefined ? undefined : String(ref);
-    if (key !== undefined && (key === this.resumeRef || this.fillRefs.has(key))) {
+    if (key !== undefined && (key === this.resumeRef || this.fills.has(key))) {
       // The resume failed (the store is unavailable, say; the server left the rooms it had not
       // replayed): start over on a new connection, or wait for the close of one shutting down.
       if (e.code !== 'shutting_down') this.link.drop();
       return;
     }
     if (request === undefined) {
-      if (ref === undefined) this.events.emit('error', e); // not tied to a request (e.g. typing)
+      // Not tied to a request (e.g. typing); a shutdown is the SDK's business, not the app's.
+      if (ref === undefined && e.code !== 'shutting_down') this.events.emit('error', e);
       return; // a late answer to something already settled
     }
     if (this.requests.retry(request, e.code)) return;

@@ -3,7 +3,9 @@
  * once and in order, and reports exactly the range the server no longer has (`gap {from, to}`).
  *
  * - after a reconnect, what the resume did not replay (beyond resumeMaxMessages, or pruned by
- *   retention) is read from history; what history lost is the gap;
+ *   retention: the server replays around it and names it in `resumed.missing`) is read from
+ *   history; what history lost too is the gap (an older server that replays nothing and sends no
+ *   `missing` is handled by the same path: rooms.test.ts);
  * - a hole in live delivery (a frame the server never sent) is filled by a resume of the room
  *   on the live connection: no reconnect, nothing delivered out of order;
  * - a server whose database was reset is behind the client's position: one gap says so.
@@ -88,9 +90,12 @@ describe('@parley/client gaps', { timeout: 60_000 }, () => {
     const resumed = rec.last.received.filter((f) => f.type === 'resumed');
     assert.equal(resumed.length, 1);
     assert.equal(resumed[0]?.payload.recovered, false, 'the server could not replay it all');
-    const missing = resumed[0]?.payload.missing;
-    if (missing !== undefined) assert.deepEqual(missing, { from: 5, to: 19 }, 'a server that says what it did not replay: the oldest part');
-    assert.ok(rec.sent('history').length >= 1, 'history was read');
+    assert.deepEqual(resumed[0]?.payload.missing, { from: 5, to: 19 }, 'the server replayed the newest 5 and names the older part');
+    assert.deepEqual(
+      rec.sent('history').map((f) => f.payload),
+      [{ room: 'far', before: 20, limit: 15 }],
+      'the SDK read the missing part from history, in one page',
+    );
     await B.c.send('far', 'live');
     await waitFor(() => A.c.lastSeq('far') === 25, 'live again');
     assert.deepEqual(seen, range(1, 25), 'every seq once, in order, and no gap: history had them all');
@@ -100,7 +105,8 @@ describe('@parley/client gaps', { timeout: 60_000 }, () => {
   test('retention pruned part of what was missed: one gap with the exact range, in its place, then the rest once, in order', async () => {
     const s = await server({ historyMaxPerRoom: 5 });
     const [a, b] = [await account(s), await account(s)];
-    const A = track(client(s, { token: a.token, rooms: ['kept'] }));
+    const rec = new Recorder();
+    const A = track(client(s, { token: a.token, rooms: ['kept'], WebSocket: rec.WebSocket }));
     const B = track(client(s, { token: b.token, rooms: ['kept'] }));
     const seen = stream(A.c, 'kept');
     let lastAtGap = -1;
@@ -115,6 +121,8 @@ describe('@parley/client gaps', { timeout: 60_000 }, () => {
     assert.deepEqual((await B.c.history('kept')).map((m) => m.seq), [23, 22, 21, 20, 19]);
     await A.c.connect();
     assert.deepEqual(seen, [1, 2, 3, gap('kept', 4, 18), 19, 20, 21, 22, 23]);
+    assert.deepEqual(rec.last.received.filter((f) => f.type === 'resumed').map((f) => f.payload), [{ room: 'kept', seq: 23, recovered: false, missing: { from: 4, to: 18 } }], 'the server replayed around what retention deleted');
+    assert.deepEqual(rec.last.sent.filter((f) => f.type === 'history').map((f) => f.payload), [{ room: 'kept', before: 19, limit: 15 }], 'one look in history, which has none of them');
     assert.equal(lastAtGap, 18, 'lastSeq is the gap’s seq while its listeners run');
     await B.c.send('kept', 'm24');
     await waitFor(() => A.c.lastSeq('kept') === 24, 'live again');
@@ -136,16 +144,9 @@ describe('@parley/client gaps', { timeout: 60_000 }, () => {
     for (let i = 0; i < 30; i++) await B.c.send('bound', `m${i}`);
     await A.c.connect();
     assert.equal(A.c.lastSeq('bound'), 31);
-    // What the server replayed (none, or the newest 5) plus at most 4 from history; the rest a gap.
-    const [first, g, ...rest] = seen;
-    assert.equal(first, 1);
-    assert.ok(typeof g === 'object', `a gap after 1: ${JSON.stringify(seen)}`);
-    assert.equal(g.from, 2);
-    assert.deepEqual(rest, range(g.to + 1, 31), 'after the gap, every seq up to the head, once, in order');
-    const replayed = rec.last.received.filter((f) => f.type === 'new_message').length;
-    assert.equal(rest.length, replayed + 4, 'exactly maxBackfill read from history besides the replay');
-    const asked = rec.sent('history').map((f) => (f.payload as { limit: number }).limit);
-    assert.ok(asked.reduce((x, y) => x + y, 0) <= 4, `history asked for at most maxBackfill messages (${asked})`);
+    // The server replayed the newest 5 (27..31) and named 2..26 missing; 4 of those came from history.
+    assert.deepEqual(seen, [1, gap('bound', 2, 22), ...range(23, 31)]);
+    assert.deepEqual(rec.sent('history').map((f) => f.payload), [{ room: 'bound', before: 27, limit: 4 }], 'history asked for maxBackfill messages, no more');
   });
 
   test('a frame lost in live delivery: not delivered past the hole; the room is replayed on the live connection, no reconnect, no gap', async () => {
@@ -173,6 +174,54 @@ describe('@parley/client gaps', { timeout: 60_000 }, () => {
     assert.deepEqual(rec.sent('history'), [], 'the replays had everything');
     assert.equal(rec.sockets.length, 1, 'on the same connection');
     assert.deepEqual(A.states.map((st) => st.state), ['connecting', 'open'], 'the fills do not change the state');
+  });
+
+  test('holes in many rooms at once: at most 2 fills unanswered, the other rooms go together in the next; nothing refused', async () => {
+    const s = await server();
+    const [a, b] = [await account(s), await account(s)];
+    const names = ['h0', 'h1', 'h2', 'h3', 'h4', 'h5'];
+    const rec = new Recorder();
+    const A = track(client(s, { token: a.token, rooms: names, WebSocket: rec.WebSocket }));
+    const B = track(client(s, { token: b.token, rooms: names }));
+    const streams = names.map((room) => stream(A.c, room));
+    const errors: unknown[] = [];
+    A.c.on('error', (e) => errors.push(e));
+    await A.c.connect();
+    await B.c.connect();
+    const conn = connectionsOf(s, a.name)[0];
+    assert.ok(conn !== undefined);
+    const original = conn.sendFrame.bind(conn);
+    let lostOnes = 0;
+    conn.sendFrame = (data, reply) => {
+      if (/"type":"new_message","payload":\{.*?"seq":1,/.test(data.toString('utf8')) && lostOnes < names.length) {
+        lostOnes++;
+        return true;
+      }
+      return original(data, reply);
+    };
+    // A's resumes wait at the server until the test lets them through.
+    const held: (() => void)[] = [];
+    const handle = s.hub.handleFrame.bind(s.hub);
+    s.hub.handleFrame = (c, data, isBinary) => {
+      if (c === conn && String(data).includes('"type":"resume"')) held.push(() => handle(c, data, isBinary));
+      else handle(c, data, isBinary);
+    };
+    for (const room of names) await B.c.send(room, `${room}-1`);
+    await Promise.all(names.map((room) => B.c.send(room, `${room}-2`)));
+    await waitFor(() => rec.last.received.filter((f) => f.type === 'new_message').length === names.length, 'every seq 2 reached A');
+    await waitFor(() => held.length === 2, 'two fills at the server');
+    await sleep(50);
+    assert.equal(rec.sent('resume').length, 2, 'two fills unanswered, the other four rooms wait');
+    assert.deepEqual(streams.map((x) => x.length), [0, 0, 0, 0, 0, 0], 'nothing delivered past a hole');
+    s.hub.handleFrame = handle;
+    for (const release of held.splice(0)) release();
+    await waitFor(() => names.every((room) => A.c.lastSeq(room) === 2), 'every room at 2');
+    const resumes = rec.sent('resume').map((f) => Object.keys((f.payload as { rooms: object }).rooms).sort());
+    assert.equal(resumes.length, 3, `the four waiting rooms in one resume: ${JSON.stringify(resumes)}`);
+    assert.deepEqual(resumes.flat().sort(), names);
+    for (const x of streams) assert.deepEqual(x, [1, 2]);
+    assert.deepEqual(errors, [], 'no resume refused');
+    assert.equal(rec.sockets.length, 1);
   });
 
   test('a live hole whose messages retention pruned before the replay: the exact gap, the connection stays open', async () => {

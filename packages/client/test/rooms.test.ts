@@ -72,7 +72,7 @@ describe('Rooms: the position only ever advances by one', () => {
     assert.equal(rooms.lastSeq('r'), 12);
   });
 
-  test('a server that replays nothing (recovered: false, no missing): what history has is delivered, the rest is one exact gap before it', () => {
+  test('an older server that replays nothing (recovered: false, no missing): what history has is delivered, the rest is one exact gap before it', () => {
     const { rooms, out } = gate();
     rooms.joined({ room: 'r', seq: 3 });
     rooms.replaying('r');

@@ -13,7 +13,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
-import { ErrorCodes, type Ref } from '@parley/protocol';
+import { type ChatMessage, ErrorCodes, type Ref } from '@parley/protocol';
+import { freePort, startCli, tempDir } from '@parley/testing/cli';
 import { ParleyClient, ParleyError } from '../src/index.js';
 import { account, client, connectionsOf, FAST, Recorder, type ServerConnection, sleep, startTestServer, waitFor, type TestServer } from './helpers.js';
 
@@ -170,6 +171,73 @@ describe('@parley/client sends', { timeout: 60_000 }, () => {
     assert.ok(closes.length >= 7 && closes.every((code) => code === 1001), `reconnected after each 1001: ${closes.join()}`);
     assert.deepEqual((await s.store.messagesAfter('general', 0, 10)).map((m) => m.message), ['one', 'two'], 'each stored once');
     assert.equal(A.c.state, 'open');
+  });
+
+  test('SIGTERM of a real server mid-traffic: every send acked once and stored once; those refused with shutting_down went again with the same ref', async (t) => {
+    const dataDir = tempDir();
+    const port = await freePort();
+    const args = ['--host', '127.0.0.1', '--port', String(port), '--data-dir', dataDir, '--rate-limit-per-sec', '5000', '--rate-limit-burst', '5000', '--user-rate-limit-per-sec', '0', '--shutdown-timeout-ms', '5000'];
+    const first = await startCli(args);
+    const senders = await Promise.all(
+      Array.from({ length: 3 }, async () => {
+        const acct = await account(first);
+        const rec = new Recorder();
+        const x = track(client(first, { token: acct.token, WebSocket: rec.WebSocket, reconnect: { baseMs: 50, capMs: 200 } }));
+        await x.c.connect();
+        return { ...x, rec };
+      }),
+    );
+    const sends: Promise<{ seq: number }>[] = [];
+    const texts: string[] = [];
+    let n = 0;
+    const timers = senders.map(({ c }, i) =>
+      setInterval(() => {
+        const text = `s${i}-${n++}`;
+        texts.push(text);
+        sends.push(c.send('general', text));
+      }, 2),
+    );
+    let second: Awaited<ReturnType<typeof startCli>> | undefined;
+    try {
+      await waitFor(() => sends.length >= 150, '150 sends under way');
+      assert.deepEqual(await first.stop('SIGTERM'), { code: 0, signal: null }, 'a clean exit');
+    } finally {
+      for (const timer of timers) clearInterval(timer);
+    }
+    try {
+      second = await startCli(args);
+      const acks = await Promise.all(sends);
+      assert.equal(new Set(acks.map((a) => a.seq)).size, sends.length, 'each send its own seq');
+      // What the store holds: every text once.
+      const reader = senders[0]?.c;
+      assert.ok(reader !== undefined);
+      const stored: ChatMessage[] = [];
+      for (let before: number | undefined; ; ) {
+        const page = await reader.history('general', before === undefined ? { limit: 100 } : { before, limit: 100 });
+        stored.push(...page);
+        if (page.length < 100) break;
+        before = page.at(-1)?.seq;
+      }
+      assert.deepEqual(stored.map((m) => m.message).sort(), [...texts].sort(), 'every send stored once');
+      for (const { states } of senders) assert.ok(states.some((st) => st.state === 'reconnecting' && st.code === 1001), 'closed with 1001');
+      // A send refused with shutting_down went again, same ref, on a later connection, and was acked there.
+      let refused = 0;
+      for (const { rec } of senders) {
+        rec.sockets.forEach((sock, i) => {
+          for (const f of sock.received) {
+            if (f.type !== 'error' || f.payload.code !== 'shutting_down') continue;
+            refused++;
+            const ref = String(f.ref ?? f.payload.ref);
+            const later = rec.sockets.slice(i + 1);
+            assert.ok(later.some((l) => l.sent.some((x) => x.type === 'send_message' && x.ref === ref)), `${ref} sent again`);
+            assert.ok(later.some((l) => l.received.some((x) => x.type === 'ack' && x.payload.ref === ref)), `${ref} acked on a later connection`);
+          }
+        });
+      }
+      t.diagnostic(`${sends.length} sends; ${refused} refused with shutting_down and sent again`);
+    } finally {
+      await second?.stop('SIGTERM');
+    }
   });
 
   test('shutting_down and no close: the client replaces the connection itself', async () => {

@@ -303,6 +303,7 @@ describe('chat page in Chromium', () => {
       await delivered(a.page, 'line 24');
       assert.deepEqual(await seqs(a.page), [20, 21, 22, 23, 24]);
       await a.page.locator('#log-top[data-state="pruned"]', { hasText: 'Older messages are no longer available.' }).waitFor();
+      await a.page.screenshot({ path: join(SHOTS, 'gone-top.png') });
       ws.close();
       assertClean(a);
     } finally {
