@@ -17,18 +17,36 @@ export const NODE_FLAGS = (readFileSync(CLI, 'utf8').split('\n', 1)[0] as string
 
 export interface BenchNode {
   url: string;
+  port: number;
+  dataDir: string;
   pid: number;
   proc: ChildProcess;
   stop(): Promise<void>;
+  /** Sends `signal` and resolves with the exit code once it exited (null after a signal it did not handle). */
+  kill(signal: NodeJS.Signals): Promise<number | null>;
+}
+
+/** Where a node listens and keeps its SQLite file: given to start one again in the same place. */
+export interface NodePlace {
+  port: number;
+  dataDir: string;
+}
+
+/** How long startParley waits for the node, and for what: /readyz 200 (default), or /healthz (serving, maybe degraded). */
+export interface StartOptions {
+  place?: NodePlace;
+  waitFor?: 'ready' | 'listening';
+  /** Output: 'inherit' (default) or 'ignore'. */
+  stdio?: 'inherit' | 'ignore';
 }
 
 /**
  * Starts `parley start` under `taskset -c <core>` with the given environment and waits for
  * /readyz. `cli`: another build's cli.js (the previous commit's, to compare a change with).
  */
-export async function startParley(env: Record<string, string>, core = '0', cli = CLI): Promise<BenchNode> {
-  const port = await freePort();
-  const dataDir = mkdtempSync(join(tmpdir(), 'parley-bench-'));
+export async function startParley(env: Record<string, string>, core = '0', cli = CLI, options: StartOptions = {}): Promise<BenchNode> {
+  const port = options.place?.port ?? (await freePort());
+  const dataDir = options.place?.dataDir ?? mkdtempSync(join(tmpdir(), 'parley-bench-'));
   // BENCH_CPU_PROF=<dir>: write a V8 CPU profile of each node to <dir> when it stops.
   const prof = process.env.BENCH_CPU_PROF;
   const nodeArgs = prof === undefined ? NODE_FLAGS : [...NODE_FLAGS, '--cpu-prof', `--cpu-prof-dir=${prof}`];
@@ -50,29 +68,35 @@ export async function startParley(env: Record<string, string>, core = '0', cli =
       PARLEY_MAX_CONNECTIONS_PER_ADDRESS: '0',
       ...env,
     },
-    stdio: ['ignore', 'inherit', 'inherit'],
+    stdio: ['ignore', options.stdio ?? 'inherit', options.stdio ?? 'inherit'],
   });
   const url = `http://127.0.0.1:${port}`;
   const deadline = Date.now() + 20_000;
   for (;;) {
     try {
-      if ((await fetch(`${url}/readyz`)).status === 200) break;
+      if ((await fetch(`${url}/${options.waitFor === 'listening' ? 'healthz' : 'readyz'}`)).status === 200) break;
     } catch {
       // not listening yet
     }
     if (Date.now() > deadline) throw new Error(`node on ${port} did not become ready`);
     await new Promise((r) => setTimeout(r, 100));
   }
+  const kill = async (signal: NodeJS.Signals): Promise<number | null> => {
+    if (proc.exitCode !== null || proc.signalCode !== null) return proc.exitCode;
+    const done = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
+    proc.kill(signal);
+    return done;
+  };
   return {
     url,
+    port,
+    dataDir,
     pid: proc.pid as number,
     proc,
     stop: async () => {
-      if (proc.exitCode !== null) return;
-      const done = new Promise((r) => proc.once('exit', r));
-      proc.kill('SIGTERM');
-      await done;
+      await kill('SIGTERM');
     },
+    kill,
   };
 }
 

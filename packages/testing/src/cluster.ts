@@ -56,6 +56,7 @@ export class OwnRedis {
     const { Redis } = await import('ioredis');
     await waitFor(async () => {
       const c = new Redis(this.url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+      c.on('error', () => undefined); // not up yet: connect() rejects, and we ask again
       try {
         await c.connect();
         return (await c.ping()) === 'PONG';
@@ -175,7 +176,13 @@ export class Cluster {
 
   /** Waits until the node serves HTTP (/healthz 200), ready or not (e.g. while Redis is down). */
   async listening(node: Node, ms = 15_000): Promise<void> {
-    await waitFor(async () => (await fetch(`${node.url}/healthz`)).status === 200, `node ${node.port} listening; output:\n${node.output().slice(-2000)}`, ms);
+    const end = Date.now() + ms;
+    for (;;) {
+      if (node.proc.exitCode !== null || node.proc.signalCode !== null) throw new Error(`node ${node.port} exited (${node.proc.exitCode ?? node.proc.signalCode}) before listening; output:\n${node.output().slice(-2000)}`);
+      if (await fetch(`${node.url}/healthz`).then((r) => r.status === 200, () => false)) return;
+      if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for node ${node.port} listening; output:\n${node.output().slice(-2000)}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
   }
 
   /** Waits until the node answers /readyz with 200. */

@@ -15,9 +15,9 @@
  * stays usable for the next one.
  */
 import { Cluster, OwnRedis, waitFor, type Node } from './cluster.js';
-import { ChannelWatch, killCommandConnection, scrape, type FoundBy, type Scrape } from './faults.js';
-import { check, countStored, readStored, type InvariantReport } from './invariants.js';
-import { Member, Sends, sleep, Traffic, type Sdk, type SendRecord, type Sender } from './members.js';
+import { losePublication, scrape, type LostPublication, type Scrape } from './faults.js';
+import { check, countStored, ranges, readStored, type InvariantReport } from './invariants.js';
+import { account, type Account, Member, PASSWORD, Sends, sleep, Traffic, type Sdk, type SendRecord, type Sender } from './members.js';
 import { PG_URL } from './pg.js';
 import { TcpProxy } from './proxy.js';
 import pg from 'pg';
@@ -54,6 +54,7 @@ interface NodeMark {
 
 export interface Mark {
   phase: string;
+  at: number;
   /** Taken with the traffic held and every member caught up (counts comparable), or during a fault. */
   quiet: boolean;
   stored: number;
@@ -66,27 +67,10 @@ interface Window {
   after: number;
 }
 
-const PASSWORD = 'correct horse battery';
 const ROOM_A = 'fa';
 const ROOM_B = 'fb';
 const ROOM_D1 = 'fd1';
 const ROOM_QUIET = 'fquiet';
-
-interface Account {
-  name: string;
-  token: string;
-}
-
-async function account(url: string, name: string): Promise<Account> {
-  const post = (path: string) => fetch(`${url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: name, password: PASSWORD }) });
-  const reg = await post('/register');
-  if (reg.status !== 201 && reg.status !== 200) throw new Error(`register ${name}: ${reg.status} ${await reg.text()}`);
-  const res = await post('/login');
-  if (res.status !== 200) throw new Error(`login ${name}: ${res.status}`);
-  const body: unknown = await res.json();
-  if (typeof body !== 'object' || body === null || !('token' in body) || typeof body.token !== 'string') throw new Error(`login ${name}: no token`);
-  return { name, token: body.token };
-}
 
 export class FaultRun {
   readonly sends = new Sends();
@@ -97,8 +81,12 @@ export class FaultRun {
   private readonly traffic: Traffic;
   private readonly senders: Sender[] = [];
   private quiet: { q1: Member; q2: Member } | undefined;
+  /** A member that only receives (a sender proves itself alive with every frame: it would never be found stalled). */
+  private reader: Member | undefined;
   private d1Accounts: Account[] = [];
   private d1Node: Node | undefined;
+  /** Each room's latest seq at the last mark. */
+  private lastTop = new Map<string, number>();
 
   private constructor(
     readonly redis: OwnRedis,
@@ -181,6 +169,8 @@ export class FaultRun {
     await q1.join(ROOM_QUIET);
     await q2.join(ROOM_QUIET);
     this.quiet = { q1, q2 };
+    this.reader = await this.newMember(`r_${tag}`, urls);
+    await this.reader.join(ROOM_A, ROOM_B);
     // Accounts for node 4's members (made now: while Redis is down nobody can register or log in).
     this.d1Accounts = [await account(urls[0] ?? '', `p1_${tag}`), await account(urls[0] ?? '', `p2_${tag}`)];
     this.traffic.start();
@@ -213,40 +203,53 @@ export class FaultRun {
 
   private async mark(phase: string, quiet: boolean): Promise<number> {
     const nodes = await Promise.all(this.cluster.nodes.map(async (n) => ({ url: n.url, pid: n.proc.pid, metrics: await scrape(n.url) })));
-    this.marks.push({ phase, quiet, stored: await countStored(this.cluster.schema), nodes });
+    this.marks.push({ phase, at: Date.now(), quiet, stored: await countStored(this.cluster.schema), nodes });
     return this.marks.length - 1;
   }
 
   /**
-   * Holds the traffic until every send settled and every member holds every stored message of
-   * its rooms (within `ms`), records a mark, and lets the traffic go on.
+   * Holds the traffic until every send settled and every member holds every message stored since
+   * the last mark in its rooms (within `ms`; what it missed before was that fault's failure, and
+   * the final invariants report it again), records a mark, and lets the traffic go on.
    */
   async caughtUp(phase: string, ms = 30_000): Promise<number> {
     await this.traffic.hold(ms);
     try {
       if (this.sends.pending > 0) throw new FaultError(`${phase}: ${this.sends.pending} send(s) still unsettled after ${ms} ms`);
+      const since = this.lastTop;
       const max = await this.maxSeqs();
+      this.lastTop = max;
       const lagging = (): string[] => {
         const out: string[] = [];
         for (const m of this.members) {
           for (const room of m.rooms.keys()) {
             const top = max.get(room) ?? 0;
-            if (!m.has(room, top)) out.push(`${m.name} in ${room}: ${m.last(room)} of ${top} (${m.sdk.state})`);
+            if (!m.holds(room, since.get(room) ?? 0, top)) out.push(`${m.name} in ${room}: ${m.last(room)} of ${top}, missing ${this.missing(m, room, since.get(room) ?? 0, top)} (${m.sdk.state})`);
           }
         }
         return out;
       };
-      try {
-        await waitFor(async () => lagging().length === 0, 'members', ms);
-      } catch {
-        throw new FaultError(`${phase}: not every member caught up within ${ms} ms: ${lagging().slice(0, 8).join('; ')}`);
-      }
+      const caught = await waitFor(async () => lagging().length === 0, 'members', ms).then(
+        () => true,
+        () => false,
+      );
       const i = await this.mark(phase, true);
+      if (!caught) throw new FaultError(`${phase}: not every member caught up within ${ms} ms: ${lagging().slice(0, 8).join('; ')}`);
       this.log(`${phase}: caught up; ${this.sends.all.length} sent, ${this.marks[i]?.stored} stored`);
       return i;
     } finally {
       this.traffic.go();
     }
+  }
+
+  /** The seqs in (after, upTo] a member does not hold, as ranges. */
+  private missing(m: Member, room: string, after: number, upTo: number): string {
+    const log = m.rooms.get(room);
+    if (log === undefined) return 'the room';
+    const held = new Set([...log.direct, ...log.filled].map((r) => r.seq));
+    const miss: number[] = [];
+    for (let s = Math.max(after, log.from) + 1; s <= upTo; s++) if (!held.has(s)) miss.push(s);
+    return ranges(miss);
   }
 
   private async allReady(ms = 30_000): Promise<void> {
@@ -317,8 +320,8 @@ export class FaultRun {
       this.log('Redis started');
     }
     await this.allReady();
-    const after = await this.caughtUp('Redis back');
-    this.windows.push({ kind: 'redis', before, after });
+    await this.caughtUp('Redis back').catch((err: unknown) => problems.push(String(err)));
+    this.windows.push({ kind: 'redis', before, after: this.marks.length - 1 });
     if (problems.length > 0) throw new FaultError(problems.join('\n'));
   }
 
@@ -333,24 +336,33 @@ export class FaultRun {
   async nodeDuringOutage(deliverMs = 15_000): Promise<void> {
     await this.redis.kill();
     this.log('Redis killed (D1)');
-    let node: Node;
     const locals: Member[] = [];
+    let failed: string | undefined;
     try {
       await this.allUnready();
-      node = await this.cluster.add({ PARLEY_TICKETS: 'memory', PARLEY_RATE_LIMITER: 'memory', PARLEY_THROTTLE: 'memory' });
-      this.d1Node = node;
-      await this.cluster.listening(node, 30_000);
-      for (const [k, acct] of this.d1Accounts.entries()) {
-        const m = await this.newMember(`d1p${k + 1}`, [node.url], acct);
-        await m.join(ROOM_D1);
-        locals.push(m);
+      const node = await this.cluster.add({ PARLEY_TICKETS: 'memory', PARLEY_RATE_LIMITER: 'memory', PARLEY_THROTTLE: 'memory' });
+      try {
+        await this.cluster.listening(node, 30_000);
+      } catch {
+        failed = `D1: a node started while Redis is down did not come up; its output:\n${node.output().slice(-3000)}`;
+        await node.kill('SIGKILL');
+        this.cluster.nodes.splice(this.cluster.nodes.indexOf(node), 1);
       }
-      this.log('node 4 started while Redis is down; its members joined');
+      if (failed === undefined) {
+        this.d1Node = node;
+        for (const [k, acct] of this.d1Accounts.entries()) {
+          const m = await this.newMember(`d1p${k + 1}`, [node.url], acct);
+          await m.join(ROOM_D1);
+          locals.push(m);
+        }
+        this.log('node 4 started while Redis is down; its members joined');
+      }
     } finally {
       await this.redis.start();
       this.log('Redis started (D1)');
     }
     await this.allReady();
+    if (failed !== undefined) throw new FaultError(failed);
     // Messages from the other nodes only.
     await this.traffic.hold();
     const from = this.senders.find((s) => s.rooms.includes(ROOM_D1));
@@ -384,36 +396,33 @@ export class FaultRun {
    * (the reconnect won the race), again, up to `tries` times. The member on node 2 must get the
    * lost one with no further message sent (within `deliverMs`).
    */
-  async lostPublication(tries = 5, deliverMs = 15_000): Promise<{ by: FoundBy; tries: number }> {
+  async lostPublication(tries = 5, deliverMs = 15_000): Promise<LostPublication> {
     const quiet = this.quiet;
     const node1 = this.cluster.nodes[0];
     if (quiet === undefined || node1 === undefined) throw new Error('not set up');
-    const watch = await ChannelWatch.start(this.redis.url, `${this.cluster.prefix}room:${ROOM_QUIET}`);
+    const { q1, q2 } = quiet;
+    const send = async (): Promise<{ text: string; seq: number }> => {
+      const rec = this.sends.send(q1, this.userOf(q1), ROOM_QUIET);
+      await waitFor(async () => rec.state !== 'pending', 'the quiet send', 15_000);
+      if (rec.state !== 'acked' || rec.seq === undefined) throw new FaultError(`D3: the send was refused: ${rec.code}`);
+      return { text: rec.text, seq: rec.seq };
+    };
+    const delivered = (seq: number) => waitFor(async () => q2.has(ROOM_QUIET, seq), 'the published message', deliverMs);
+    let lost: LostPublication;
     try {
-      for (let t = 1; t <= tries; t++) {
-        const by = await killCommandConnection(this.redis.url, node1);
-        const rec = this.sends.send(quiet.q1, this.userOf(quiet.q1), ROOM_QUIET);
-        await waitFor(async () => rec.state !== 'pending', 'the quiet send', 15_000);
-        if (rec.state !== 'acked' || rec.seq === undefined) throw new FaultError(`D3: the send was refused: ${rec.code}`);
-        await sleep(500);
-        if (watch.saw(rec.text)) {
-          this.log(`D3 try ${t}: the publication went out (reconnected first); again`);
-          await waitFor(async () => quiet.q2.has(ROOM_QUIET, rec.seq ?? 0), 'the published message', deliverMs);
-          continue;
-        }
-        this.log(`D3 try ${t}: publication of ${ROOM_QUIET}#${rec.seq} lost (command connection found by ${by})`);
-        try {
-          await waitFor(async () => quiet.q2.has(ROOM_QUIET, rec.seq ?? 0), 'the lost message', deliverMs);
-        } catch {
-          throw new FaultError(`D3: the lost publication ${ROOM_QUIET}#${rec.seq} did not reach node 2 within ${deliverMs} ms with no further message (q2 at ${quiet.q2.last(ROOM_QUIET)})`);
-        }
-        await this.caughtUp('lost publication');
-        return { by, tries: t };
-      }
-      throw new FaultError(`D3: no publication was lost in ${tries} tries`);
-    } finally {
-      watch.close();
+      lost = await losePublication(this.redis.url, node1, `${this.cluster.prefix}room:${ROOM_QUIET}`, send, delivered, tries);
+    } catch (err) {
+      throw new FaultError(`D3: ${err instanceof Error ? err.message : String(err)}`);
     }
+    this.log(`D3: publication of ${ROOM_QUIET}#${lost.seq} lost on try ${lost.tries} (command connection found by ${lost.by})`);
+    const problems: string[] = [];
+    await delivered(lost.seq).catch(() => problems.push(`D3: the lost publication ${ROOM_QUIET}#${lost.seq} did not reach node 2 within ${deliverMs} ms with no further message (q2 at ${q2.last(ROOM_QUIET)})`));
+    // (A catch-up that fails only on the lost message says nothing new: its mark is what matters.)
+    await this.caughtUp('lost publication').catch((err: unknown) => {
+      if (problems.length === 0) problems.push(String(err));
+    });
+    if (problems.length > 0) throw new FaultError(problems.join('\n'));
+    return lost;
   }
 
   /** Postgres unreachable (the proxy cuts every connection) for `ms` under traffic: sends refused `unavailable` and retried. */
@@ -429,10 +438,12 @@ export class FaultRun {
       this.log('Postgres restored');
     }
     await this.allReady();
-    const after = await this.caughtUp('Postgres back');
-    this.windows.push({ kind: 'postgres', before, after });
+    const problems: string[] = [];
+    await this.caughtUp('Postgres back').catch((err: unknown) => problems.push(String(err)));
+    this.windows.push({ kind: 'postgres', before, after: this.marks.length - 1 });
     const unavailable = this.wireErrors('unavailable') - errorsBefore;
-    if (unavailable === 0) throw new FaultError('Postgres cut: no send was answered `unavailable`: did the fault happen?');
+    if (unavailable === 0) problems.push('Postgres cut: no send was answered `unavailable`: did the fault happen?');
+    if (problems.length > 0) throw new FaultError(problems.join('\n'));
     return { unavailable };
   }
 
@@ -446,15 +457,17 @@ export class FaultRun {
     this.log(`SIGTERM of node ${i + 1}: exit ${code}`);
     const again = await this.cluster.restart(node);
     await this.cluster.ready(again, 30_000);
-    await this.caughtUp(`SIGTERM of node ${i + 1}`);
-    if (code !== 0) throw new FaultError(`SIGTERM: node ${i + 1} exited with ${code}; output:\n${node.output().slice(-1500)}`);
+    const problems: string[] = [];
+    if (code !== 0) problems.push(`SIGTERM: node ${i + 1} exited with ${code}; output:\n${node.output().slice(-1500)}`);
+    await this.caughtUp(`SIGTERM of node ${i + 1}`).catch((err: unknown) => problems.push(String(err)));
+    if (problems.length > 0) throw new FaultError(problems.join('\n'));
     return { shuttingDown: this.wireErrors('shutting_down') - before };
   }
 
   /** A member stops reading its socket for `ms` while the others send: it is closed, and recovers everything by resume. */
   async stalledReader(ms = 8000, closeMs = 20_000): Promise<{ code: number | undefined }> {
-    const r = this.members[3] ?? this.members[0];
-    if (r === undefined) throw new Error('no member');
+    const r = this.reader;
+    if (r === undefined) throw new Error('not set up');
     const closes = r.wire.closes.length;
     r.wire.pause();
     this.log(`${r.name} stops reading`);
@@ -468,9 +481,11 @@ export class FaultRun {
       // reported below, once caught up (or not)
     }
     this.log(`${r.name} reads again; closed with ${code}`);
-    await this.caughtUp('stalled reader');
-    if (code === undefined) throw new FaultError(`stalled reader: ${r.name} was not closed after ${ms} ms without reading`);
-    if (![4000, 4001, 1006].includes(code)) throw new FaultError(`stalled reader: closed with ${code}, not 4000, 4001 or 1006`);
+    const problems: string[] = [];
+    if (code === undefined) problems.push(`stalled reader: ${r.name} was not closed after ${ms} ms without reading`);
+    else if (![4000, 4001, 1006].includes(code)) problems.push(`stalled reader: closed with ${code}, not 4000, 4001 or 1006`);
+    await this.caughtUp('stalled reader').catch((err: unknown) => problems.push(String(err)));
+    if (problems.length > 0) throw new FaultError(problems.join('\n'));
     return { code };
   }
 
@@ -547,10 +562,22 @@ export class FaultRun {
     return this.d1Node;
   }
 
-  /** A short line per fault for the report: sends, outcomes, gaps. */
+  /** Acks that came before their own new_message, by the mark that followed them (the fault they happened in). */
+  ackOrderByPhase(): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const m of this.members) {
+      for (const f of m.wire.ackOrderViolations()) {
+        const phase = this.marks.find((k) => k.quiet && k.at >= f.at)?.phase ?? 'end';
+        out[phase] = (out[phase] ?? 0) + 1;
+      }
+    }
+    return out;
+  }
+
+  /** One line for the report: sends, outcomes, acks before their message by fault. */
   summary(): string {
     const refused = new Map<string, number>();
     for (const s of this.sends.all) if (s.state === 'refused') refused.set(s.code ?? '?', (refused.get(s.code ?? '?') ?? 0) + 1);
-    return `${this.sends.all.length} sent, ${this.sends.acked().length} acked, refused ${JSON.stringify(Object.fromEntries(refused))}, ${this.members.length} members`;
+    return `${this.sends.all.length} sent, ${this.sends.acked().length} acked, refused ${JSON.stringify(Object.fromEntries(refused))}, ${this.members.length} members; acks before their message, by the fault they came in: ${JSON.stringify(this.ackOrderByPhase())}`;
   }
 }

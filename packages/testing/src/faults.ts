@@ -40,9 +40,16 @@ export interface RedisClientInfo {
   cmd: string;
 }
 
-export async function clientList(redisUrl: string): Promise<RedisClientInfo[]> {
-  const r = new Redis(redisUrl, { lazyConnect: true, maxRetriesPerRequest: 0 });
+/** A short-lived connection of our own (no retries: the caller wants an answer now). */
+async function connection(redisUrl: string): Promise<Redis> {
+  const r = new Redis(redisUrl, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+  r.on('error', () => undefined);
   await r.connect();
+  return r;
+}
+
+export async function clientList(redisUrl: string): Promise<RedisClientInfo[]> {
+  const r = await connection(redisUrl);
   try {
     const text = String(await r.call('CLIENT', 'LIST'));
     return text
@@ -88,7 +95,20 @@ export function localPortsTo(pid: number, remotePort: number): number[] {
 export type FoundBy = 'name' | 'local port';
 
 /** The node's Redis command connection: by its name, else by the node's local port (see above). */
-export async function commandConnection(redisUrl: string, node: Node): Promise<{ client: RedisClientInfo; by: FoundBy }> {
+export async function commandConnection(redisUrl: string, node: Node, ms = 10_000): Promise<{ client: RedisClientInfo; by: FoundBy }> {
+  // Right after a Redis restart the node may still be reconnecting: look again for a while.
+  const deadline = Date.now() + ms;
+  for (;;) {
+    try {
+      return await findCommandConnection(redisUrl, node);
+    } catch (err) {
+      if (Date.now() > deadline) throw err;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+}
+
+async function findCommandConnection(redisUrl: string, node: Node): Promise<{ client: RedisClientInfo; by: FoundBy }> {
   const clients = await clientList(redisUrl);
   const id = nodeIdOf(node);
   if (id !== undefined) {
@@ -107,8 +127,7 @@ export async function commandConnection(redisUrl: string, node: Node): Promise<{
 /** CLIENT KILL of the node's command connection; returns how it was found. */
 export async function killCommandConnection(redisUrl: string, node: Node): Promise<FoundBy> {
   const { client, by } = await commandConnection(redisUrl, node);
-  const r = new Redis(redisUrl, { lazyConnect: true, maxRetriesPerRequest: 0 });
-  await r.connect();
+  const r = await connection(redisUrl);
   try {
     const killed = Number(await r.call('CLIENT', 'KILL', 'ID', client.id));
     if (killed !== 1) throw new Error(`CLIENT KILL ID ${client.id} killed ${killed}`);
@@ -125,6 +144,7 @@ export class ChannelWatch {
 
   static async start(redisUrl: string, channel: string): Promise<ChannelWatch> {
     const r = new Redis(redisUrl, { lazyConnect: true, maxRetriesPerRequest: 0 });
+    r.on('error', () => undefined);
     await r.connect();
     const w = new ChannelWatch(r);
     r.on('message', (_c: string, payload: string) => w.payloads.push(payload));
@@ -176,4 +196,41 @@ export async function scrape(url: string): Promise<Scrape | undefined> {
     if (cut > 0 && Number.isFinite(value)) samples.set(line.slice(0, cut), value);
   }
   return new Scrape(samples);
+}
+
+export interface LostPublication {
+  seq: number;
+  text: string;
+  /** How the command connection was found. */
+  by: FoundBy;
+  tries: number;
+}
+
+/**
+ * Loses one publication for real: kills the node's command connection (CLIENT KILL) and at once
+ * sends one message through the node (`send`, resolving with its ack), then looks whether it
+ * went out on `channel` (our own subscriber). If it did (the reconnect won the race), waits for
+ * it to be `delivered` and tries again, up to `tries` times. Resolves with the lost message.
+ */
+export async function losePublication(
+  redisUrl: string,
+  node: Node,
+  channel: string,
+  send: () => Promise<{ text: string; seq: number }>,
+  delivered: (seq: number) => Promise<void>,
+  tries = 5,
+): Promise<LostPublication> {
+  const watch = await ChannelWatch.start(redisUrl, channel);
+  try {
+    for (let t = 1; t <= tries; t++) {
+      const by = await killCommandConnection(redisUrl, node);
+      const { text, seq } = await send();
+      await new Promise((r) => setTimeout(r, 500));
+      if (!watch.saw(text)) return { seq, text, by, tries: t };
+      await delivered(seq);
+    }
+  } finally {
+    watch.close();
+  }
+  throw new Error(`no publication was lost in ${tries} tries (the command connection always reconnected first)`);
 }

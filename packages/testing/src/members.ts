@@ -98,10 +98,15 @@ export class Member {
 
   /** Whether the member holds every seq from its join to `seq` (directly or filled). */
   has(room: string, seq: number): boolean {
+    return this.holds(room, 0, seq);
+  }
+
+  /** Whether the member holds every seq in (after, upTo] that came after its join. */
+  holds(room: string, after: number, upTo: number): boolean {
     const log = this.rooms.get(room);
     if (log === undefined) return false;
     const held = new Set([...log.direct, ...log.filled].map((r) => r.seq));
-    for (let s = log.from + 1; s <= seq; s++) if (!held.has(s)) return false;
+    for (let s = Math.max(after, log.from) + 1; s <= upTo; s++) if (!held.has(s)) return false;
     return true;
   }
 
@@ -273,6 +278,26 @@ export class Traffic {
       await sleep(this.intervalMs);
     }
   }
+}
+
+/** The password of every account made by `account`. */
+export const PASSWORD = 'correct horse battery';
+
+export interface Account {
+  name: string;
+  token: string;
+}
+
+/** Registers `name` on the node at `url` (POST /register) and logs in (POST /login) for a token. */
+export async function account(url: string, name: string): Promise<Account> {
+  const post = (path: string) => fetch(`${url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: name, password: PASSWORD }) });
+  const reg = await post('/register');
+  if (reg.status !== 201) throw new Error(`register ${name}: ${reg.status} ${await reg.text()}`);
+  const res = await post('/login');
+  if (res.status !== 200) throw new Error(`login ${name}: ${res.status}`);
+  const body: unknown = await res.json();
+  if (typeof body !== 'object' || body === null || !('token' in body) || typeof body.token !== 'string') throw new Error(`login ${name}: no token`);
+  return { name, token: body.token };
 }
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
