@@ -19,8 +19,8 @@ import { account, api, connect, startTestServer, type TestClient, type TestServe
 import { dropSchema, freshSchema, PG_URL } from '@parley/testing/pg';
 import { TcpProxy } from '@parley/testing/proxy';
 import { loadConfig, startServer, type ParleyServer } from '../src/index.js';
-import { PostgresStore } from '../src/store/postgres.js';
-import { SqliteStore } from '../src/store/sqlite.js';
+import { pgBackend, PostgresStore } from '../src/store/postgres.js';
+import { sqliteBackend, SqliteStore } from '../src/store/sqlite.js';
 import { StoreError } from '../src/store/store.js';
 
 /** Limits that never refuse the tests' bursts. */
@@ -293,6 +293,28 @@ describe('Postgres behind a TCP proxy', () => {
       await admin.end();
       await dropSchema(schema);
     }
+  });
+});
+
+describe('which failures mean the store cannot write', () => {
+  test('SQLite: the disk, the file and locks do; a constraint, a bad statement or one of our own errors do not', () => {
+    const sqliteError = (code: string) => Object.assign(new Error(code), { code });
+    for (const code of ['SQLITE_FULL', 'SQLITE_READONLY', 'SQLITE_READONLY_DBMOVED', 'SQLITE_IOERR_WRITE', 'SQLITE_IOERR_FSYNC', 'SQLITE_CANTOPEN', 'SQLITE_BUSY', 'SQLITE_BUSY_SNAPSHOT', 'SQLITE_CORRUPT', 'SQLITE_NOTADB']) {
+      assert.equal(sqliteBackend(sqliteError(code)), code);
+    }
+    for (const code of ['SQLITE_CONSTRAINT_PRIMARYKEY', 'SQLITE_ERROR', 'SQLITE_MISMATCH', 'SQLITE_TOOBIG', 'SQLITE_RANGE']) assert.equal(sqliteBackend(sqliteError(code)), undefined, code);
+    assert.equal(sqliteBackend(new Error('no code')), undefined);
+  });
+
+  test('Postgres: connection errors, timeouts, SQLSTATE 08, 53, 57, 58 and 25006 do; a refused value or statement does not', () => {
+    const dbError = (code: string) => Object.assign(new pg.DatabaseError(`sqlstate ${code}`, 0, 'error'), { code });
+    for (const code of ['08006', '08001', '53100', '53200', '53300', '57014', '57P01', '57P03', '58030', '25006']) assert.equal(pgBackend(dbError(code)), code);
+    for (const code of ['23505', '22P02', '22021', '54000', '42P01', '40001', '25P02']) assert.equal(pgBackend(dbError(code)), undefined, code);
+    assert.equal(pgBackend(Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:1'), { code: 'ECONNREFUSED' })), 'ECONNREFUSED');
+    assert.equal(pgBackend(new Error('Query read timeout')), 'query_timeout');
+    assert.equal(pgBackend(new Error('timeout exceeded when trying to connect')), 'connect_timeout');
+    assert.equal(pgBackend(new Error('Connection terminated unexpectedly')), 'connection_lost');
+    assert.equal(pgBackend(new Error('no seq reserved for room r')), undefined, 'a bug of ours is not an outage');
   });
 });
 
