@@ -5,16 +5,23 @@
  *   `POST /login`) on `/ws?otp=…&resume=1`, so the server follows nothing until told to.
  * - Rooms the client already has a position in (`lastSeq`) are resumed with one `resume`;
  *   rooms it has none in yet are joined (their position starts at `joined.seq`).
- * - `new_message` reaches the app only when its seq is above the room's position: never twice,
- *   and in order, because the server replays what was missed before any live message.
+ * - `new_message` reaches the app only when its seq is the room's position + 1 (rooms.ts): never
+ *   twice, and in order. The server replays what was missed before any live message; a hole in
+ *   live delivery has the room replayed again (a `resume` of the room on the live connection);
+ *   what a replay cannot bring is read from history (backfill.ts), and what history no longer
+ *   has is reported as a `gap` with its exact range.
  * - Sends carry a random `ref` and stay pending until acked; they are re-sent with the same ref
- *   on every new connection and after `ackTimeoutMs`. The server dedupes by user + ref.
+ *   on every new connection and after `ackTimeoutMs`. The server dedupes by user + ref within
+ *   its `dedupeWindowMs`: past it a send is rejected (`unconfirmed`), never re-sent.
+ * - An `error` `shutting_down` means the server is closing this connection (1001): nothing more
+ *   is sent on it, and what it refused goes again on the next one.
  * - Frames go out paced below the server's `rateLimitPerSec`, so a long offline queue is not
  *   refused (or, worse, closed with 1008 as a flood) when it is flushed.
  */
 import { type ChatMessage, type ClientEvents, DEFAULT_ROOM, type Limits, type Ref, isStorableText, roomKey, type ServerEvents } from '@parley/protocol';
 import { login, logout, register, Session } from './auth.js';
 import { DEFAULT_BASE_MS, DEFAULT_CAP_MS } from './backoff.js';
+import { DEFAULT_MAX_BACKFILL, readBackfill } from './backfill.js';
 import { dispatch, type FrameHandlers, parseFrame } from './dispatch.js';
 import { ParleyError } from './errors.js';
 import { Emitter } from './events.js';
@@ -22,8 +29,17 @@ import { baseUrl, fetchOf } from './http.js';
 import { Link } from './link.js';
 import { Outbox } from './outbox.js';
 import { randomRef, type Request, Requests, type Settle } from './requests.js';
-import { Rooms } from './rooms.js';
+import { type Backfill, Rooms } from './rooms.js';
 import type { ClientEventMap, ClientEventName, ClientOptions, ClientState, HistoryOptions, LoginResult, SendResult, StateEvent, WebSocketConstructor } from './types.js';
+
+/**
+ * Resumes sent to fill holes that may be unanswered at once: more rooms wait and go together in
+ * the next one (the server queues at most 4 resumes of a connection behind the one running).
+ */
+const MAX_FILLS = 2;
+
+/** After an `error` `shutting_down`, the server closes the connection (1001); if it has not within this, the client does. */
+const SHUTDOWN_GRACE_MS = 5_000;
 
 /** A room's one name (roomKey: NFKC, lower case, as the server names it), or an invalid_room error. */
 function roomOf(room: string): string | ParleyError {
@@ -49,6 +65,13 @@ export class ParleyClient {
   private readonly setupLeft = new Set<string>();
   private resumeRef: string | undefined;
   private readonly resumeLeft = new Set<string>();
+  /** The `resume`s sent to fill holes in live delivery, by ref: the rooms whose `resumed` is still to come. */
+  private readonly fills = new Map<string, Set<string>>();
+  /** Rooms with a hole waiting for a fill to be sent (MAX_FILLS are unanswered). */
+  private readonly fillsWaiting = new Set<string>();
+  /** Set once the server said it is shutting down: nothing more goes out on this connection. */
+  private draining: ReturnType<typeof setTimeout> | undefined;
+  private readonly maxBackfill: number;
 
   constructor(options: ClientOptions) {
     const urls = typeof options.url === 'string' ? [options.url] : options.url;
@@ -71,7 +94,12 @@ export class ParleyClient {
       if (room instanceof ParleyError) throw room;
       rooms.push(room);
     }
-    this.positions = new Rooms(rooms);
+    this.maxBackfill = options.maxBackfill ?? DEFAULT_MAX_BACKFILL;
+    this.positions = new Rooms(rooms, {
+      deliver: (m) => this.events.emit('new_message', m),
+      gap: (g) => this.events.emit('gap', g),
+      fill: (room) => this.fill(room),
+    });
 
     this.link = new Link(
       { urls: bases, WebSocket: WS, reconnect, random },
@@ -87,14 +115,15 @@ export class ParleyClient {
       },
     );
     this.outbox = new Outbox({
-      socket: () => (this.link.live ? this.link.socket : undefined),
+      socket: () => (this.sending ? this.link.socket : undefined),
       isPending: (ref) => this.requests.has(ref),
       sent: (r) => this.requests.startAckTimer(r),
     });
     this.requests = new Requests(
       {
-        live: () => this.link.live,
+        live: () => this.sending,
         maxMessageBytes: () => this.limits?.maxMessageBytes,
+        dedupeWindowMs: () => this.limits?.dedupeWindowMs,
         enqueue: (r) => this.outbox.push(r),
         settled: (ref) => {
           if (this.setupLeft.delete(ref)) this.checkOpen();
@@ -213,12 +242,22 @@ export class ParleyClient {
     this.setState('closed', extra);
   }
 
-  /** The socket is gone: what was queued on it is dropped, and its setup forgotten. */
+  /** Whether frames may go out: a live connection the server is not closing. */
+  private get sending(): boolean {
+    return this.link.live && this.draining === undefined;
+  }
+
+  /** The socket is gone: what was queued on it is dropped, and its setup and replays forgotten. */
   private disconnected(): void {
     this.outbox.clear();
     this.setupLeft.clear();
     this.resumeLeft.clear();
     this.resumeRef = undefined;
+    this.fills.clear();
+    this.fillsWaiting.clear();
+    if (this.draining !== undefined) clearTimeout(this.draining);
+    this.draining = undefined;
+    this.positions.disconnected();
     this.requests.disconnected();
   }
 
@@ -227,9 +266,7 @@ export class ParleyClient {
 
   private readonly handlers: FrameHandlers = {
     welcome: (w) => this.onWelcome(w),
-    message: (m) => {
-      if (this.positions.deliver(m)) this.events.emit('new_message', m);
-    },
+    message: (m) => this.positions.receive(m),
     ack: (ref, a) => {
       const request = this.requestOf(ref);
       if (request?.kind === 'send') this.requests.settle(request).resolve({ room: a.room, seq: a.seq });
@@ -247,7 +284,7 @@ export class ParleyClient {
       const request = this.requestOf(ref);
       if (request?.kind === 'history') this.requests.settle(request).resolve(h.messages);
     },
-    resumed: (r) => this.onResumed(r),
+    resumed: (ref, r) => this.onResumed(ref, r),
     error: (ref, e) => this.onError(e, ref, this.requestOf(ref)),
     pass: (event, payload) => this.events.emit(event, payload),
   };
@@ -267,7 +304,10 @@ export class ParleyClient {
 
     // Rooms with a position: one resume, answered by a replay and one `resumed` per room.
     const resume: ClientEvents['resume'] = { rooms: this.positions.positions() };
-    for (const room of Object.keys(resume.rooms)) this.resumeLeft.add(room);
+    for (const room of Object.keys(resume.rooms)) {
+      this.resumeLeft.add(room);
+      this.positions.replaying(room);
+    }
     if (this.resumeLeft.size > 0) {
       this.resumeRef = 'resume-' + randomRef();
       this.setupLeft.add(this.resumeRef);
@@ -296,22 +336,95 @@ export class ParleyClient {
     for (const w of waiters) w.resolve();
   }
 
-  private onResumed(r: ServerEvents['resumed']): void {
-    if (this.positions.resumed(r)) this.events.emit('gap', { room: r.room, seq: r.seq });
-    if (this.resumeLeft.delete(r.room) && this.resumeLeft.size === 0 && this.resumeRef !== undefined) {
+  private onResumed(ref: Ref | undefined, r: ServerEvents['resumed']): void {
+    const fill = ref === undefined ? undefined : this.fills.get(String(ref));
+    if (fill !== undefined && fill.delete(r.room)) {
+      // The server runs a connection's resumes one after the other: a fill that waited may have
+      // followed the room again after the app left it. Leave it again.
+      if (!this.positions.followed.has(r.room)) void this.requests.leave(r.room).catch(() => undefined);
+      if (fill.size === 0) {
+        this.fills.delete(String(ref));
+        this.sendFill();
+      }
+    }
+    const backfill = this.positions.resumed(r);
+    if (backfill === undefined) this.settled(r.room);
+    else this.backfill(backfill);
+  }
+
+  /** A room's replay is over (delivered, backfilled, gaps reported): the connection's setup may be done. */
+  private settled(room: string): void {
+    if (this.resumeLeft.delete(room) && this.resumeLeft.size === 0 && this.resumeRef !== undefined) {
       this.setupLeft.delete(this.resumeRef);
       this.checkOpen();
     }
   }
 
+  /** Reads from history what a room's replay did not bring, then settles the room. */
+  private backfill(b: Backfill): void {
+    const stale = (): boolean => !this.positions.current(b);
+    const page = (room: string, before: number, limit: number): Promise<ChatMessage[]> => this.requests.history(room, { room, before, limit });
+    readBackfill(b, this.maxBackfill, page, stale).then(
+      (messages) => {
+        if (messages === undefined || stale()) return;
+        this.positions.backfilled(b, messages);
+        this.settled(b.room);
+      },
+      () => {
+        // History failed (the store is unavailable, say): start over on a new connection, which
+        // resumes from the position (nothing past it was delivered).
+        if (!stale() && this.link.live) this.link.drop();
+      },
+    );
+  }
+
+  /** A hole in a room's live delivery: the server replays the room from its position on this connection. */
+  private fill(room: string): void {
+    this.fillsWaiting.add(room);
+    this.sendFill();
+  }
+
+  /** Sends one `resume` for every room waiting for a fill, from each one's position, unless MAX_FILLS are unanswered. */
+  private sendFill(): void {
+    if (this.fills.size >= MAX_FILLS || this.fillsWaiting.size === 0) return;
+    const rooms: Record<string, number> = Object.create(null);
+    const names = new Set<string>();
+    for (const room of this.fillsWaiting) {
+      // A room left meanwhile is not filled; its position is where its messages stopped being delivered.
+      if (!this.positions.followed.has(room) || !this.positions.positioned(room)) continue;
+      rooms[room] = this.positions.lastSeq(room);
+      names.add(room);
+    }
+    this.fillsWaiting.clear();
+    if (names.size === 0) return;
+    const payload: ClientEvents['resume'] = { rooms };
+    const ref = 'fill-' + randomRef();
+    this.fills.set(ref, names);
+    this.outbox.push({ kind: 'raw', frame: JSON.stringify({ type: 'resume', payload, ref }) });
+  }
+
+  /** The server is shutting down: it closes this connection (1001); if it does not in time, the client does. */
+  private shuttingDown(): void {
+    if (this.draining !== undefined) return;
+    const gen = this.link.gen;
+    this.draining = setTimeout(() => {
+      this.draining = undefined;
+      if (gen === this.link.gen) this.link.drop();
+    }, SHUTDOWN_GRACE_MS);
+  }
+
   private onError(e: ServerEvents['error'], ref: Ref | undefined, request: Request | undefined): void {
-    if (ref !== undefined && this.resumeRef !== undefined && String(ref) === this.resumeRef) {
-      // The resume failed (e.g. the store is unavailable): start over on a new connection.
-      this.link.drop();
+    if (e.code === 'shutting_down') this.shuttingDown();
+    const key = ref === undefined ? undefined : String(ref);
+    if (key !== undefined && (key === this.resumeRef || this.fills.has(key))) {
+      // The resume failed (the store is unavailable, say; the server left the rooms it had not
+      // replayed): start over on a new connection, or wait for the close of one shutting down.
+      if (e.code !== 'shutting_down') this.link.drop();
       return;
     }
     if (request === undefined) {
-      if (ref === undefined) this.events.emit('error', e); // not tied to a request (e.g. typing)
+      // Not tied to a request (e.g. typing); a shutdown is the SDK's business, not the app's.
+      if (ref === undefined && e.code !== 'shutting_down') this.events.emit('error', e);
       return; // a late answer to something already settled
     }
     if (this.requests.retry(request, e.code)) return;
@@ -355,6 +468,7 @@ export class ParleyClient {
     const room = this.refuse(name);
     if (room instanceof ParleyError) return Promise.reject(room);
     this.positions.unfollow(room);
+    this.settled(room); // its replay, if one was running, no longer holds up the connection
     // Joins of this room not yet answered are moot.
     for (const r of [...this.requests.values()]) {
       if (r.kind === 'join' && r.room === room) this.requests.settle(r).reject(new ParleyError('closed', `Left "${room}" before it was joined.`));
@@ -376,7 +490,7 @@ export class ParleyClient {
   /** Tells the room this user is typing. Fire-and-forget: dropped when not open, not followed, within TYPING_INTERVAL_MS (1 s) of the last one, or behind a backlog of frames. */
   typing(name: string): void {
     const room = roomKey(name);
-    if (room === undefined || this.currentState !== 'open' || !this.link.live || !this.positions.followed.has(room) || this.outbox.length > 0) return;
+    if (room === undefined || this.currentState !== 'open' || !this.sending || !this.positions.followed.has(room) || this.outbox.length > 0) return;
     if (!this.positions.typingDue(room)) return;
     const frame: ClientEvents['typing'] = { room };
     this.outbox.push({ kind: 'raw', frame: JSON.stringify({ type: 'typing', payload: frame }) });

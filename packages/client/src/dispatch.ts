@@ -17,7 +17,7 @@ export interface FrameHandlers {
   joined(ref: Ref | undefined, j: ServerEvents['joined']): void;
   left(ref: Ref | undefined): void;
   history(ref: Ref | undefined, h: ServerEvents['history']): void;
-  resumed(r: ServerEvents['resumed']): void;
+  resumed(ref: Ref | undefined, r: ServerEvents['resumed']): void;
   error(ref: Ref | undefined, e: ServerEvents['error']): void;
   pass<K extends PassedOn>(event: K, payload: ClientEventMap[K]): void;
 }
@@ -52,7 +52,7 @@ export function dispatch(frame: ServerFrame, to: FrameHandlers): void {
     case 'history':
       return to.history(frame.ref, frame.payload);
     case 'resumed':
-      return to.resumed(frame.payload);
+      return to.resumed(frame.ref, frame.payload);
     case 'error':
       return to.error(frame.ref ?? frame.payload.ref, frame.payload);
     case 'presence':

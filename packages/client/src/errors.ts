@@ -8,9 +8,12 @@ import { type CloseCodeName, CloseCodes, type ErrorCode, type HttpErrorCode } fr
  * - `closed`: the client was closed (close()) before the request completed;
  * - `auth`: the token was rejected and no username/password is known to log in again;
  * - `network`: an HTTP request failed (no answer, or not JSON);
- * - `unreachable`: `reconnect.maxAttempts` consecutive attempts failed.
+ * - `unreachable`: `reconnect.maxAttempts` consecutive attempts failed;
+ * - `unconfirmed`: a send got no ack within the server's dedupe window (`dedupeWindowMs`) of its
+ *   first transmission. It may or may not have been stored; the window has passed, so sending it
+ *   again could store it twice, and the SDK does not.
  */
-export type ParleyErrorCode = ErrorCode | HttpErrorCode | CloseCodeName | 'closed' | 'auth' | 'network' | 'unreachable';
+export type ParleyErrorCode = ErrorCode | HttpErrorCode | CloseCodeName | 'closed' | 'auth' | 'network' | 'unreachable' | 'unconfirmed';
 
 export class ParleyError extends Error {
   override readonly name = 'ParleyError';

@@ -2,7 +2,14 @@
  * Requests (send, join, leave, history): each has a random ref and stays pending until the
  * server answers it. A request goes on the wire whenever a connection is live, again on every
  * new one with the same ref; a send also after `ackTimeoutMs` without an ack; a refusal with
- * `unavailable` or `rate_limited` is retried with backoff, up to MAX_RETRIES times.
+ * `unavailable` or `rate_limited` is retried with backoff, up to MAX_RETRIES times; one with
+ * `shutting_down` waits for the next connection (the server closes this one with 1001), without
+ * counting as a retry.
+ *
+ * A send's ref is deduplicated by the server for `dedupeWindowMs` (from the welcome's limits) after
+ * it first arrived: a send not acked within that window (less a margin, retryWindow) of its first
+ * transmission is never transmitted again but rejected with `unconfirmed`: it may or may not have
+ * been stored, and sending it again could store it twice.
  */
 import type { ChatMessage, ClientEvents, ErrorCode } from '@parley/protocol';
 import { backoffDelay, type BackoffOptions } from './backoff.js';
@@ -12,6 +19,16 @@ import type { SendResult } from './types.js';
 /** Sends refused with `unavailable` or `rate_limited` are retried this many times. */
 const MAX_RETRIES = 5;
 const RETRYABLE: ReadonlySet<string> = new Set<ErrorCode>(['unavailable', 'rate_limited']);
+/** setTimeout's longest delay (about 24.8 days): a longer deadline is checked again when this one ends. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/**
+ * How long after its first transmission a send may still be transmitted again: the server's
+ * dedupe window less a margin for clock drift and transit (10 %, at most a minute).
+ */
+export function retryWindow(dedupeWindowMs: number): number {
+  return dedupeWindowMs - Math.min(dedupeWindowMs * 0.1, 60_000);
+}
 
 type Timer = ReturnType<typeof setTimeout>;
 
@@ -32,6 +49,10 @@ interface RequestBase {
   queued: boolean;
   /** When the frame last went on the wire. */
   sentAt: number;
+  /** When the frame first went on the wire (a send's dedupe window runs from then). */
+  firstSentAt: number | undefined;
+  /** A send's end of the dedupe window: past it, it is rejected with `unconfirmed`. */
+  deadline: Timer | undefined;
 }
 export interface SendRequest extends RequestBase, Settle<SendResult> {
   kind: 'send';
@@ -54,6 +75,8 @@ export interface RequestsPort {
   live(): boolean;
   /** The server's maxMessageBytes, once known. */
   maxMessageBytes(): number | undefined;
+  /** The server's dedupeWindowMs, once known. */
+  dedupeWindowMs(): number | undefined;
   /** Queues a request's frame for the wire. */
   enqueue(r: Request): void;
   /** A request was settled (it may have been one the connection's setup waited for). */
@@ -115,6 +138,8 @@ export class Requests {
     this.pending.delete(r.ref);
     if (r.timer !== undefined) clearTimeout(r.timer);
     r.timer = undefined;
+    if (r.deadline !== undefined) clearTimeout(r.deadline);
+    r.deadline = undefined;
     this.port.settled(r.ref);
     return r;
   }
@@ -140,7 +165,7 @@ export class Requests {
 
   private base<T extends 'send_message' | 'join' | 'leave' | 'history'>(room: string, type: T, payload: ClientEvents[T]): RequestBase {
     const ref = randomRef();
-    return { ref, room, frame: JSON.stringify({ type, payload, ref }), retries: 0, timer: undefined, queued: false, sentAt: 0 };
+    return { ref, room, frame: JSON.stringify({ type, payload, ref }), retries: 0, timer: undefined, queued: false, sentAt: 0, firstSentAt: undefined, deadline: undefined };
   }
 
   private add(r: Request): void {
@@ -153,6 +178,7 @@ export class Requests {
     if (!this.port.live() || r.queued || !this.pending.has(r.ref)) return;
     if (r.timer !== undefined) clearTimeout(r.timer);
     r.timer = undefined;
+    if (r.kind === 'send' && this.unconfirmed(r)) return;
     const max = this.port.maxMessageBytes();
     if (max !== undefined && byteLength(r.frame) > max) {
       // The server would close the connection with 1009 for this frame: refuse it here.
@@ -166,6 +192,10 @@ export class Requests {
   /** A send went on the wire: without an ack in ackTimeoutMs it goes again (or the connection is replaced). */
   startAckTimer(r: SendRequest): void {
     r.sentAt = Date.now();
+    if (r.firstSentAt === undefined) {
+      r.firstSentAt = r.sentAt;
+      this.armDeadline(r);
+    }
     if (r.timer !== undefined) clearTimeout(r.timer);
     const gen = this.port.generation();
     r.timer = setTimeout(() => {
@@ -178,8 +208,37 @@ export class Requests {
     }, this.ackTimeoutMs);
   }
 
-  /** The server refused `r` with `code`: true when it will be sent again after a backoff delay. */
+  /** Rejects `r` with `unconfirmed` if its dedupe window has passed (true then): it must not go on the wire again. */
+  private unconfirmed(r: SendRequest): boolean {
+    const window = this.port.dedupeWindowMs();
+    if (r.firstSentAt === undefined || window === undefined || Date.now() - r.firstSentAt < retryWindow(window)) return false;
+    const s = Math.round(window / 1000);
+    this.settle(r).reject(new ParleyError('unconfirmed', `No ack within the server's dedupe window (${s} s): the message may or may not have been stored, and sending it again could store it twice.`));
+    return true;
+  }
+
+  /** Rejects a send still unacked when its dedupe window ends (online or not). */
+  private armDeadline(r: SendRequest): void {
+    const window = this.port.dedupeWindowMs();
+    if (window === undefined || r.firstSentAt === undefined) return;
+    const left = r.firstSentAt + retryWindow(window) - Date.now();
+    r.deadline = setTimeout(() => {
+      r.deadline = undefined;
+      if (!this.pending.has(r.ref)) return;
+      if (!this.unconfirmed(r)) this.armDeadline(r); // a deadline beyond MAX_TIMER_MS, or the window grew (another server)
+    }, Math.max(0, Math.min(left, MAX_TIMER_MS)));
+  }
+
+  /**
+   * The server refused `r` with `code`: true when it will be sent again, after a backoff delay,
+   * or (`shutting_down`) on the next connection, which does not count as a retry.
+   */
   retry(r: Request, code: ErrorCode): boolean {
+    if (code === 'shutting_down') {
+      if (r.timer !== undefined) clearTimeout(r.timer);
+      r.timer = undefined;
+      return true;
+    }
     if (!RETRYABLE.has(code) || r.retries >= MAX_RETRIES) return false;
     const delay = backoffDelay(r.retries, this.backoff, this.random);
     r.retries++;
@@ -207,6 +266,7 @@ export class Requests {
     this.pending.clear();
     for (const r of requests) {
       if (r.timer !== undefined) clearTimeout(r.timer);
+      if (r.deadline !== undefined) clearTimeout(r.deadline);
       r.reject(err);
     }
   }

@@ -1,17 +1,62 @@
 /**
  * The rooms a client follows and its position in each: the highest seq delivered to the app.
- * A message reaches the app only above the position (never twice, in order); the position starts
- * at the join and is carried into every `resume`.
+ *
+ * Per room, seqs have no gaps (1, 2, 3…), so the position only ever advances by one: a message
+ * reaches the app only when its seq is the position + 1. What comes early is held:
+ *
+ * - while a room replays after a `resume` (the connection's own, or a fill), until its `resumed`;
+ * - a live message above position + 1 is a hole: the room is asked to replay from the position
+ *   (`fill`, one at a time per room) and the message is held (the replay brings it again).
+ *
+ * At `resumed {seq}` every seq up to `seq` was sent. What is still not held between the position
+ * and `seq` (not replayed: pruned, beyond the server's `resumeMaxMessages`, or a server that
+ * replays nothing) is read from history (Backfill: newest first, bounded); what history no longer
+ * has either is reported as a `gap` with its exact range, in its place in the stream. Nothing
+ * reaches the app twice, and everything in order.
  */
 import { type ChatMessage, roomKey, type ServerEvents, TYPING_INTERVAL_MS } from '@parley/protocol';
+import type { GapEvent } from './types.js';
+
+export interface RoomsPort {
+  /** A message for the app (its seq is the room's position now). */
+  deliver(m: ChatMessage): void;
+  /** Seqs the app will never get (the position is now `seq`). */
+  gap(g: GapEvent): void;
+  /** A hole in live delivery: ask the server to replay `room` from `after` (its `resumed` follows). */
+  fill(room: string, after: number): void;
+}
+
+/** What a room's `resumed` leaves to do: nothing, or read history below `top` + 1 down to `after` + 1. */
+export interface Backfill {
+  room: string;
+  /** The position: history is read down to (not including) it. */
+  after: number;
+  /** The highest seq not held: the first page is read `before` top + 1. */
+  top: number;
+  /** The `resumed` seq: every seq up to it is accounted for once history is read. */
+  upTo: number;
+  /** The replay this backfill belongs to: stale once the room's flow changes (a drop, a leave). */
+  flow: Flow;
+}
+
+/** A room between a `resume` and the end of its replay: what arrived early, by seq. */
+interface Flow {
+  /** `replaying`: until `resumed`; `backfilling`: reading history after it. */
+  phase: 'replaying' | 'backfilling';
+  readonly held: Map<number, ChatMessage>;
+}
 
 export class Rooms {
   /** Followed rooms (joined, or to be joined/resumed on the next connection). */
   readonly followed: Set<string>;
   private readonly seqs = new Map<string, number>();
+  private readonly flows = new Map<string, Flow>();
   private readonly typingAt = new Map<string, number>();
 
-  constructor(rooms: readonly string[]) {
+  constructor(
+    rooms: readonly string[],
+    private readonly port: RoomsPort,
+  ) {
     this.followed = new Set(rooms);
   }
 
@@ -33,6 +78,7 @@ export class Rooms {
   unfollow(room: string): void {
     this.followed.delete(room);
     this.seqs.delete(room);
+    this.flows.delete(room);
     this.typingAt.delete(room);
   }
 
@@ -49,24 +95,138 @@ export class Rooms {
     if (this.followed.has(j.room) && !this.seqs.has(j.room)) this.seqs.set(j.room, j.seq);
   }
 
-  /** Whether a `new_message` goes to the app: a followed room, above its position (which moves up to it). */
-  deliver(m: ChatMessage): boolean {
-    if (!this.followed.has(m.room)) return false;
-    const last = this.seqs.get(m.room);
-    if (last !== undefined && m.seq <= last) return false; // already delivered
-    this.seqs.set(m.room, m.seq);
-    return true;
+  /** The connection is gone: replays in progress end (the next connection resumes from the positions). */
+  disconnected(): void {
+    this.flows.clear();
   }
 
-  /** The end of a room's replay; true when it was a gap (the position jumps to the room's seq). */
-  resumed(r: ServerEvents['resumed']): boolean {
-    if (!this.followed.has(r.room)) return false;
-    if (!r.recovered) {
-      this.seqs.set(r.room, r.seq);
-      return true;
+  /** The room's replay begins (the connection's `resume` lists it): early messages are held until its `resumed`. */
+  replaying(room: string): void {
+    this.flows.set(room, { phase: 'replaying', held: new Map() });
+  }
+
+  /** A `new_message`: delivered if it is next, held if it is early (a hole starts a fill), dropped if already delivered. */
+  receive(m: ChatMessage): void {
+    const room = m.room;
+    if (!this.followed.has(room)) return;
+    const pos = this.seqs.get(room);
+    if (pos === undefined) {
+      // No position yet (the join is not answered): the position starts here.
+      this.advance(m);
+      return;
     }
-    if (r.seq > this.lastSeq(r.room)) this.seqs.set(r.room, r.seq);
-    return false;
+    if (m.seq <= pos) return; // already delivered
+    const flow = this.flows.get(room);
+    if (m.seq === pos + 1 && flow?.phase !== 'backfilling') {
+      this.advance(m);
+      if (flow !== undefined) this.drain(room, flow);
+      return;
+    }
+    if (flow !== undefined) {
+      flow.held.set(m.seq, m);
+      return;
+    }
+    // A hole in live delivery: hold this one and have the room replayed from the position.
+    const fill: Flow = { phase: 'replaying', held: new Map([[m.seq, m]]) };
+    this.flows.set(room, fill);
+    this.port.fill(room, pos);
+  }
+
+  /**
+   * The end of a room's replay: every seq up to `r.seq` was sent. Returns the history to read
+   * when some of them are neither delivered nor held; otherwise the room is settled now.
+   */
+  resumed(r: ServerEvents['resumed']): Backfill | undefined {
+    const room = r.room;
+    const flow = this.flows.get(room) ?? { phase: 'replaying', held: new Map<number, ChatMessage>() };
+    const pos = this.seqs.get(room);
+    // Not followed (left meanwhile), never positioned, or a second `resumed` while reading history: nothing to settle.
+    if (!this.followed.has(room) || pos === undefined || flow.phase === 'backfilling') return undefined;
+    this.flows.set(room, flow);
+    this.drain(room, flow);
+    const at = this.lastSeq(room);
+    const upTo = r.seq;
+    if (upTo < at) {
+      // The server's room is behind what was delivered (its database was reset): what the app
+      // has above `upTo` is gone from the server, and the position moves back.
+      this.seqs.set(room, upTo);
+      this.port.gap({ room, from: upTo + 1, to: at, seq: upTo });
+      this.settle(room, flow, upTo);
+      return undefined;
+    }
+    let top = upTo;
+    while (top > at && flow.held.has(top)) top--;
+    if (top === at) {
+      this.settle(room, flow, upTo);
+      return undefined;
+    }
+    flow.phase = 'backfilling';
+    return { room, after: at, top, upTo, flow };
+  }
+
+  /** Whether a backfill is still the one its room waits for (no drop or leave since it began). */
+  current(b: Backfill): boolean {
+    return this.flows.get(b.room) === b.flow;
+  }
+
+  /**
+   * History was read for `b`: every seq up to `b.upTo` is now delivered from what is held, in
+   * order, and each range neither held nor in history is reported as a gap where it falls.
+   */
+  backfilled(b: Backfill, messages: readonly ChatMessage[]): void {
+    if (!this.current(b)) return;
+    for (const m of messages) if (m.room === b.room && m.seq > b.after && m.seq <= b.upTo && !b.flow.held.has(m.seq)) b.flow.held.set(m.seq, m);
+    this.settle(b.room, b.flow, b.upTo);
+  }
+
+  /**
+   * Ends a room's replay at `upTo`: what is held up to it goes to the app in order, with a gap
+   * before each jump; then the held messages above it are received again like live ones (a
+   * hole among them starts a fill).
+   */
+  private settle(room: string, flow: Flow, upTo: number): void {
+    const seqs = [...flow.held.keys()].sort((a, b) => a - b);
+    const later: ChatMessage[] = [];
+    for (const seq of seqs) {
+      const m = flow.held.get(seq);
+      if (m === undefined) continue;
+      if (seq > upTo) {
+        later.push(m);
+        continue;
+      }
+      const pos = this.lastSeq(room);
+      if (seq <= pos) continue;
+      if (seq > pos + 1) {
+        this.seqs.set(room, seq - 1);
+        this.port.gap({ room, from: pos + 1, to: seq - 1, seq: seq - 1 });
+        if (this.flows.get(room) !== flow) return; // a listener left the room or closed the client
+      }
+      this.advance(m);
+      if (this.flows.get(room) !== flow) return;
+    }
+    const pos = this.lastSeq(room);
+    if (pos < upTo) {
+      this.seqs.set(room, upTo);
+      this.port.gap({ room, from: pos + 1, to: upTo, seq: upTo });
+      if (this.flows.get(room) !== flow) return;
+    }
+    this.flows.delete(room);
+    for (const m of later) this.receive(m);
+  }
+
+  /** Delivers what is held from the position + 1 on, while it is contiguous. */
+  private drain(room: string, flow: Flow): void {
+    for (;;) {
+      const next = flow.held.get(this.lastSeq(room) + 1);
+      if (next === undefined || this.flows.get(room) !== flow) return;
+      flow.held.delete(next.seq);
+      this.advance(next);
+    }
+  }
+
+  private advance(m: ChatMessage): void {
+    this.seqs.set(m.room, m.seq);
+    this.port.deliver(m);
   }
 
   /** The position of every followed room that has one, for a `resume` (a null-prototype object: a room may be called __proto__). */

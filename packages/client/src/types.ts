@@ -54,6 +54,11 @@ export interface ClientOptions {
   reconnect?: ReconnectOptions;
   /** An unacked send is re-sent (same ref) after this many ms. Default 10000. */
   ackTimeoutMs?: number;
+  /**
+   * Most messages read from history to fill one room's gap that a `resume` could not replay
+   * (the rest is reported as a `gap`). Default 1000; 0 reads none.
+   */
+  maxBackfill?: number;
   /** Random numbers in [0, 1) for the backoff jitter. Default Math.random. */
   random?: () => number;
 }
@@ -70,16 +75,29 @@ export interface StateEvent {
   error?: ParleyError;
 }
 
+/**
+ * Messages of a room the server no longer has (deleted by retention, or a database reset): the
+ * app will never get seqs `from` to `to` (both included). Emitted in its place in the room's
+ * stream: after the message `from - 1` (if it was delivered) and before the message `to + 1`.
+ */
 export interface GapEvent {
   room: string;
-  /** The room's latest seq: lastSeq(room) is now this. Reload the room's history. */
+  /** The first seq missing. */
+  from: number;
+  /** The last seq missing. */
+  to: number;
+  /**
+   * The room's position now (lastSeq(room)): `to`. Only when the server's room is behind what
+   * was delivered (its database was reset) is it below `from` (`from - 1`): the messages the app
+   * has from `from` to `to` are gone from the server, and new ones will reuse those seqs.
+   */
   seq: number;
 }
 
 /**
  * Server events the SDK consumes itself, never passed to on(): the replies to its own requests
  * (`ack`, `joined`, `left`, `history` settle the promises of send/join/leave/history), the end of
- * a replay (`resumed`, surfacing as `gap` when it was not recovered) and `room_changed` (the SDK
+ * a replay (`resumed`, surfacing as `gap` for what neither it nor history could bring) and `room_changed` (the SDK
  * never sends `change_room`). Every other server event has an entry of its own in ClientEventMap.
  */
 export type ConsumedServerEventType = 'ack' | 'resumed' | 'history' | 'joined' | 'left' | 'room_changed';
@@ -90,7 +108,7 @@ type PassedThrough = Exclude<ServerEventType, ConsumedServerEventType | 'welcome
 export interface ClientEventMap extends Pick<ServerEvents, PassedThrough> {
   /** Every state transition (and every scheduled reconnect attempt). */
   state: StateEvent;
-  /** A resume could not replay everything missed in a room (recovered:false): reload its history. */
+  /** Messages of a room that are gone for good (not replayed, and no longer in history): their exact range. */
   gap: GapEvent;
   /** Each connection's first frame. */
   welcome: ServerEvents['welcome'];

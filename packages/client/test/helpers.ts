@@ -3,7 +3,9 @@
  * dir, random port), real accounts over HTTP, a fetch wrapper that counts (and can fail)
  * requests, and small waiters.
  */
+import type { Socket } from 'node:net';
 import WebSocket from 'ws';
+import type { ServerFrame } from '@parley/protocol';
 import type { ParleyServer } from '@parley/server';
 import { startTestServer, type TestServer } from '@parley/testing/helpers';
 import { ParleyClient, type ClientOptions, type StateEvent, type WebSocketConstructor } from '../src/index.js';
@@ -12,6 +14,61 @@ export { startTestServer, type TestServer };
 
 /** The `ws` package as the SDK's WebSocket (Node 20 has no global one). */
 export const WS: WebSocketConstructor = WebSocket;
+
+/** One socket the SDK opened through a Recorder: what it sent and received, and its TCP socket. */
+export interface RecordedSocket {
+  ws: WebSocket;
+  /** Frames the SDK sent on it, parsed. */
+  sent: { type: string; ref?: string; payload: unknown }[];
+  /** Frames the server sent on it, parsed, as they were read. */
+  received: ServerFrame[];
+  /** The TCP socket under it, once upgraded. */
+  tcp: Socket | undefined;
+}
+
+/** A WebSocket constructor (the `ws` package) that records every socket the SDK opens with it. */
+export class Recorder {
+  readonly sockets: RecordedSocket[] = [];
+  readonly WebSocket: WebSocketConstructor;
+
+  constructor() {
+    const sockets = this.sockets;
+    this.WebSocket = class RecordingWebSocket extends WebSocket {
+      private readonly record: RecordedSocket;
+      constructor(url: string) {
+        super(url);
+        const record: RecordedSocket = { ws: this, sent: [], received: [], tcp: undefined };
+        this.record = record;
+        sockets.push(record);
+        this.on('upgrade', (res) => (record.tcp = res.socket));
+        this.on('message', (data, isBinary) => {
+          if (!isBinary) record.received.push(JSON.parse(String(data)) as ServerFrame);
+        });
+      }
+      override send(data: string): void {
+        this.record.sent.push(JSON.parse(data) as RecordedSocket['sent'][number]);
+        super.send(data);
+      }
+    };
+  }
+
+  /** The socket opened last. */
+  get last(): RecordedSocket {
+    const s = this.sockets.at(-1);
+    if (s === undefined) throw new Error('no socket opened yet');
+    return s;
+  }
+
+  /** Every frame of `type` the SDK sent, over all its sockets. */
+  sent(type: string): RecordedSocket['sent'] {
+    return this.sockets.flatMap((s) => s.sent.filter((f) => f.type === type));
+  }
+
+  /** Every frame of `type` the server sent, over all sockets. */
+  received<T extends ServerFrame['type']>(type: T): Extract<ServerFrame, { type: T }>[] {
+    return this.sockets.flatMap((s) => s.received.filter((f): f is Extract<ServerFrame, { type: T }> => f.type === type));
+  }
+}
 
 /** Generous rate limits, so tests that push many messages are not throttled. */
 export const FAST: Parameters<typeof startTestServer>[0] = { rateLimitPerSec: 100_000, rateLimitBurst: 100_000, userRateLimitPerSec: 0 };

@@ -37,6 +37,8 @@ export type _payloadsAsSent = Assert<Equal<Pick<ClientEventMap, Passed>, Pick<Se
 export type _ownEvents = Assert<Equal<Exclude<ClientEventName, ServerEventType>, 'state' | 'gap'>>;
 export type _state = Assert<Equal<ClientEventMap['state'], StateEvent>>;
 export type _gap = Assert<Equal<ClientEventMap['gap'], GapEvent>>;
+export type _gapRange = Assert<Equal<GapEvent, { room: string; from: number; to: number; seq: number }>>;
+export type _unconfirmed = Assert<Equal<Extract<ParleyErrorCode, 'unconfirmed' | 'shutting_down'>, 'unconfirmed' | 'shutting_down'>>;
 export type _newMessage = Assert<Equal<ClientEventMap['new_message'], ChatMessage>>;
 export type _states = Assert<Equal<ClientState, 'idle' | 'connecting' | 'open' | 'reconnecting' | 'closed'>>;
 

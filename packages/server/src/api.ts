@@ -1,5 +1,5 @@
 /**
- * The HTTP API: tickets, health, the authenticator's own routes (identity/), and the chat page.
+ * The HTTP API: tickets, health, metrics, the authenticator's own routes (identity/), and the chat page.
  * Every error is JSON `{"error": {"code", "message"}}` with a code from @parley/protocol.
  */
 import { readFile } from 'node:fs/promises';
@@ -13,6 +13,7 @@ import { DriverError } from './driver.js';
 import { unknownToken } from './identity/accounts.js';
 import type { Authenticator } from './identity/identity.js';
 import { errorBody, HttpError } from './http/errors.js';
+import { answerMetrics, type Metrics } from './metrics.js';
 import { bearer, clientAddress, malformedRequest, readJson, requestTarget } from './http/request.js';
 import type { UserRateLimit } from './ratelimit/index.js';
 import type { Tickets } from './tickets/index.js';
@@ -53,6 +54,8 @@ export interface ApiDeps {
   webRoot: string;
   /** Whether the server is shutting down (then /readyz answers 503). */
   isClosing: () => boolean;
+  /** Served at GET /metrics; undefined: not on this port (metricsOnMainPort false), 404. */
+  metrics: Metrics | undefined;
 }
 
 export class Api {
@@ -134,7 +137,9 @@ export class Api {
       } else if (err instanceof StoreError && err.code === 'invalid') {
         this.send(res, 400, errorBody('bad_request', 'The store cannot keep a value of this request.'));
       } else if (err instanceof StoreError && err.code === 'unavailable') {
-        this.d.log.warn({ err, url: req.url }, 'store unavailable');
+        // A store that cannot write reports that itself (drivers.ts), not once per request.
+        if (err.backend !== undefined) this.d.log.debug({ url: req.url, reason: err.backend }, `store unavailable: ${err.message}`);
+        else this.d.log.warn({ err, url: req.url }, 'store unavailable');
         this.send(res, 503, errorBody('unavailable'));
       } else if (err instanceof DriverError && err.code === 'unavailable') {
         this.d.log.warn({ err, url: req.url }, `${err.concern} unavailable`);
@@ -167,6 +172,12 @@ export class Api {
       case '/readyz':
         get();
         return this.ready(res);
+      case '/metrics': {
+        const metrics = this.d.metrics;
+        if (metrics === undefined) throw new HttpError('not_found');
+        get();
+        return answerMetrics(metrics, req, res);
+      }
       case '/ticket':
         return post(() => this.ticket(req));
       case '/ws':
@@ -182,19 +193,30 @@ export class Api {
     }
   }
 
-  /** 200 when this node can serve: not shutting down, its store answers, its broker is connected. */
+  /**
+   * 200 when this node can serve: not shutting down, its store can write (store/health.ts) and
+   * answers a round trip, its other drivers are connected. A store that is down says which
+   * driver and why: `{"status":"unavailable","store":"down","driver":"sqlite","reason":"SQLITE_FULL"}`.
+   * The store's outage is logged by drivers.ts, not here (a load balancer asks every few seconds).
+   */
   private async ready(res: ServerResponse): Promise<void> {
     if (this.d.isClosing()) return this.json(res, 503, { status: 'closing' });
-    const checks: Record<string, 'up' | 'down'> = {};
-    try {
-      await this.d.store.ping();
-      checks.store = 'up';
-    } catch (err) {
-      this.d.log.warn({ err }, 'readiness: store unavailable');
-      checks.store = 'down';
+    const store = this.d.store;
+    let reason = store.failure?.reason;
+    if (reason === undefined) {
+      try {
+        await store.ping();
+        if (!store.healthy) reason = store.failure?.reason ?? 'closed';
+      } catch (err) {
+        reason = store.failure?.reason ?? (err instanceof StoreError ? err.backend : undefined) ?? 'unavailable';
+      }
     }
-    for (const [name, ok] of Object.entries(this.d.health())) checks[name] = ok ? 'up' : 'down';
-    const ready = Object.values(checks).every((v) => v === 'up');
+    const checks: Record<string, string> = reason === undefined ? { store: 'up' } : { store: 'down', driver: store.driver, reason };
+    let ready = reason === undefined;
+    for (const [name, ok] of Object.entries(this.d.health())) {
+      checks[name] = ok ? 'up' : 'down';
+      ready &&= ok;
+    }
     return this.json(res, ready ? 200 : 503, { status: ready ? 'ready' : 'unavailable', ...checks });
   }
 

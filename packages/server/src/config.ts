@@ -39,6 +39,12 @@ const configObject = z
     postgresUrl: optionalPath,
     /** PostgreSQL schema holding Parley's tables (created if missing). */
     postgresSchema: z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, 'a lower-case SQL identifier').default('public'),
+    /** The database cancels a statement running longer than this (statement_timeout), in ms; the client gives up 500 ms later (a frozen network never answers). */
+    pgStatementTimeoutMs: int(100).default(5000),
+    /** How long to wait for a new PostgreSQL connection before the call fails `unavailable`, in ms. */
+    pgConnectTimeoutMs: int(100).default(5000),
+    /** `full`: an ack means the message survives a power loss (SQLite synchronous=FULL; Postgres as the server commits). `normal`: faster; the last acked messages may be lost on a power loss or a database-server crash (SQLite synchronous=NORMAL; Postgres synchronous_commit=off). */
+    durability: z.enum(['full', 'normal']).default('full'),
     /** Cross-node fan-out: `memory` (one node) or `redis` (several nodes; needs redisUrl). */
     broker: z.enum(['memory', 'redis']).default('memory'),
     /** Presence driver: `memory` (one node) or `redis` (shared; needs redisUrl). */
@@ -63,8 +69,10 @@ const configObject = z
     retentionIntervalMs: int(100).default(60_000),
     /** How long a send_message ref is remembered for deduplicating retries, in ms. */
     dedupeWindowMs: int(1000).default(24 * 3600_000),
-    /** Most messages one `resume` replays per room; a bigger gap answers recovered:false. */
-    resumeMaxMessages: int(1).default(1000),
+    /** Most messages one `resume` replays per room: of a bigger gap the newest this many are replayed, the rest reported missing. */
+    resumeMaxMessages: int(1).default(100_000),
+    /** With several nodes: how often one store query checks every room open here for messages the broker did not bring, ms. */
+    catchUpIntervalMs: int(100, 60_000).default(1000),
     /** Lifetime of a one-time WebSocket ticket (otp), in ms. */
     ticketTtlMs: int(100, 10 * 60_000).default(10_000),
     /** Lifetime of a session token from /login, in ms (default 30 days). */
@@ -117,6 +125,10 @@ const configObject = z
     tlsKey: optionalPath,
     /** Time allowed for a graceful shutdown before the process exits anyway, in ms. */
     shutdownTimeoutMs: int(0).default(10_000),
+    /** A second port serving only GET /metrics (Prometheus), on `host`; 0 = none. */
+    metricsPort: int(0, 65535).default(0),
+    /** Serve GET /metrics on the main port too. Default: true, or false when metricsPort is set (metrics stay off the public port). */
+    metricsOnMainPort: z.preprocess((v) => (v === 'true' || v === '1' ? true : v === 'false' || v === '0' ? false : v), z.boolean()).optional(),
     /** pino log level. */
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   })
@@ -132,6 +144,9 @@ export const configSchema = configObject
         ctx.addIssue({ code: 'custom', path: ['redisUrl'], message: `${k}=redis needs redisUrl (e.g. redis://127.0.0.1:6379)` });
       }
     }
+    if (c.metricsPort !== 0 && c.metricsPort === c.port) {
+      ctx.addIssue({ code: 'custom', path: ['metricsPort'], message: 'metricsPort must differ from port (GET /metrics is on the main port already unless metricsOnMainPort is false)' });
+    }
     if ((c.tlsCert === undefined) !== (c.tlsKey === undefined)) {
       ctx.addIssue({ code: 'custom', path: [c.tlsCert === undefined ? 'tlsCert' : 'tlsKey'], message: 'tlsCert and tlsKey must be set together' });
     }
@@ -143,7 +158,7 @@ export const configSchema = configObject
   })
   .transform((c) => {
     const shared = c.redisUrl === undefined ? 'memory' : 'redis';
-    return { ...c, tickets: c.tickets ?? shared, throttle: c.throttle ?? shared, rateLimiter: c.rateLimiter ?? shared };
+    return { ...c, tickets: c.tickets ?? shared, throttle: c.throttle ?? shared, rateLimiter: c.rateLimiter ?? shared, metricsOnMainPort: c.metricsOnMainPort ?? c.metricsPort === 0 };
   });
 
 export type Config = z.output<typeof configSchema>;
@@ -160,6 +175,9 @@ export const CONFIG_HELP: Record<ConfigKey, string> = {
   store: 'store driver: sqlite | postgres',
   postgresUrl: 'PostgreSQL URL (store=postgres)',
   postgresSchema: 'PostgreSQL schema for the tables',
+  pgStatementTimeoutMs: 'PostgreSQL statement timeout (client gives up 500 ms later), ms',
+  pgConnectTimeoutMs: 'PostgreSQL connect timeout, ms',
+  durability: 'full (an ack survives a power loss) | normal (faster; the last acks may be lost)',
   broker: 'cross-node fan-out: memory | redis',
   presence: 'presence driver: memory | redis',
   tickets: 'ticket driver: memory | redis (default redis when redisUrl is set)',
@@ -172,7 +190,8 @@ export const CONFIG_HELP: Record<ConfigKey, string> = {
   historyMaxPerRoom: 'keep at most this many messages per room (0 = all)',
   retentionIntervalMs: 'how often retention runs, ms',
   dedupeWindowMs: 'how long a send_message ref deduplicates retries, ms',
-  resumeMaxMessages: 'most messages one resume replays per room',
+  resumeMaxMessages: 'most messages one resume replays per room (older ones of a bigger gap are reported missing)',
+  catchUpIntervalMs: 'with several nodes: how often the store is checked for messages the broker did not bring, ms',
   ticketTtlMs: 'lifetime of a one-time ticket, ms',
   tokenTtlMs: 'lifetime of a session token, ms',
   allowedOrigins: 'comma list of extra allowed origins (* = any)',
@@ -199,6 +218,8 @@ export const CONFIG_HELP: Record<ConfigKey, string> = {
   tlsCert: 'PEM certificate file (enables https/wss)',
   tlsKey: 'PEM private key file',
   shutdownTimeoutMs: 'graceful shutdown deadline, ms',
+  metricsPort: 'second port serving only GET /metrics (0 = none)',
+  metricsOnMainPort: 'serve GET /metrics on the main port (default true, false when metricsPort is set)',
   logLevel: 'fatal | error | warn | info | debug | trace | silent',
 };
 

@@ -9,6 +9,7 @@ import type { Socket } from 'node:net';
 import type { WebSocket } from 'ws';
 import { CloseCodes, type Ref, type ServerEvents, type ServerEventType } from '@parley/protocol';
 import { encode, frameText } from './frames.js';
+import type { Metrics } from './metrics.js';
 
 /** Rejected events within this window count towards closing a flooding client with 1008. */
 export const FLOOD_WINDOW_MS = 10_000;
@@ -154,6 +155,8 @@ export class Connection {
     readonly session: string,
     readonly ip: string,
     private readonly limits: ConnectionLimits,
+    /** Counts slow-consumer closes (`parley_slow_consumer_closes_total`). */
+    private readonly metrics?: Metrics,
   ) {
     this.tokens = limits.rateLimitBurst;
   }
@@ -172,13 +175,13 @@ export class Connection {
     return this.pingSentAt;
   }
 
-  /** Pings the client; `alive` (a pong or any frame) answers it. */
+  /** Pings the client; `alive` (its pong) answers it. */
   ping(now = Date.now()): void {
     this.pingSentAt = now;
     this.ws.ping();
   }
 
-  /** The client proved alive (a pong, or any frame). */
+  /** The client proved alive: a pong. */
   alive(): void {
     this.pingSentAt = 0;
   }
@@ -324,6 +327,7 @@ export class Connection {
   /** Closes the connection with 4000: it does not keep up. The frames held for its replays go at once. */
   slowConsumer(): void {
     if (this.ws.readyState !== 1) return;
+    this.metrics?.slowConsumerCloses.inc();
     this.replay?.drop();
     this.close(CloseCodes.slow_consumer, 'slow consumer');
   }

@@ -23,7 +23,8 @@ import { Api } from './api.js';
 import { createAuthenticator, type Identity } from './identity/index.js';
 import { destroySelf, refusal, refuse, UpgradeGuard } from './upgrade.js';
 import { Hub } from './hub/index.js';
-import { Metrics } from './metrics.js';
+import { newNodeId } from './hub/cluster.js';
+import { Metrics, serveMetrics, type MetricsServer } from './metrics.js';
 import { RemovalWatcher } from './removals.js';
 import { Retention } from './retention.js';
 import { Tally } from './tally.js';
@@ -66,6 +67,8 @@ export interface ParleyServer {
   readonly hashes: HashPool;
   /** The bound port (useful with port 0). */
   readonly port: number;
+  /** The bound port serving only GET /metrics, when metricsPort is set. */
+  readonly metricsPort: number | undefined;
   /** http(s)://host:port of this server. */
   readonly url: string;
   /** Stops accepting, closes every client with 1001, flushes the store, closes it. */
@@ -79,16 +82,19 @@ export function createLogger(config: Pick<Config, 'logLevel'>): Logger {
 export async function startServer(config: Config, options: ServerOptions = {}): Promise<ParleyServer> {
   const log = options.logger ?? createLogger(config);
   // Every driver the config names (shared state in Redis where it says so), opened store first.
-  const drivers = createDrivers(config, options, log);
+  const nodeId = newNodeId();
+  const drivers = createDrivers(config, options, log, nodeId);
   const { store, tickets, throttle, broker, presence, rateLimiter: userLimit } = drivers;
   await drivers.init();
   const hashes = new HashPool();
   const retention = new Retention(config, store, log);
-  const metrics: Metrics = new Metrics((): number => hub.connections.size);
-  const hub: Hub = new Hub(config, store, log, presence, broker, userLimit, metrics);
+  const metrics: Metrics = new Metrics((): number => hub.connections.size, () => store.healthy);
+  const hub: Hub = new Hub(config, store, log, presence, broker, userLimit, metrics, nodeId);
   broker.onMessage = (room, payload) => hub.fromBroker(room, payload);
   await hub.listen();
+  metrics.brokerUp.set(broker.healthy ? 1 : 0);
   broker.onHealth = (healthy) => {
+    metrics.brokerUp.set(healthy ? 1 : 0);
     if (healthy) {
       log.info({ broker: broker.driver }, 'broker connected; reading what was missed from the store');
       hub.resync();
@@ -99,7 +105,7 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
   const health = drivers.health;
   let closing = false;
   const auth = createAuthenticator({ config, store, tickets, throttle, hashes, sessions: hub, log });
-  const api = new Api({ config, store, auth, tickets, rateLimit: userLimit, health, log, webRoot: resolve(options.webRoot ?? DEFAULT_WEB_ROOT), isClosing: () => closing });
+  const api = new Api({ config, store, auth, tickets, rateLimit: userLimit, health, log, webRoot: resolve(options.webRoot ?? DEFAULT_WEB_ROOT), isClosing: () => closing, metrics: config.metricsOnMainPort ? metrics : undefined });
   retention.start();
   const removals = new RemovalWatcher(store, hub, log);
   removals.start();
@@ -205,7 +211,7 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
   const flusher = new Flusher(config.writeDelayMs, config.busyWriteDelayMs);
   const accept = (ws: WebSocket, socket: Socket, ip: string, identity: Identity, autoJoin: boolean): void => {
     const { user, session } = identity;
-    const conn = new Connection(ws, socket, flusher, user, session, ip, config);
+    const conn = new Connection(ws, socket, flusher, user, session, ip, config, metrics);
     conn.adoptCork();
     tag(ws, conn);
     socket.off('error', destroySelf); // ws handles socket errors from here on
@@ -217,6 +223,8 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
     log.info({ event: 'connect', conn: conn.id, user, ip, rooms: conn.rooms.size }, 'connect');
   };
 
+  // GET /metrics on a port of its own (metricsPort), for a scraper that must not reach the public one.
+  const metricsServer: MetricsServer | undefined = config.metricsPort > 0 ? await serveMetrics(metrics, config.metricsPort, config.host) : undefined;
   await new Promise<void>((resolveListen, reject) => {
     front.once('error', reject);
     front.listen(config.port, config.host, () => {
@@ -227,11 +235,11 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
       resolveListen();
     });
   });
-  hub.startHeartbeat();
+  hub.startTimers();
   const port = (front.address() as AddressInfo).port;
   const shownHost = config.host === '0.0.0.0' || config.host === '::' ? 'localhost' : config.host.includes(':') ? `[${config.host}]` : config.host;
   const url = `${tls ? 'https' : 'http'}://${shownHost}:${port}`;
-  log.info({ url, store: store.driver, tls }, 'parley listening');
+  log.info({ url, store: store.driver, tls, node: nodeId }, 'parley listening');
 
   let closed: Promise<void> | undefined;
   const close = (): Promise<void> => {
@@ -241,20 +249,23 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
       // No new connections; once every open one has ended, the listening socket is closed.
       const httpClosed = new Promise<void>((r) => front.close(() => r()));
       http.closeIdleConnections();
-      hub.stopHeartbeat();
+      hub.stopTimers();
       removals.stop();
-      flusher.close();
-      await hub.closeAll(CloseCodes.going_away, 'server shutting down', deadline);
+      // Every event accepted is answered (acked or refused) before the connections close with 1001.
+      await hub.quiesce(deadline);
       await hub.writer.drain();
+      await hub.closeAll(CloseCodes.going_away, 'server shutting down', deadline);
+      flusher.close();
       await retention.stop();
       http.closeAllConnections();
       http.close(() => undefined); // stops its timeout checks (it never listened: the error is moot)
       await httpClosed;
       await drivers.close();
+      await metricsServer?.close();
       log.info('parley stopped');
     })();
     return closed;
   };
 
-  return { config, hub, store, retention, broker, log, metrics, hashes, port, url, close };
+  return { config, hub, store, retention, broker, log, metrics, hashes, port, metricsPort: metricsServer?.port, url, close };
 }

@@ -10,8 +10,13 @@
  * to the one message the store refuses, which alone is rejected with that error; everything
  * else is stored, in order. Only a store that cannot write at all (StoreError 'unavailable')
  * refuses the whole batch, and nothing of it is broadcast.
+ *
+ * Counted (metrics.ts): messages stored (`parley_messages_stored_total`), the time of each
+ * store call (`parley_store_write_seconds`), and each store call that failed
+ * (`parley_store_errors_total{op="append", kind}`: kind is the StoreError code).
  */
 import type { ChatMessage } from '@parley/protocol';
+import { Metrics } from './metrics.js';
 import { type Appended, type NewMessage, type Store, StoreError } from './store/store.js';
 
 interface Pending {
@@ -31,6 +36,7 @@ export class MessageWriter {
   constructor(
     private readonly store: Store,
     private readonly onStored: (messages: readonly ChatMessage[]) => void,
+    private readonly metrics: Metrics = new Metrics(),
   ) {}
 
   submit(msg: NewMessage): Promise<Appended> {
@@ -61,9 +67,13 @@ export class MessageWriter {
   /** Stores `batch` (see the module doc), settling each submitter's promise. */
   private async storeBatch(batch: Pending[]): Promise<void> {
     let stored: Appended[];
+    const took = this.metrics.storeWriteSeconds.startTimer();
     try {
       stored = await this.store.appendMessages(batch.map((p) => p.msg));
+      took();
     } catch (err) {
+      took();
+      this.metrics.storeErrors.inc({ op: 'append', kind: err instanceof StoreError ? err.code : 'internal' });
       if (batch.length > 1 && err instanceof StoreError && err.code === 'invalid') {
         const half = Math.ceil(batch.length / 2);
         await this.storeBatch(batch.slice(0, half));
@@ -75,6 +85,7 @@ export class MessageWriter {
     }
     const fresh: ChatMessage[] = [];
     for (const a of stored) if (!a.duplicate) fresh.push(a.message);
+    this.metrics.messagesStored.inc(fresh.length);
     this.onStored(fresh);
     batch.forEach((p, i) => {
       const a = stored[i];

@@ -8,7 +8,8 @@ import { RedisBroker } from '../src/broker/redis.js';
 import { RedisPresence } from '../src/presence/redis.js';
 import { brokerContract } from './broker.contract.js';
 import { presenceContract } from './presence.contract.js';
-import type { RedisShard } from '../src/redis/index.js';
+import { RedisShard } from '../src/redis/index.js';
+import { OwnRedis, waitFor } from '@parley/testing/cluster';
 import { BackendUnavailableError } from '../src/driver.js';
 import { dropPrefix, freshPrefix, REDIS_URL, redisShard, UNREACHABLE_REDIS_URL } from '@parley/testing/redis';
 
@@ -167,5 +168,53 @@ test('redis broker while Redis is down: publish rejects at once with BackendUnav
   } finally {
     await broker.close();
     await shard.close();
+  }
+});
+
+test('redis broker: a topic subscribed while Redis is down, and every topic held before an outage, hold once it is back (D1); healthy only once they do', async () => {
+  const redis = await OwnRedis.start();
+  const prefix = freshPrefix();
+  const shards = [new RedisShard(redis.url, 3000, 'sub-node'), new RedisShard(redis.url, 3000, 'pub-node')];
+  const [subShard, pubShard] = shards as [RedisShard, RedisShard];
+  const sub = new RedisBroker(subShard, prefix);
+  const pub = new RedisBroker(pubShard, prefix);
+  const got: [string, string][] = [];
+  sub.onMessage = (topic, payload) => got.push([topic, payload]);
+  const health: boolean[] = [];
+  sub.onHealth = (h) => health.push(h);
+  try {
+    await Promise.all([sub.init(), pub.init()]);
+    await sub.subscribe('before');
+    assert.equal(sub.healthy, true);
+    await redis.kill();
+    await waitFor(async () => !sub.healthy, 'the outage to show');
+    await assert.rejects(sub.subscribe('during'), BackendUnavailableError, 'a subscribe while Redis is down rejects at once');
+    await redis.start();
+    await waitFor(async () => sub.healthy && pub.healthy, 'both brokers to be back');
+    // Healthy means subscribed: no wait between the report and a publication reaching us.
+    await pub.publish('before', 'b1');
+    await pub.publish('during', 'd1');
+    await waitFor(async () => got.length === 2, 'both publications');
+    assert.deepEqual(got, [['before', 'b1'], ['during', 'd1']]);
+    assert.deepEqual(health.slice(-1), [true]);
+    const raw = new Redis(redis.url);
+    try {
+      const list = await raw.client('LIST');
+      assert.match(String(list), /name=parley:sub-node:subscriber/, 'connections are named after their node');
+      assert.match(String(list), /name=parley:pub-node:command/);
+      assert.equal(Number(((await raw.pubsub('NUMSUB', `${prefix}during`)) as [string, number])[1]), 1);
+    } finally {
+      raw.disconnect();
+    }
+    await sub.unsubscribe('during');
+    await pub.publish('during', 'd2');
+    await pub.publish('before', 'b2');
+    await waitFor(async () => got.length === 3, 'the publication still subscribed');
+    assert.deepEqual(got[2], ['before', 'b2'], 'unsubscribed topics stay unsubscribed');
+  } finally {
+    await sub.close();
+    await pub.close();
+    await Promise.all(shards.map((s) => s.close()));
+    await redis.stop();
   }
 });

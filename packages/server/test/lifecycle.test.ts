@@ -18,6 +18,7 @@ import { waitFor } from '@parley/testing/cluster';
 import { account, api, connect, type TestClient } from '@parley/testing/helpers';
 import { dropSchema, freshSchema, PG_URL } from '@parley/testing/pg';
 import pg from 'pg';
+import Database from 'better-sqlite3';
 
 /** Resolves with the exit, or with 'timeout' if the process is still running after ms. */
 const exitWithin = (s: RunningServer, ms: number): Promise<Exit | 'timeout'> =>
@@ -71,6 +72,55 @@ async function shutdownTest(signal: NodeJS.Signals): Promise<void> {
 describe('graceful shutdown', () => {
   test('SIGTERM closes every client with 1001, logs each disconnect and exits 0', () => shutdownTest('SIGTERM'));
   test('SIGINT does the same', () => shutdownTest('SIGINT'));
+
+  test('SIGTERM under load: every message the server accepted is acked (or refused with a code) before 1001; none is stored unanswered', async () => {
+    const dataDir = tempDir();
+    const port = await freePort();
+    const srv = await startCli(['--host', '127.0.0.1', '--port', String(port), '--data-dir', dataDir, '--shutdown-timeout-ms', '5000', '--rate-limit-per-sec', '5000', '--rate-limit-burst', '5000', '--user-rate-limit-per-sec', '0']);
+    const senders = await Promise.all(Array.from({ length: 6 }, async () => connect(srv, (await account(srv)).otp)));
+    let signalled = false;
+    let sentAfter = 0;
+    const sent = new Map<string, TestClient>();
+    const timers = senders.map((c, i) => {
+      let n = 0;
+      return setInterval(() => {
+        if (c.closed !== undefined || c.ws.readyState !== 1) return;
+        for (let k = 0; k < 4; k++) {
+          const text = `load-${i}-${n++}`;
+          sent.set(text, c);
+          c.send({ type: 'send_message', payload: { message: text }, ref: text });
+          if (signalled) sentAfter++;
+        }
+      }, 2);
+    });
+    try {
+      await senders[0]?.waitCount('ack', 50, 20_000);
+      srv.proc.kill('SIGTERM');
+      signalled = true;
+      const closes = await Promise.all(senders.map((c) => c.waitClose(10_000)));
+      for (const close of closes) assert.equal(close.code, CloseCodes.going_away, 'each sender is closed with 1001');
+    } finally {
+      for (const t of timers) clearInterval(t);
+    }
+    assert.deepEqual(await exitWithin(srv, 10_000), { code: 0, signal: null });
+    assert.ok(sentAfter > 0, 'sends went on after the signal');
+    const acked = new Set<string>();
+    const refused = new Map<string, string>();
+    for (const c of senders) {
+      for (const a of c.all('ack')) acked.add(String(a.ref));
+      for (const e of c.all('error')) if (e.ref !== undefined) refused.set(String(e.ref), e.code);
+    }
+    for (const code of refused.values()) assert.equal(code, 'shutting_down', 'a frame read during the shutdown is refused with shutting_down');
+    const db = new Database(join(dataDir, 'parley.db'), { readonly: true });
+    const stored = db.prepare<[], { body: string }>("SELECT body FROM messages WHERE body LIKE 'load-%'").all().map((r) => r.body);
+    db.close();
+    assert.equal(new Set(stored).size, stored.length, 'nothing stored twice');
+    const unanswered = stored.filter((t) => !acked.has(t));
+    assert.deepEqual(unanswered.slice(0, 5), [], `every stored message was acked (${unanswered.length} of ${stored.length} were not)`);
+    for (const t of acked) assert.ok(stored.includes(t), `acked ${t} is stored`);
+    for (const t of refused.keys()) assert.ok(!stored.includes(t), `refused ${t} is not stored`);
+    assert.ok(acked.size >= 50);
+  });
 
   test('shutdown with no clients exits 0 and /healthz stops answering', async () => {
     const srv = await startCli(['--host', '127.0.0.1', '--port', String(await freePort()), '--data-dir', tempDir()]);

@@ -207,7 +207,7 @@ for (const driver of storeDrivers()) {
       cb2.close();
     });
 
-    test('recovered:false when the gap is beyond retention', async () => {
+    test('a gap partly beyond retention: what is stored is replayed in order, resumed.missing names the exact rest', async () => {
       const { s } = await server({ historyMaxPerRoom: 10 });
       const a = await account(s);
       const c = await connect(s, a.otp);
@@ -221,15 +221,62 @@ for (const driver of storeDrivers()) {
       const r = await back.next('resumed');
       assert.equal(r.recovered, false);
       assert.equal(r.seq, 30);
-      assert.equal(received(back, 'general').length, 0, 'no partial replay across a gap');
-      // Within retention it recovers.
+      assert.deepEqual(r.missing, { from: 3, to: 20 }, 'exactly the pruned seqs');
+      assertContiguous(received(back, 'general'), 21, 30, 'what retention kept');
+      back.frames.length = 0;
+      // Within retention it recovers, with no missing range.
       back.send({ type: 'resume', payload: { rooms: { general: 25 } } });
       const ok = await back.next('resumed');
       assert.equal(ok.recovered, true);
+      assert.equal(ok.missing, undefined);
       assertContiguous(received(back, 'general'), 26, 30, 'within retention');
-      // A client ahead of the server (database reset) is told to reload too.
+      back.frames.length = 0;
+      // A client ahead of the server (database reset) is told to start over from the server's latest.
       back.send({ type: 'resume', payload: { rooms: { general: 99 } } });
-      assert.equal((await back.next('resumed')).recovered, false);
+      const ahead = await back.next('resumed');
+      assert.equal(ahead.recovered, false);
+      assert.equal(ahead.seq, 30);
+      assert.equal(received(back, 'general').length, 0);
+      back.close();
+    });
+
+    test('a gap bigger than resumeMaxMessages: the newest resumeMaxMessages are replayed, the older part is reported missing', async () => {
+      const { s } = await server({ resumeMaxMessages: 7 });
+      const a = await account(s);
+      const c = await connect(s, a.otp);
+      await sendMany(c, 'general', 20, 'win');
+      c.close();
+      const back = await resumeSocket(s, await ticket(s, a.token));
+      back.send({ type: 'resume', payload: { rooms: { general: 3 } } });
+      const r = await back.next('resumed');
+      assert.equal(r.recovered, false);
+      assert.equal(r.seq, 20);
+      assert.deepEqual(r.missing, { from: 4, to: 13 });
+      assertContiguous(received(back, 'general'), 14, 20, 'the newest 7');
+      back.close();
+    });
+
+    test('two resumes of one room on one connection run one after the other: each replays its whole range once', async () => {
+      const { s } = await server();
+      const a = await account(s);
+      const c = await connect(s, a.otp);
+      await sendMany(c, 'general', 120, 'two');
+      c.close();
+      const back = await resumeSocket(s, await ticket(s, a.token));
+      back.send({ type: 'resume', payload: { rooms: { general: 0 } }, ref: 'first' });
+      back.send({ type: 'resume', payload: { rooms: { general: 60 } }, ref: 'second' });
+      const first = await back.next('resumed', (p, f) => f.ref === 'first');
+      const second = await back.next('resumed', (p, f) => f.ref === 'second');
+      assert.equal(first.seq, 120);
+      assert.equal(second.seq, 120);
+      const seqs = received(back, 'general').map((m) => m.seq);
+      assert.deepEqual(seqs, [...Array.from({ length: 120 }, (_, i) => i + 1), ...Array.from({ length: 60 }, (_, i) => 61 + i)]);
+      // Resumes waiting behind the running one are bounded: past 4, rate_limited.
+      back.frames.length = 0;
+      for (let i = 0; i < 6; i++) back.send({ type: 'resume', payload: { rooms: { general: 100 } }, ref: `q${i}` });
+      await back.waitCount('resumed', 4);
+      const refused = back.all('error').filter((e) => e.code === 'rate_limited').map((e) => e.ref);
+      assert.deepEqual(refused, ['q4', 'q5']);
       back.close();
     });
 

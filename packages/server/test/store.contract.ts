@@ -133,6 +133,15 @@ export function storeContract(name: string, fixture: () => Promise<StoreFixture>
       assert.equal(await store.lastSeq('never'), 0);
     });
 
+    test('lastSeqs answers the latest seq of many rooms in one call, leaving out rooms without messages', async () => {
+      await store.appendMessages([msg('ls-a', 1), msg('ls-b', 2), msg('ls-a', 3), msg('ls-a', 4)]);
+      const seqs = await store.lastSeqs(['ls-a', 'ls-b', 'ls-never', "ls-'quote", 'ls-a']);
+      assert.deepEqual([...seqs].sort(), [['ls-a', 3], ['ls-b', 1]]);
+      assert.equal((await store.lastSeqs([])).size, 0);
+      const many = Array.from({ length: 5000 }, (_, i) => `ls-many-${i}`);
+      assert.deepEqual([...(await store.lastSeqs([...many, 'ls-b']))], [['ls-b', 1]]);
+    });
+
     test('seqs stay unique and gap-free under concurrent writers on one database', async () => {
       const other = await fx.reopen();
       try {

@@ -548,6 +548,8 @@ export class FaultRun {
       for (const nb of b.nodes) {
         const na = a.nodes.find((n) => n.url === nb.url && n.pid === nb.pid);
         if (na === undefined) continue;
+        // A node with no clients (its members failed over when it was killed) has nothing to fill or write.
+        if ((na.metrics?.total('parley_connections') ?? 0) === 0 && (nb.metrics?.total('parley_connections') ?? 0) === 0) continue;
         const grew = (nb.metrics?.total(name) ?? 0) - (na.metrics?.total(name) ?? 0);
         if (grew <= 0) out.push(`${nb.url}: ${name} did not grow across the ${w.kind === 'redis' ? 'Redis outage' : 'Postgres cut'} ("${a.phase}" → "${b.phase}")`);
       }

@@ -145,11 +145,19 @@ export class ChatApp {
       c.on('gap', (g) => {
         const room = this.rooms.get(g.room);
         if (room === undefined) return;
-        room.clearMessages();
-        if (g.room === this.current) {
-          this.messages.render(room, 'update');
-          void this.pager.loadLatest(room);
+        if (g.seq < g.from) {
+          // The server's room is behind what is shown (its database was reset): what is shown
+          // is gone, and its seqs will be reused. Start the room over.
+          room.clearMessages();
+          if (g.room === this.current) {
+            this.messages.render(room, 'update');
+            void this.pager.loadLatest(room);
+          }
+          return;
         }
+        // Messages gone for good: a marker in their place; what follows arrives as usual.
+        room.addGone(g);
+        if (g.room === this.current) this.messages.render(room, 'append');
       }),
       c.on('error', (e) => {
         toast(this.toasts, errorText(e));

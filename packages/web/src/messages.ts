@@ -1,6 +1,6 @@
 /**
  * The message list of the current room: rendering (grouping, day separators, pending and failed
- * sends), keyed reconciliation so existing rows are never rebuilt, and scrolling (stay put when
+ * sends, markers where messages are gone for good), keyed reconciliation so existing rows are never rebuilt, and scrolling (stay put when
  * older messages are prepended, follow new ones when the reader is at the bottom).
  */
 import { h, icon } from './dom.js';
@@ -30,13 +30,30 @@ export interface MessageViewEvents {
   discard(p: Pending): void;
 }
 
-interface Row {
+interface MessageRow {
+  kind: 'message';
   key: string;
   from: string;
   message: string;
   sent: string;
   seq?: number;
   pending?: Pending;
+}
+
+/** Where messages are gone for good: `count` seqs from `from` to `to` that the server no longer has. */
+interface GoneRow {
+  kind: 'gone';
+  key: string;
+  from: number;
+  to: number;
+  count: number;
+}
+
+type Row = MessageRow | GoneRow;
+
+/** "N messages are no longer available". */
+export function goneText(count: number): string {
+  return count === 1 ? '1 message is no longer available' : `${count.toLocaleString('en-US')} messages are no longer available`;
 }
 
 export class MessageView {
@@ -135,9 +152,11 @@ export class MessageView {
       state = 'loading';
       content = [h('span', { class: 'spinner', attrs: { 'aria-hidden': 'true' } }), h('span', { text: 'Loading messages…' })];
     } else if (!room.hasMore) {
-      state = 'start';
+      // History begins above seq 1 when retention deleted the oldest messages.
+      const pruned = (room.oldestSeq() ?? 1) > 1;
+      state = pruned ? 'pruned' : 'start';
       const badge = h('span', { class: 'top-badge', attrs: { 'aria-hidden': 'true' } }, icon('hash'));
-      content = [badge, h('p', { class: 'top-title', text: `Welcome to #${room.name}` }), h('p', { class: 'top-sub', text: 'This is the very beginning of the room.' })];
+      content = [badge, h('p', { class: 'top-title', text: `Welcome to #${room.name}` }), h('p', { class: 'top-sub', text: pruned ? 'Older messages are no longer available.' : 'This is the very beginning of the room.' })];
     }
     if (this.top.dataset.state === state && this.top.dataset.room === (room?.name ?? '')) return;
     this.top.dataset.state = state;
@@ -146,8 +165,25 @@ export class MessageView {
   }
 
   private rows(room: RoomModel): Row[] {
-    const rows: Row[] = room.sorted().map((m) => ({ key: `s${m.seq}`, from: m.from, message: m.message, sent: m.sent, seq: m.seq }));
-    for (const p of room.pending) rows.push({ key: p.key, from: this.me, message: p.message, sent: p.sent, pending: p });
+    const sorted = room.sorted();
+    // Gone ranges next to a message shown (one far from what is loaded would say nothing of it).
+    const gone = room.gone
+      .filter((g) => room.bySeq.has(g.from - 1) || room.bySeq.has(g.to + 1))
+      .map((g): GoneRow => {
+        let count = g.to - g.from + 1;
+        for (const m of sorted) if (m.seq >= g.from && m.seq <= g.to) count--;
+        return { kind: 'gone', key: `g${g.from}-${g.to}`, from: g.from, to: g.to, count };
+      })
+      .filter((g) => g.count > 0)
+      .sort((x, y) => x.from - y.from);
+    const rows: Row[] = [];
+    let next = 0;
+    for (const m of sorted) {
+      for (let g = gone[next]; g !== undefined && g.to < m.seq; g = gone[++next]) rows.push(g);
+      rows.push({ kind: 'message', key: `s${m.seq}`, from: m.from, message: m.message, sent: m.sent, seq: m.seq });
+    }
+    rows.push(...gone.slice(next));
+    for (const p of room.pending) rows.push({ kind: 'message', key: p.key, from: this.me, message: p.message, sent: p.sent, pending: p });
     return rows;
   }
 
@@ -155,16 +191,22 @@ export class MessageView {
   private reconcile(rows: Row[]): void {
     const wanted: HTMLLIElement[] = [];
     const keep = new Set<string>();
-    let prev: Row | undefined;
+    let prev: MessageRow | undefined;
     for (const row of rows) {
+      if (row.kind === 'gone') {
+        wanted.push(this.goneRow(row));
+        keep.add(row.key);
+        prev = undefined; // the next message starts a group of its own (and shows its day)
+        continue;
+      }
       const day = dayKey(row.sent);
-      const newDay = prev === undefined || dayKey(prev.sent) !== day;
+      const newDay = prev === undefined ? !wanted.some((li) => li.dataset.day === day) : dayKey(prev.sent) !== day;
       if (newDay) {
         const key = `d${day}`;
         const label = dayLabel(row.sent);
         let sep = this.nodes.get(key);
         if (sep === undefined || sep.dataset.label !== label) {
-          sep = h('li', { class: 'day', attrs: { 'data-label': label } }, h('span', { text: label }));
+          sep = h('li', { class: 'day', attrs: { 'data-label': label, 'data-day': day } }, h('span', { text: label }));
           this.nodes.set(key, sep);
         }
         wanted.push(sep);
@@ -194,8 +236,23 @@ export class MessageView {
     }
   }
 
+  /** The marker where messages are gone for good. */
+  private goneRow(row: GoneRow): HTMLLIElement {
+    const version = String(row.count);
+    const existing = this.nodes.get(row.key);
+    if (existing !== undefined && existing.dataset.version === version) return existing;
+    const li = h(
+      'li',
+      { class: 'gone', attrs: { role: 'note', 'data-key': row.key, 'data-from': row.from, 'data-to': row.to, 'data-version': version } },
+      icon('clock', 'icon icon-sm'),
+      h('span', { text: goneText(row.count) }),
+    );
+    this.nodes.set(row.key, li);
+    return li;
+  }
+
   /** The <li> for a row: reused when its content is unchanged, rebuilt otherwise. */
-  private row(row: Row): HTMLLIElement {
+  private row(row: MessageRow): HTMLLIElement {
     const version = row.pending === undefined ? `${row.sent}` : `${row.pending.state}:${row.pending.error ?? ''}`;
     const existing = this.nodes.get(row.key);
     if (existing !== undefined && existing.dataset.version === version) return existing;

@@ -1,5 +1,5 @@
-/** What the page knows about each room: messages by seq, pending sends, presence, typing. */
-import type { ChatMessage } from '@parley/protocol';
+/** What the page knows about each room: messages by seq, gone ranges, pending sends, presence, typing. */
+import type { ChatMessage, SeqRange } from '@parley/protocol';
 
 /** A message typed here and not yet acknowledged by the server. */
 export interface Pending {
@@ -14,6 +14,8 @@ export interface Pending {
 
 export class RoomModel {
   readonly bySeq = new Map<number, ChatMessage>();
+  /** Ranges of seqs the server no longer has (the SDK's `gap` events): shown as a marker where they fall. */
+  readonly gone: SeqRange[] = [];
   pending: Pending[] = [];
   /** The latest page of history has been fetched. */
   loaded = false;
@@ -39,8 +41,14 @@ export class RoomModel {
     return added;
   }
 
+  /** Seqs `from` to `to` are gone for good. */
+  addGone(range: SeqRange): void {
+    if (!this.gone.some((g) => g.from === range.from && g.to === range.to)) this.gone.push({ from: range.from, to: range.to });
+  }
+
   clearMessages(): void {
     this.bySeq.clear();
+    this.gone.length = 0;
     this.sortedCache = undefined;
     this.loaded = false;
     this.hasMore = true;

@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import { type Browser, type BrowserContext, type BrowserContextOptions, chromium, type Page } from 'playwright-core';
 import { account, connect, sleep, startTestServer, uniqueName, type TestServer } from '@parley/testing/helpers';
+import { TcpProxy } from '@parley/testing/proxy';
 
 const CHROMIUM = process.env.PARLEY_CHROMIUM ?? '/usr/bin/chromium';
 const REPO = fileURLToPath(new URL('../../../../', import.meta.url));
@@ -243,6 +244,72 @@ describe('chat page in Chromium', () => {
       await s1?.close();
       await s2?.close();
       rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+
+  test('retention pruned part of a room while the page was offline: a marker says how many are gone, between the messages around it', { timeout: 90_000 }, async () => {
+    // A server that keeps the newest 5 messages per room (retention run by the test), reached
+    // through a proxy the test can cut: the page's network, not the server, goes away.
+    const kept = await startTestServer({ historyMaxPerRoom: 5 });
+    const proxy = await TcpProxy.start(kept.port);
+    const via = { url: `http://127.0.0.1:${proxy.port}` };
+    const a = await tab();
+    try {
+      const alice = uniqueName('alice');
+      await signIn(a, via, alice);
+      const room = `kept-${process.pid}`;
+      await joinRoom(a.page, room);
+      const dave = await account(kept, uniqueName('dave'), PASSWORD);
+      const ws = await connect(kept, dave.otp);
+      ws.send({ type: 'join', payload: { room } });
+      await ws.next('joined', (p) => p.room === room);
+      const say = async (i: number): Promise<void> => {
+        ws.send({ type: 'send_message', payload: { room, message: `line ${i}` }, ref: i });
+        await ws.next('ack', (p) => p.ref === i);
+      };
+      for (let i = 1; i <= 3; i++) await say(i);
+      await delivered(a.page, 'line 3');
+
+      proxy.cut();
+      await a.page.locator('#conn[data-state="reconnecting"]').waitFor({ timeout: 20_000 });
+      for (let i = 4; i <= 23; i++) await say(i);
+      await kept.retention.runOnce(); // 1..18 are deleted: 19..23 are kept
+      proxy.restore();
+      await online(a.page, 60_000);
+      await delivered(a.page, 'line 23', 20_000);
+
+      // What the page had stays (the server deleted 1..3 too: no reload); the marker stands for 4..18.
+      assert.deepEqual(await seqs(a.page), [1, 2, 3, 19, 20, 21, 22, 23]);
+      const marker = a.page.locator('#messages li.gone');
+      assert.equal(await marker.count(), 1);
+      assert.equal(await marker.textContent(), '15 messages are no longer available');
+      assert.deepEqual(await marker.evaluate((el) => [(el as HTMLElement).dataset.from, (el as HTMLElement).dataset.to]), ['4', '18']);
+      const around = await a.page.$$eval('#messages > li', (els) => els.map((e) => (e.classList.contains('gone') ? 'gone' : ((e as HTMLElement).dataset.seq ?? 'day'))).filter((k) => k !== 'day'));
+      assert.deepEqual(around, ['1', '2', '3', 'gone', '19', '20', '21', '22', '23'], 'between the messages around it');
+      assert.equal(await a.page.locator(`#messages li.msg[data-seq="19"]`).evaluate((el) => el.classList.contains('group-start')), true, 'the message after it starts a group of its own');
+
+      // Live messages go on below it.
+      await say(24);
+      await delivered(a.page, 'line 24');
+      assert.deepEqual((await seqs(a.page)).slice(-2), [23, 24]);
+      mkdirSync(SHOTS, { recursive: true });
+      await a.page.screenshot({ path: join(SHOTS, 'gone-marker.png') });
+
+      // A reload shows what the server still has (the newest 5 after another retention pass),
+      // and the top of the room says that older ones are gone.
+      await kept.retention.runOnce();
+      await a.page.reload();
+      await online(a.page, 20_000);
+      await delivered(a.page, 'line 24');
+      assert.deepEqual(await seqs(a.page), [20, 21, 22, 23, 24]);
+      await a.page.locator('#log-top[data-state="pruned"]', { hasText: 'Older messages are no longer available.' }).waitFor();
+      await a.page.screenshot({ path: join(SHOTS, 'gone-top.png') });
+      ws.close();
+      assertClean(a);
+    } finally {
+      await a.context.close();
+      await proxy.close();
+      await kept.stop();
     }
   });
 

@@ -13,6 +13,10 @@
  * - order: payloads one node publishes to one topic reach each subscriber in publish order.
  *   Payloads of different nodes may interleave; receivers restore seq order per room.
  * - scope: a node receives only topics it subscribed to, its own publications included.
+ * - subscriptions hold: a topic subscribed stays subscribed until unsubscribed, across every
+ *   reconnect of the backend, including one whose `subscribe` rejected because the backend was
+ *   down at the time (it is subscribed once the backend is back). `healthy` turns true after a
+ *   reconnect only once every such topic is subscribed again.
  *
  * A topic is an opaque name (the cluster link, hub/cluster.ts, names one per room and one for
  * node-wide notices); a driver maps it to its own channel names.

@@ -35,6 +35,9 @@ export const CONTROL_TOPIC = 'control';
 const ROOM_TOPIC = 'room:';
 export const roomTopic = (room: string): string => ROOM_TOPIC + room;
 
+/** A node's id: random, per server (several may share a process). */
+export const newNodeId = (): string => randomBytes(6).toString('base64url');
+
 export function encodeClusterMessage(m: ClusterMessage): string {
   return JSON.stringify(m);
 }
@@ -78,13 +81,12 @@ export interface ClusterHandlers {
 }
 
 export class ClusterLink {
-  /** Tells this node's publications apart from other nodes'. */
-  readonly nodeId = randomBytes(6).toString('base64url');
-
   constructor(
     private readonly broker: Broker,
     private readonly log: Logger,
     private readonly handlers: ClusterHandlers,
+    /** Tells this node's publications apart from other nodes'. */
+    readonly nodeId: string = newNodeId(),
   ) {}
 
   /** Whether other nodes can hear this one (false for a lone memory broker: nothing is published). */
@@ -92,9 +94,13 @@ export class ClusterLink {
     return this.broker.fanout;
   }
 
-  /** Listens for node-wide notices when there are other nodes. */
+  /**
+   * Listens for node-wide notices when there are other nodes. Never rejects: a broker that is
+   * down now subscribes the topic when it is back (broker/broker.ts).
+   */
   async listen(): Promise<void> {
-    if (this.broker.fanout) await this.broker.subscribe(CONTROL_TOPIC);
+    if (!this.broker.fanout) return;
+    await this.broker.subscribe(CONTROL_TOPIC).catch((err: unknown) => this.log.debug({ err }, 'control topic not subscribed yet; the broker subscribes it once connected'));
   }
 
   joinRoom(room: string): Promise<void> {

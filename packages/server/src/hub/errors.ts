@@ -23,12 +23,17 @@ export function fail(conn: Connection, code: ErrorCode, ref: Ref | undefined, me
 /**
  * Answers a handler's failure: a ClientError as itself, a store that is down as `unavailable`, a
  * value the store refused as `invalid_payload`, a driver whose backend is down as `unavailable`, anything else as `internal` (logged as an error).
+ *
+ * A store that cannot write (StoreError.backend) reports its outage itself, once, then in a
+ * summary every 10 s (drivers.ts): each refused event is logged at debug only, so a node whose
+ * disk is full does not write a line, let alone a stack, per message.
  */
 export function answerFailure(log: Logger, conn: Connection, type: string, ref: Ref | undefined, err: unknown): void {
   if (err instanceof ClientError) {
     fail(conn, err.code, ref, err.message);
   } else if (err instanceof StoreError && err.code === 'unavailable') {
-    log.warn({ err, user: conn.user, type }, 'store unavailable');
+    if (err.backend !== undefined) log.debug({ user: conn.user, type, reason: err.backend }, `store unavailable: ${err.message}`);
+    else log.warn({ err, user: conn.user, type }, 'store unavailable');
     fail(conn, 'unavailable', ref);
   } else if (err instanceof DriverError && err.code === 'unavailable') {
     log.warn({ err, user: conn.user, type }, `${err.concern} unavailable`);

@@ -22,7 +22,7 @@ import { Recent } from '../recent.js';
 import type { Store } from '../store/store.js';
 import { Tally } from '../tally.js';
 import { MessageWriter } from '../writer.js';
-import { ClusterLink } from './cluster.js';
+import { ClusterLink, newNodeId } from './cluster.js';
 import { createHandlers, type HubContext, replyWithSeq } from './handlers/index.js';
 import { Heartbeat } from './heartbeat.js';
 import { RoomPresence } from './presence.js';
@@ -55,6 +55,7 @@ export class Hub {
     broker: Broker,
     userLimit: UserRateLimit,
     readonly metrics: Metrics = new Metrics(),
+    nodeId: string = newNodeId(),
   ) {
     this.revoked = new Recent(config.ticketTtlMs);
     this.removed = new Recent(config.ticketTtlMs);
@@ -62,19 +63,19 @@ export class Hub {
       message: (m) => this.rooms.accept(m),
       frame: (room, frame, exceptUser) => this.rooms.broadcast(room, frame, exceptUser === undefined ? undefined : (c) => c.user === exceptUser),
       revoke: (session) => this.revokedHere(session),
-    });
-    this.rooms = new Rooms(store, this.link, log);
+    }, nodeId);
+    this.rooms = new Rooms(store, this.link, log, metrics);
     const roomPresence = new RoomPresence(presence, this.rooms, log);
     this.rooms.listen(roomPresence);
     // Stored messages go to this node's rooms first, then to the other nodes.
     this.writer = new MessageWriter(store, (messages) => {
       for (const m of messages) {
-        this.rooms.accept(m);
+        this.rooms.accept(m, true);
         this.link.message(m);
       }
-    });
+    }, metrics);
     this.ctx = { config, store, log, rooms: this.rooms, presence: roomPresence, writer: this.writer, userLimit, metrics };
-    this.router = new Router(createHandlers(this.ctx), log, config.maxRoomsPerConnection);
+    this.router = new Router(createHandlers(this.ctx), log, config.maxRoomsPerConnection, metrics);
     this.heartbeat = new Heartbeat(this.connections, config.pingIntervalMs, config.pongTimeoutMs, (now) => roomPresence.sweep(now));
     this.limits = {
       maxMessageBytes: config.maxMessageBytes,
@@ -203,6 +204,19 @@ export class Hub {
     return this.removed.has(user.toLowerCase());
   }
 
+  /**
+   * The first step of a shutdown: stops reading frames from every connection (those already read
+   * are answered `shutting_down`), then resolves once every event accepted before has been
+   * answered (a message stored and acked, or refused with its code), or when `deadlineMs` passes.
+   */
+  async quiesce(deadlineMs: number): Promise<void> {
+    this.router.shutDown();
+    for (const conn of this.connections) conn.ws.pause();
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.router.idle(), new Promise<void>((r) => (timer = setTimeout(r, deadlineMs)))]);
+    clearTimeout(timer);
+  }
+
   /** Closes every connection (shutdown) and resolves when all are gone or the deadline passes. */
   async closeAll(code: number, reason: string, deadlineMs: number): Promise<void> {
     for (const conn of this.connections) conn.close(code, reason);
@@ -211,11 +225,14 @@ export class Hub {
     for (const conn of this.connections) conn.terminate(reason);
   }
 
-  startHeartbeat(): void {
+  /** Starts the heartbeat and, with other nodes, the periodic catch-up of the rooms (hub/rooms.ts). */
+  startTimers(): void {
     this.heartbeat.start();
+    this.rooms.startCatchUp(this.config.catchUpIntervalMs);
   }
 
-  stopHeartbeat(): void {
+  stopTimers(): void {
     this.heartbeat.stop();
+    this.rooms.stopCatchUp();
   }
 }

@@ -10,14 +10,22 @@
  *   that a member replaying the room gets it through its replay buffer (hub/replay.ts).
  * - `seqOf` is the seq a member has seen everything up to once it joined (the feed's last
  *   delivered seq), so a `joined` never promises a message the member will not get.
+ * - With other nodes (a broker with fan-out), every `catchUpIntervalMs` one store query reads the
+ *   latest seq of every room open here, and each feed behind it reads what it missed: delivery
+ *   does not depend on the broker (hub/feed.ts). A room's topic stays subscribed through broker
+ *   outages (broker/broker.ts).
  */
 import type { Logger } from 'pino';
 import type { ChatMessage } from '@parley/protocol';
 import type { Connection } from '../connection.js';
 import { encode, frameText } from '../frames.js';
+import type { Metrics } from '../metrics.js';
 import type { Store } from '../store/store.js';
 import type { ClusterLink } from './cluster.js';
 import { Feed } from './feed.js';
+
+/** Rooms per query of the periodic catch-up. */
+const CATCH_UP_CHUNK = 5000;
 
 /** A room with members on this node. */
 interface Room {
@@ -37,11 +45,14 @@ export interface MembershipListener {
 export class Rooms {
   private readonly rooms = new Map<string, Room>();
   private listener: MembershipListener | undefined;
+  private catchUpTimer: NodeJS.Timeout | undefined;
+  private catchingUp = false;
 
   constructor(
     private readonly store: Store,
     private readonly link: ClusterLink,
     private readonly log: Logger,
+    private readonly metrics: Metrics,
   ) {}
 
   /** Sets the one listener of membership changes. */
@@ -90,12 +101,14 @@ export class Rooms {
   /** First member on this node: subscribe to the room's topic, then start its feed. */
   private open(name: string): Room {
     const members = new Set<Connection>();
-    const feed = new Feed(name, this.store, (m) => this.deliver(members, m), this.log);
+    const gapFills = this.metrics.gapFills;
+    const feed = new Feed(name, this.store, { deliver: (m) => this.deliver(members, m), filled: (reason) => gapFills.inc({ reason }) }, this.log);
     const ready = (async () => {
       try {
         await this.link.joinRoom(name);
       } catch (err) {
-        this.log.warn({ err, room: name }, 'broker subscribe failed; local delivery only until it reconnects');
+        // The broker subscribes it once it is back; the catch-up delivers meanwhile.
+        this.log.debug({ err: err instanceof Error ? err.message : String(err), room: name }, 'room topic not subscribed yet');
       }
       await feed.start();
     })();
@@ -121,14 +134,52 @@ export class Rooms {
     return this.store.lastSeq(name);
   }
 
-  /** A stored message (this node's or another's), for the room's feed. */
-  accept(m: ChatMessage): void {
-    this.rooms.get(m.room)?.feed.accept(m);
+  /** A stored message, for the room's feed; `local`: stored by this node's writer. */
+  accept(m: ChatMessage, local = false): void {
+    this.rooms.get(m.room)?.feed.accept(m, local);
+  }
+
+  /**
+   * Resolves once the message `seq` of `room` went to the room's members here (undefined when it
+   * has, or the room is not open here): an ack waits for it, so the sender's own `new_message`
+   * always comes first.
+   */
+  reached(room: string, seq: number): Promise<void> | undefined {
+    return this.rooms.get(room)?.feed.reached(seq);
   }
 
   /** After a broker outage: every room reads from the store what other nodes published meanwhile. */
   resync(): void {
     for (const room of this.rooms.values()) room.feed.resync();
+  }
+
+  /** Starts the periodic catch-up (see the module doc); only with other nodes to miss. */
+  startCatchUp(intervalMs: number): void {
+    if (!this.link.fanout || this.catchUpTimer !== undefined) return;
+    this.catchUpTimer = setInterval(() => void this.catchUp(), intervalMs);
+    this.catchUpTimer.unref();
+  }
+
+  stopCatchUp(): void {
+    if (this.catchUpTimer !== undefined) clearInterval(this.catchUpTimer);
+    this.catchUpTimer = undefined;
+  }
+
+  /** One pass: the latest seq of every room open here, in one query per CATCH_UP_CHUNK rooms. */
+  async catchUp(): Promise<void> {
+    if (this.catchingUp || this.rooms.size === 0) return;
+    this.catchingUp = true;
+    try {
+      const names = [...this.rooms.keys()];
+      for (let i = 0; i < names.length; i += CATCH_UP_CHUNK) {
+        const latest = await this.store.lastSeqs(names.slice(i, i + CATCH_UP_CHUNK));
+        for (const [name, seq] of latest) this.rooms.get(name)?.feed.catchUp(seq);
+      }
+    } catch (err) {
+      this.log.debug({ err: err instanceof Error ? err.message : String(err) }, 'catch-up read failed; next interval');
+    } finally {
+      this.catchingUp = false;
+    }
   }
 
   /** Sends one frame, serialized once, to every local connection in the room (but `except`). */
@@ -156,6 +207,7 @@ export class Rooms {
   private deliver(members: Set<Connection>, m: ChatMessage): void {
     if (members.size === 0) return;
     const data = frameText(encode('new_message', m));
+    this.metrics.deliveries.inc(members.size);
     for (const conn of members) {
       const replay = conn.replay;
       if (replay !== undefined) {

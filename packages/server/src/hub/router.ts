@@ -9,10 +9,13 @@
  * - The per-connection rate limit is taken for every frame; a connection whose frames keep being
  *   refused is closed with 1008, a binary frame with 1003.
  * - Replies to one frame leave in one write (the connection is corked for the turn).
+ * - From `shutDown()` on, no event is handled: each is answered `shutting_down` (by its ref), and
+ *   `idle()` resolves once every event handled before has been answered.
  */
 import type { Logger } from 'pino';
 import { type ClientEvents, type ClientEventType, CloseCodes, type Ref } from '@parley/protocol';
 import type { Connection } from '../connection.js';
+import type { Metrics } from '../metrics.js';
 import { eventSchemas, isClientEventType, isRef } from '../schemas.js';
 import { answerFailure, fail } from './errors.js';
 import type { Handler, Handlers } from './handlers/index.js';
@@ -28,15 +31,21 @@ function tooManyKeys(payload: unknown, max: number): boolean {
 }
 
 export class Router {
+  private closing = false;
+  /** Handlers that have not settled yet. */
+  private inFlight = 0;
+  private idleWaiters: (() => void)[] = [];
+
   constructor(
     private readonly handlers: Handlers,
     private readonly log: Logger,
     private readonly maxRoomsPerConnection: number,
+    /** Counts the events refused by the per-connection limit (`parley_rate_limited_total{limit="connection"}`). */
+    private readonly metrics?: Metrics,
   ) {}
 
   /** Entry point for every frame a client sends. Never throws. */
   handleFrame(conn: Connection, data: Buffer, isBinary: boolean): void {
-    conn.alive();
     // Frames that arrive behind a close (a slow consumer's own backlog of requests) are not served.
     if (!conn.open) return;
     if (isBinary) {
@@ -72,7 +81,12 @@ export class Router {
       fail(conn, 'bad_event', ref);
       return;
     }
+    if (this.closing) {
+      fail(conn, 'shutting_down', ref);
+      return;
+    }
     if (verdict === 'limited') {
+      this.metrics?.rateLimited.inc({ limit: 'connection' });
       fail(conn, 'rate_limited', ref);
       return;
     }
@@ -87,6 +101,24 @@ export class Router {
     }
     this.parseAndDispatch(conn, type, payload, ref);
   }
+
+  /** The server is shutting down: no more events are handled (see the module doc). */
+  shutDown(): void {
+    this.closing = true;
+  }
+
+  /** Resolves once no handler is running (each has answered its event). */
+  idle(): Promise<void> {
+    if (this.inFlight === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  private settled = (): void => {
+    if (--this.inFlight > 0) return;
+    const waiters = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const w of waiters) w();
+  };
 
   private parseAndDispatch<K extends ClientEventType>(conn: Connection, type: K, payload: unknown, ref: Ref | undefined): void {
     const parsed = eventSchemas[type].safeParse(payload);
@@ -103,7 +135,10 @@ export class Router {
     const handler: Handler<K> = this.handlers[type];
     try {
       const result = handler(conn, payload, ref);
-      if (result !== undefined) result.catch((err: unknown) => answerFailure(this.log, conn, type, ref, err));
+      if (result !== undefined) {
+        this.inFlight++;
+        result.catch((err: unknown) => answerFailure(this.log, conn, type, ref, err)).finally(this.settled);
+      }
     } catch (err) {
       answerFailure(this.log, conn, type, ref, err);
     }

@@ -7,8 +7,12 @@
  * The command connection fails at once while Redis is unreachable (no offline queue, at most
  * COMMAND_TIMEOUT_MS in flight): a login or ticket answers 503 at once, a message is not held
  * up by the per-user limit (which fails open), and a publication that cannot go out now is not
- * sent late (receivers read what they missed from the store). The subscriber keeps an offline
- * queue, so subscriptions made while Redis is down take effect once it is back.
+ * sent late (receivers read what they missed from the store). The subscriber does not restore
+ * subscriptions by itself (ioredis would restore only those that had succeeded): the broker keeps
+ * the topics it wants and subscribes them again on every reconnect (broker/redis.ts).
+ *
+ * Each connection is named (CLIENT SETNAME) `parley:<node>:command` / `parley:<node>:subscriber`,
+ * so an operator's CLIENT LIST tells the nodes' connections apart.
  */
 import { Redis, type RedisOptions } from 'ioredis';
 
@@ -19,7 +23,7 @@ export const retryStrategy = (attempt: number): number => Math.min(100 * 2 ** Ma
 export const COMMAND_TIMEOUT_MS = 1000;
 
 const COMMAND: RedisOptions = { lazyConnect: true, maxRetriesPerRequest: 1, enableOfflineQueue: false, commandTimeout: COMMAND_TIMEOUT_MS, retryStrategy };
-const SUBSCRIBER: RedisOptions = { lazyConnect: true, maxRetriesPerRequest: 1, enableOfflineQueue: true, retryStrategy };
+const SUBSCRIBER: RedisOptions = { lazyConnect: true, maxRetriesPerRequest: 1, enableOfflineQueue: false, autoResubscribe: false, retryStrategy };
 
 export class RedisShard {
   /** For commands and scripts (and publishing). */
@@ -35,14 +39,16 @@ export class RedisShard {
     private readonly url: string,
     /** How long `init` waits for Redis before the node serves anyway (degraded: 503 where Redis is needed). */
     private readonly startWaitMs = 3000,
+    /** The node's id, in the connections' names. */
+    readonly node = 'node',
   ) {
-    this.command = this.open(COMMAND);
+    this.command = this.open({ ...COMMAND, connectionName: `parley:${node}:command` });
   }
 
   /** The subscriber connection, opened on first use. */
   get subscriber(): Redis {
     if (this.sub === undefined) {
-      this.sub = this.open(SUBSCRIBER);
+      this.sub = this.open({ ...SUBSCRIBER, connectionName: `parley:${this.node}:subscriber` });
       if (this.started) this.sub.connect().catch(() => undefined);
     }
     return this.sub;
@@ -72,6 +78,11 @@ export class RedisShard {
     });
   }
 
+  /** Tells every follower to look at its health again (a driver's own part of it changed). */
+  changed(): void {
+    for (const fn of this.watchers) fn();
+  }
+
   /**
    * Connects what was opened; resolves once it is ready, or after startWaitMs (ioredis keeps
    * retrying). Idempotent: every Redis driver calls it from its own init.
@@ -98,7 +109,7 @@ export class RedisShard {
   private open(options: RedisOptions): Redis {
     const c = new Redis(this.url, options);
     const changed = () => {
-      for (const fn of this.watchers) fn();
+      this.changed();
       if (this.healthy !== this.reported) {
         this.reported = this.healthy;
         this.onHealth?.(this.reported);

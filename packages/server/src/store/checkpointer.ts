@@ -1,9 +1,11 @@
 /**
  * The SQLite store's checkpointer, a worker thread with its own connection to the database
  * file: every `intervalMs` it copies the write-ahead log into the database (PASSIVE: it never
- * blocks the writer nor waits for readers). A checkpoint writes pages and syncs the file (with
- * `synchronous = NORMAL`, twice), which takes milliseconds on a real disk; here it happens off
- * the event loop instead of inside whichever commit crosses the WAL's auto-checkpoint size.
+ * blocks the writer nor waits for readers). A checkpoint syncs the log, writes pages and syncs
+ * the database file (with `synchronous` FULL, the store's default, or NORMAL alike), which takes
+ * milliseconds on a real disk; here it happens off the event loop instead of inside whichever
+ * commit crosses the WAL's auto-checkpoint size. (With NORMAL these are the only syncs; with
+ * FULL every commit also syncs the log: sqlite.ts.)
  * The main thread posts 'close' to stop it.
  */
 import { parentPort, workerData } from 'node:worker_threads';

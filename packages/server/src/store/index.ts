@@ -5,18 +5,24 @@ import { SqliteStore } from './sqlite.js';
 import type { Store } from './store.js';
 
 export * from './store.js';
-export { SqliteStore } from './sqlite.js';
-export { PostgresStore } from './postgres.js';
+export { SqliteStore, type SqliteStoreOptions } from './sqlite.js';
+export { PostgresStore, type PostgresStoreOptions } from './postgres.js';
 
 /** The SQLite file inside dataDir. */
 export const sqliteFile = (config: Pick<Config, 'dataDir'>): string => join(config.dataDir, 'parley.db');
 
 /** Builds the store the config names (not yet initialized). */
-export function createStore(config: Pick<Config, 'store' | 'dataDir' | 'postgresUrl' | 'postgresSchema'>): Store {
+export function createStore(config: Pick<Config, 'store' | 'dataDir' | 'postgresUrl' | 'postgresSchema' | 'durability' | 'pgStatementTimeoutMs' | 'pgConnectTimeoutMs'>): Store {
   switch (config.store) {
     case 'sqlite':
-      return new SqliteStore(sqliteFile(config));
+      return new SqliteStore(sqliteFile(config), { durability: config.durability });
     case 'postgres':
-      return new PostgresStore({ url: config.postgresUrl as string, schema: config.postgresSchema });
+      return new PostgresStore({
+        url: config.postgresUrl as string,
+        schema: config.postgresSchema,
+        durability: config.durability,
+        statementTimeoutMs: config.pgStatementTimeoutMs,
+        connectTimeoutMs: config.pgConnectTimeoutMs,
+      });
   }
 }

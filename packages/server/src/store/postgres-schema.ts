@@ -49,13 +49,18 @@ const MIGRATIONS: readonly (string | ((db: Sql) => Promise<void>))[] = [
    CREATE INDEX user_removals_at ON user_removals(at);`,
   // 3: room names are case-insensitive (rooms-migration.ts).
   foldRoomNames,
+  // 4: the write probe's one row (store/health.ts).
+  `CREATE TABLE IF NOT EXISTS health (
+     id INT NOT NULL PRIMARY KEY,
+     at BIGINT NOT NULL
+   );`,
 ];
 
 /** Arbitrary constant for pg_advisory_xact_lock: nodes starting together migrate one at a time. */
 const MIGRATION_LOCK = 0x7061726c; // "parl"
 
 /** A migration's view of the database (rooms-migration.ts): `?` placeholders become `$n`. */
-const sqlOf = (c: pg.PoolClient): Sql => {
+const sqlOf = (c: pg.ClientBase): Sql => {
   const numbered = (sql: string) => {
     let n = 0;
     return sql.replace(/\?/g, () => `$${++n}`);
@@ -69,7 +74,7 @@ const sqlOf = (c: pg.PoolClient): Sql => {
 };
 
 /** Brings `schema` up to the latest migration, inside the caller's transaction (`c`). */
-export async function migrate(c: pg.PoolClient, schema: string): Promise<void> {
+export async function migrate(c: pg.ClientBase, schema: string): Promise<void> {
   await c.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK]);
   await c.query(`CREATE SCHEMA IF NOT EXISTS ${schema}`);
   await c.query('CREATE TABLE IF NOT EXISTS parley_migrations (version INT NOT NULL PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())');

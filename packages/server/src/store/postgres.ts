@@ -8,9 +8,27 @@
  *
  * Dedupe: `INSERT … ON CONFLICT DO NOTHING` on (user_name, ref) first; a concurrent insert of the
  * same key in another transaction waits for that one to commit, then counts as a duplicate.
+ *
+ * Timeouts: every connection has the server-side `statement_timeout` (`statementTimeoutMs`), and
+ * every query a client-side timeout a little longer (a frozen network or database never answers,
+ * so only the client can give up); a connection is given up after `connectTimeoutMs`. A client
+ * whose query failed other than by an answer of the database (a timeout, a lost connection) is
+ * destroyed, never returned to the pool with a query hung behind it. A session idle inside a
+ * transaction (its node frozen, say) is ended by the server after twice the statement timeout,
+ * so its row locks do not stop the other nodes.
+ *
+ * Durability: commits wait for the server's WAL flush (`synchronous_commit` as the server sets
+ * it, `on` by default) unless `durability: 'normal'`, which sets `synchronous_commit = off` for
+ * the store's sessions: the last commits before a crash of the database server may be lost
+ * (the database stays consistent).
+ *
+ * Health (store/health.ts): a failure with a connection error, a timeout, SQLSTATE class 08,
+ * 53 (53100 disk_full…), 57 (57014 statement timeout, 57P01 shutdown…), 58, or 25006 (read-only)
+ * makes the store unhealthy until a write succeeds; the probe upserts the one row of `health`.
  */
 import pg from 'pg';
 import type { ChatMessage } from '@parley/protocol';
+import { StoreHealth, type StoreFailure } from './health.js';
 import { migrate } from './postgres-schema.js';
 import { type Appended, type HistoryQuery, type NewMessage, type PruneQuery, type SessionRecord, type Store, StoreError, type UserRecord, type UserRemoval } from './store.js';
 import { codeOf, messageOf } from '../failure.js';
@@ -28,6 +46,28 @@ interface MessageRow {
 
 const toMessage = (r: MessageRow): ChatMessage => ({ room: r.room, seq: Number(r.seq), from: r.sender, message: r.body, sent: r.sent });
 
+/** SQLSTATE classes that say the database cannot be reached or cannot write now. */
+const BACKEND_CLASSES = new Set(['08', '53', '57', '58']);
+
+/**
+ * The code of a failure that means the database is down, unreachable, too slow, full or
+ * read-only: the SQLSTATE (classes 08, 53, 57, 58, and 25006), Node's network code
+ * (`ECONNREFUSED`…), or `query_timeout`, `connect_timeout`, `connection_lost` for pg's own
+ * errors. Undefined for anything else (a statement or value the database refused, a bug).
+ */
+export function pgBackend(err: unknown): string | undefined {
+  const code = codeOf(err);
+  if (err instanceof pg.DatabaseError) {
+    return typeof code === 'string' && (BACKEND_CLASSES.has(code.slice(0, 2)) || code === '25006') ? code : undefined;
+  }
+  if (typeof code === 'string' && /^E[A-Z]+$/.test(code)) return code;
+  const message = messageOf(err);
+  if (/query read timeout/i.test(message)) return 'query_timeout';
+  if (/timeout exceeded when trying to connect|timeout expired|connection timeout/i.test(message)) return 'connect_timeout';
+  if (/connection terminated|not queryable|connection ended|connection error/i.test(message)) return 'connection_lost';
+  return undefined;
+}
+
 function wrap(err: unknown, what: string): StoreError {
   if (err instanceof StoreError) return err;
   const code = codeOf(err);
@@ -36,8 +76,11 @@ function wrap(err: unknown, what: string): StoreError {
   // Class 22 (data exception: a NUL in text, a bad byte sequence, a value out of range) and 54000
   // (a value past a limit): this data cannot be stored, whatever the state of the database.
   if (typeof code === 'string' && (code.startsWith('22') || code === '54000')) return new StoreError('invalid', `${what}: ${message}`, { cause: err });
-  return new StoreError('unavailable', `${what}: ${message}`, { cause: err });
+  return new StoreError('unavailable', `${what}: ${message}`, { cause: err, backend: pgBackend(err) });
 }
+
+/** How much longer than the statement timeout the client waits for an answer before it gives up, ms. */
+export const QUERY_TIMEOUT_GRACE_MS = 500;
 
 export interface PostgresStoreOptions {
   url: string;
@@ -45,8 +88,12 @@ export interface PostgresStoreOptions {
   schema?: string;
   /** Most pool connections. */
   poolSize?: number;
-  /** How long to wait for a connection before failing a call. */
-  connectTimeoutMs?: number;
+  /** How long to wait for a connection before failing a call, ms (default 5000). */
+  connectTimeoutMs?: number | undefined;
+  /** The server cancels a statement running longer than this, ms (default 5000); the client gives up QUERY_TIMEOUT_GRACE_MS later. */
+  statementTimeoutMs?: number | undefined;
+  /** `full` (default): the server's synchronous_commit; `normal`: synchronous_commit = off (see the module doc). */
+  durability?: 'full' | 'normal' | undefined;
   /** The connections' application_name (pg_stat_activity shows it); default `parley`. */
   applicationName?: string;
 }
@@ -55,10 +102,22 @@ export class PostgresStore implements Store {
   readonly driver = 'postgres';
   private pool: pg.Pool | undefined;
   private readonly schema: string;
+  private readonly health = new StoreHealth(
+    async () => {
+      await this.p.query('INSERT INTO health (id, at) VALUES (1, $1) ON CONFLICT (id) DO UPDATE SET at = EXCLUDED.at', [Date.now()]);
+    },
+    pgBackend,
+    (healthy) => this.onHealth?.(healthy),
+  );
+  onHealth?: ((healthy: boolean) => void) | undefined;
   onBackgroundError?: ((err: Error) => void) | undefined;
 
   get healthy(): boolean {
-    return this.pool !== undefined;
+    return this.pool !== undefined && this.health.healthy;
+  }
+
+  get failure(): StoreFailure | undefined {
+    return this.pool === undefined ? undefined : this.health.failure;
   }
 
   constructor(private readonly options: PostgresStoreOptions) {
@@ -67,27 +126,56 @@ export class PostgresStore implements Store {
   }
 
   async init(): Promise<void> {
-    const pool = new pg.Pool({
+    const statementTimeoutMs = this.options.statementTimeoutMs ?? 5000;
+    const connection = {
       connectionString: this.options.url,
-      max: this.options.poolSize ?? 10,
       connectionTimeoutMillis: this.options.connectTimeoutMs ?? 5000,
-      idleTimeoutMillis: 30_000,
       application_name: this.options.applicationName ?? 'parley',
+    };
+    // Migrations first, on a connection of their own without the timeouts: one may take long.
+    const migrator = new pg.Client({ ...connection, options: `-c search_path=${this.schema}` });
+    migrator.on('error', () => undefined); // the query in flight rejects with it
+    try {
+      await migrator.connect();
+      await migrator.query('BEGIN');
+      await migrate(migrator, this.schema);
+      await migrator.query('COMMIT');
+    } catch (err) {
+      throw wrap(err, 'postgres migrate');
+    } finally {
+      await migrator.end().catch(() => undefined);
+    }
+    const pool = new pg.Pool({
+      ...connection,
+      max: this.options.poolSize ?? 10,
+      idleTimeoutMillis: 30_000,
+      statement_timeout: statementTimeoutMs,
+      query_timeout: statementTimeoutMs + QUERY_TIMEOUT_GRACE_MS,
+      idle_in_transaction_session_timeout: 2 * statementTimeoutMs,
       types: { getTypeParser: ((oid: number, format?: string) => (oid === INT8 ? Number : pg.types.getTypeParser(oid, format as 'text'))) as typeof pg.types.getTypeParser },
-      options: `-c search_path=${this.schema}`,
+      options: `-c search_path=${this.schema}${this.options.durability === 'normal' ? ' -c synchronous_commit=off' : ''}`,
     });
     // An idle client losing its connection must not crash the process; the next query reconnects.
     pool.on('error', (err) => this.onBackgroundError?.(err));
     this.pool = pool;
-    try {
-      await this.tx(async (c) => {
-        await migrate(c, this.schema);
-      });
-    } catch (err) {
-      await pool.end().catch(() => undefined);
-      this.pool = undefined;
-      throw wrap(err, 'postgres migrate');
-    }
+    await this.health.start();
+  }
+
+  /**
+   * A setting as the store's sessions see it (`SHOW name`): `statement_timeout`,
+   * `synchronous_commit`… For tests and diagnostics.
+   */
+  async setting(name: string): Promise<string> {
+    if (!/^[a-z_]+$/.test(name)) throw new StoreError('invalid', `not a setting name: ${name}`);
+    const { rows } = await this.q<Record<string, string>>('show', `SHOW ${name}`);
+    return rows[0]?.[name] ?? '';
+  }
+
+  /** Wraps a failure's error, and tells the health when the database could not be reached or could not write. */
+  private failed(err: unknown, what: string, writes = 1): StoreError {
+    const e = wrap(err, what);
+    if (e.backend !== undefined) this.health.failed(e.backend, err, writes);
+    return e;
   }
 
   private get p(): pg.Pool {
@@ -95,14 +183,23 @@ export class PostgresStore implements Store {
     return this.pool;
   }
 
+  /** One query on a pooled client (pg's pool destroys a client whose query failed). */
   private async q<R extends pg.QueryResultRow>(what: string, text: string, values: unknown[] = []): Promise<pg.QueryResult<R>> {
     try {
       return await this.p.query<R>(text, values);
     } catch (err) {
-      throw wrap(err, what);
+      throw this.failed(err, what);
     }
   }
 
+  /** A query that writes: its success proves the database can write (store/health.ts). */
+  private async w<R extends pg.QueryResultRow>(what: string, text: string, values: unknown[] = []): Promise<pg.QueryResult<R>> {
+    const result = await this.q<R>(what, text, values);
+    this.health.wrote();
+    return result;
+  }
+
+  /** A transaction that writes; rejects with the database's error, unwrapped. */
   private async tx<T>(fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
     const client = await this.p.connect();
     // A checked-out client whose connection dies emits 'error'; the query in flight rejects
@@ -116,9 +213,14 @@ export class PostgresStore implements Store {
       await client.query('BEGIN');
       const out = await fn(client);
       await client.query('COMMIT');
+      this.health.wrote();
       return out;
     } catch (err) {
-      broken ??= err instanceof Error && /terminat|ECONN|EPIPE/i.test(err.message) ? err : undefined;
+      // Only an answer of the database (a DatabaseError) leaves the connection usable; anything
+      // else (a query timeout: the query still hangs on it; a lost connection; a bug here) gets
+      // no ROLLBACK, which could hang as well: the client is destroyed, and the server rolls
+      // the transaction back when the connection goes.
+      broken ??= err instanceof pg.DatabaseError ? undefined : err instanceof Error ? err : new Error(messageOf(err));
       if (broken === undefined) await client.query('ROLLBACK').catch(() => undefined);
       throw err;
     } finally {
@@ -129,13 +231,14 @@ export class PostgresStore implements Store {
   }
 
   async close(): Promise<void> {
+    this.health.stop();
     const pool = this.pool;
     this.pool = undefined;
     await pool?.end();
   }
 
   async createUser(name: string, passwordHash: string): Promise<void> {
-    await this.q('create user', 'INSERT INTO users (name, password_hash, created_at) VALUES ($1, $2, $3)', [name, passwordHash, Date.now()]);
+    await this.w('create user', 'INSERT INTO users (name, password_hash, created_at) VALUES ($1, $2, $3)', [name, passwordHash, Date.now()]);
   }
 
   async getUser(name: string): Promise<UserRecord | undefined> {
@@ -175,7 +278,7 @@ export class PostgresStore implements Store {
         return true;
       });
     } catch (err) {
-      throw wrap(err, `remove user ${name}`);
+      throw this.failed(err, `remove user ${name}`);
     }
   }
 
@@ -185,7 +288,7 @@ export class PostgresStore implements Store {
   }
 
   async createSession(s: SessionRecord): Promise<void> {
-    await this.q('create session', 'INSERT INTO sessions (token_hash, user_name, expires_at) VALUES ($1, $2, $3)', [s.tokenHash, s.user, s.expiresAt]);
+    await this.w('create session', 'INSERT INTO sessions (token_hash, user_name, expires_at) VALUES ($1, $2, $3)', [s.tokenHash, s.user, s.expiresAt]);
   }
 
   async getSession(tokenHash: string, now: number): Promise<SessionRecord | undefined> {
@@ -199,11 +302,11 @@ export class PostgresStore implements Store {
   }
 
   async deleteSession(tokenHash: string): Promise<boolean> {
-    return ((await this.q('delete session', 'DELETE FROM sessions WHERE token_hash = $1', [tokenHash])).rowCount ?? 0) > 0;
+    return ((await this.w('delete session', 'DELETE FROM sessions WHERE token_hash = $1', [tokenHash])).rowCount ?? 0) > 0;
   }
 
   async deleteExpiredSessions(now: number): Promise<number> {
-    return (await this.q('delete expired sessions', 'DELETE FROM sessions WHERE expires_at <= $1', [now])).rowCount ?? 0;
+    return (await this.w('delete expired sessions', 'DELETE FROM sessions WHERE expires_at <= $1', [now])).rowCount ?? 0;
   }
 
   async appendMessages(batch: readonly NewMessage[]): Promise<Appended[]> {
@@ -311,13 +414,21 @@ export class PostgresStore implements Store {
         return result;
       });
     } catch (err) {
-      throw wrap(err, 'append messages');
+      throw this.failed(err, 'append messages', batch.length);
     }
   }
 
   async lastSeq(room: string): Promise<number> {
     const { rows } = await this.q<{ last_seq: number }>('last seq', 'SELECT last_seq FROM rooms WHERE name = $1', [room]);
     return rows[0]?.last_seq ?? 0;
+  }
+
+  async lastSeqs(rooms: readonly string[]): Promise<Map<string, number>> {
+    const seqs = new Map<string, number>();
+    if (rooms.length === 0) return seqs;
+    const { rows } = await this.q<{ name: string; last_seq: number }>('last seqs', 'SELECT name, last_seq FROM rooms WHERE name = ANY($1::text[])', [rooms]);
+    for (const r of rows) seqs.set(r.name, Number(r.last_seq));
+    return seqs;
   }
 
   async history(room: string, query: HistoryQuery): Promise<ChatMessage[]> {
@@ -346,7 +457,7 @@ export class PostgresStore implements Store {
     let deleted = 0;
     if (q.olderThan !== undefined) {
       deleted += (
-        await this.q('prune', 'DELETE FROM messages WHERE (room, seq) IN (SELECT room, seq FROM messages WHERE at < $1 LIMIT $2)', [q.olderThan, q.limit])
+        await this.w('prune', 'DELETE FROM messages WHERE (room, seq) IN (SELECT room, seq FROM messages WHERE at < $1 LIMIT $2)', [q.olderThan, q.limit])
       ).rowCount ?? 0;
     }
     if (q.maxPerRoom !== undefined && deleted < q.limit) {
@@ -357,7 +468,7 @@ export class PostgresStore implements Store {
       );
       for (const { room, cutoff } of rows) {
         deleted += (
-          await this.q('prune', 'DELETE FROM messages WHERE room = $1 AND seq IN (SELECT seq FROM messages WHERE room = $1 AND seq <= $2 ORDER BY seq LIMIT $3)', [
+          await this.w('prune', 'DELETE FROM messages WHERE room = $1 AND seq IN (SELECT seq FROM messages WHERE room = $1 AND seq <= $2 ORDER BY seq LIMIT $3)', [
             room,
             cutoff,
             q.limit - deleted,
@@ -368,7 +479,7 @@ export class PostgresStore implements Store {
     }
     if (deleted < q.limit) {
       deleted += (
-        await this.q('prune', 'DELETE FROM dedupe WHERE (user_name, ref) IN (SELECT user_name, ref FROM dedupe WHERE at < $1 LIMIT $2)', [q.dedupeOlderThan, q.limit - deleted])
+        await this.w('prune', 'DELETE FROM dedupe WHERE (user_name, ref) IN (SELECT user_name, ref FROM dedupe WHERE at < $1 LIMIT $2)', [q.dedupeOlderThan, q.limit - deleted])
       ).rowCount ?? 0;
     }
     return deleted;

@@ -4,6 +4,16 @@
  * bounded (indexed lookups, one transaction per batch of messages), which keeps the event loop
  * free. Several Parley processes may share the file on one machine: seqs come from a row
  * updated inside each write transaction, so they stay gap-free and unique.
+ *
+ * Durability: `synchronous = FULL` by default, so a commit (an ack) survives a power loss: the
+ * write-ahead log is synced at every commit. `durability: 'normal'` sets NORMAL: the log is
+ * synced only at checkpoints, so the last commits before a power loss (not a process crash) may
+ * be lost, though the database stays consistent.
+ *
+ * Health (store/health.ts): a write failing with SQLITE_FULL, SQLITE_READONLY, SQLITE_IOERR,
+ * SQLITE_CANTOPEN, SQLITE_BUSY (past busy_timeout)… makes the store unhealthy until a write
+ * succeeds; the probe upserts the one row of `health` and, inside a savepoint it rolls back,
+ * allocates two fresh pages, so a database that cannot grow is not reported healthy.
  */
 import { once } from 'node:events';
 import { mkdirSync } from 'node:fs';
@@ -12,6 +22,7 @@ import { Worker } from 'node:worker_threads';
 import Database from 'better-sqlite3';
 import type { ChatMessage } from '@parley/protocol';
 import type { CheckpointerData, CheckpointerError } from './checkpointer.js';
+import { StoreHealth, type StoreFailure } from './health.js';
 import { foldRoomNames, type Sql } from './rooms-migration.js';
 import { type Appended, type HistoryQuery, type NewMessage, type PruneQuery, type SessionRecord, type Store, StoreError, type UserRecord, type UserRemoval } from './store.js';
 import { codeOf, messageOf } from '../failure.js';
@@ -63,6 +74,12 @@ const MIGRATIONS: readonly (string | ((db: Sql) => Promise<void>))[] = [
    CREATE INDEX user_removals_at ON user_removals(at);`,
   // 3: room names are case-insensitive (rooms-migration.ts).
   foldRoomNames,
+  // 4: the write probe's one row (store/health.ts); `pad` is only ever written in a savepoint rolled back.
+  `CREATE TABLE IF NOT EXISTS health (
+     id INTEGER PRIMARY KEY,
+     at INTEGER NOT NULL,
+     pad BLOB
+   );`,
 ];
 
 /** A migration's view of the database (rooms-migration.ts). */
@@ -83,6 +100,20 @@ interface MessageRow {
 
 const toMessage = (r: MessageRow): ChatMessage => ({ room: r.room, seq: r.seq, from: r.sender, message: r.body, sent: r.sent });
 
+/**
+ * SQLite's primary result codes that say the database cannot write now (the disk, the file, a
+ * lock), not that a statement or a value was wrong: the store is unhealthy until a write works.
+ */
+const BACKEND_CODES = new Set(['SQLITE_FULL', 'SQLITE_READONLY', 'SQLITE_IOERR', 'SQLITE_CANTOPEN', 'SQLITE_BUSY', 'SQLITE_LOCKED', 'SQLITE_CORRUPT', 'SQLITE_NOTADB', 'SQLITE_PERM', 'SQLITE_PROTOCOL', 'SQLITE_NOMEM', 'SQLITE_NOLFS', 'SQLITE_AUTH']);
+
+/** The SQLite code of a failure that means the database cannot write (see BACKEND_CODES), else undefined. */
+export function sqliteBackend(err: unknown): string | undefined {
+  const code = codeOf(err);
+  if (typeof code !== 'string') return undefined;
+  const primary = /^SQLITE_[A-Z]+/.exec(code)?.[0];
+  return primary !== undefined && BACKEND_CODES.has(primary) ? code : undefined;
+}
+
 function wrap(err: unknown, what: string): StoreError {
   if (err instanceof StoreError) return err;
   const code = codeOf(err);
@@ -93,7 +124,7 @@ function wrap(err: unknown, what: string): StoreError {
   if (code === 'SQLITE_TOOBIG' || code === 'SQLITE_MISMATCH' || code === 'SQLITE_CONSTRAINT_NOTNULL' || code === 'SQLITE_CONSTRAINT_CHECK') {
     return new StoreError('invalid', `${what}: ${messageOf(err)}`, { cause: err });
   }
-  return new StoreError('unavailable', `${what}: ${messageOf(err)}`, { cause: err });
+  return new StoreError('unavailable', `${what}: ${messageOf(err)}`, { cause: err, backend: sqliteBackend(err) });
 }
 
 /** How often the checkpointer copies the write-ahead log into the database file, ms. */
@@ -104,25 +135,48 @@ const CHECKPOINT_INTERVAL_MS = 200;
  */
 const WAL_AUTOCHECKPOINT_PAGES = 10_000;
 
+export interface SqliteStoreOptions {
+  /** `full` (default): every commit is synced (synchronous = FULL); `normal`: synchronous = NORMAL (see the module doc). */
+  durability?: 'full' | 'normal' | undefined;
+}
+
 export class SqliteStore implements Store {
   readonly driver = 'sqlite';
   private db: Database.Database | undefined;
   private stmts: ReturnType<SqliteStore['prepare']> | undefined;
   private checkpointer: Worker | undefined;
+  private probeWrite: (() => void) | undefined;
+  private readonly health = new StoreHealth(
+    async () => {
+      const probe = this.probeWrite;
+      if (probe === undefined) throw new StoreError('unavailable', 'sqlite store is not open');
+      probe();
+    },
+    sqliteBackend,
+    (healthy) => this.onHealth?.(healthy),
+  );
+  onHealth?: ((healthy: boolean) => void) | undefined;
   onBackgroundError?: ((err: Error) => void) | undefined;
 
   get healthy(): boolean {
-    return this.db !== undefined;
+    return this.db !== undefined && this.health.healthy;
+  }
+
+  get failure(): StoreFailure | undefined {
+    return this.db === undefined ? undefined : this.health.failure;
   }
 
   /** @param file path of the database file, or ':memory:' */
-  constructor(private readonly file: string) {}
+  constructor(
+    private readonly file: string,
+    private readonly options: SqliteStoreOptions = {},
+  ) {}
 
   async init(): Promise<void> {
     if (this.file !== ':memory:') mkdirSync(dirname(this.file), { recursive: true });
     const db = new Database(this.file);
     db.pragma('journal_mode = WAL');
-    db.pragma('synchronous = NORMAL');
+    db.pragma(`synchronous = ${this.options.durability === 'normal' ? 'NORMAL' : 'FULL'}`);
     db.pragma('foreign_keys = ON');
     db.pragma('busy_timeout = 5000');
     const version = db.pragma('user_version', { simple: true }) as number;
@@ -143,6 +197,8 @@ export class SqliteStore implements Store {
     }
     this.db = db;
     this.stmts = this.prepare(db);
+    this.probeWrite = probeOf(db);
+    await this.health.start();
     if (this.file !== ':memory:') {
       db.pragma(`wal_autocheckpoint = ${WAL_AUTOCHECKPOINT_PAGES}`);
       const data: CheckpointerData = { file: this.file, intervalMs: CHECKPOINT_INTERVAL_MS };
@@ -192,6 +248,7 @@ export class SqliteStore implements Store {
       pruneDedupe: db.prepare<[number, number]>('DELETE FROM dedupe WHERE (user_name, ref) IN (SELECT user_name, ref FROM dedupe WHERE at < ? LIMIT ?)'),
       ping: db.prepare('SELECT 1'),
       lastSeq: db.prepare<[string], { last_seq: number }>('SELECT last_seq FROM rooms WHERE name = ?'),
+      lastSeqs: db.prepare<[string], { name: string; last_seq: number }>('SELECT r.name, r.last_seq FROM json_each(?) AS j JOIN rooms r ON r.name = j.value'),
       historyLatest: db.prepare<[string, number], MessageRow>('SELECT room, seq, sender, body, sent FROM messages WHERE room = ? ORDER BY seq DESC LIMIT ?'),
       historyBefore: db.prepare<[string, number, number], MessageRow>(
         'SELECT room, seq, sender, body, sent FROM messages WHERE room = ? AND seq < ? ORDER BY seq DESC LIMIT ?',
@@ -231,12 +288,32 @@ export class SqliteStore implements Store {
     return { ...s, append, remove };
   }
 
+  /**
+   * Test seam: runs a PRAGMA on the store's own connection and returns its value. Some pragmas
+   * hold per connection (`max_page_count`, `query_only`), so a test can only reach them here:
+   * `store.pragma('max_page_count = 1')` is a full disk, `store.pragma('query_only = 1')` a
+   * read-only one. Not for production code.
+   */
+  pragma(source: string): unknown {
+    if (this.db === undefined) throw new StoreError('unavailable', 'sqlite store is not open');
+    return this.db.pragma(source, { simple: true });
+  }
+
+  /** Wraps a failed write's error, and tells the health when the database could not write (`writes`: how many it refused). */
+  private failed(err: unknown, what: string, writes = 1): StoreError {
+    const e = wrap(err, what);
+    if (e.backend !== undefined) this.health.failed(e.backend, err, writes);
+    return e;
+  }
+
   private get s() {
     if (this.stmts === undefined) throw new StoreError('unavailable', 'sqlite store is not open');
     return this.stmts;
   }
 
   async close(): Promise<void> {
+    this.health.stop();
+    this.probeWrite = undefined;
     const checkpointer = this.checkpointer;
     this.checkpointer = undefined;
     if (checkpointer !== undefined && checkpointer.threadId !== -1) {
@@ -253,8 +330,9 @@ export class SqliteStore implements Store {
   async createUser(name: string, passwordHash: string): Promise<void> {
     try {
       this.s.createUser.run(name, passwordHash, Date.now());
+      this.health.wrote();
     } catch (err) {
-      throw wrap(err, `user ${name}`);
+      throw this.failed(err, `user ${name}`);
     }
   }
 
@@ -274,9 +352,11 @@ export class SqliteStore implements Store {
   async deleteUser(name: string): Promise<boolean> {
     const s = this.s;
     try {
-      return s.remove.immediate(name, Date.now());
+      const removed = s.remove.immediate(name, Date.now());
+      this.health.wrote();
+      return removed;
     } catch (err) {
-      throw wrap(err, `remove user ${name}`);
+      throw this.failed(err, `remove user ${name}`);
     }
   }
 
@@ -287,8 +367,9 @@ export class SqliteStore implements Store {
   async createSession(session: SessionRecord): Promise<void> {
     try {
       this.s.createSession.run(session.tokenHash, session.user, session.expiresAt);
+      this.health.wrote();
     } catch (err) {
-      throw wrap(err, 'session');
+      throw this.failed(err, 'session');
     }
   }
 
@@ -298,25 +379,48 @@ export class SqliteStore implements Store {
   }
 
   async deleteSession(tokenHash: string): Promise<boolean> {
-    return this.s.deleteSession.run(tokenHash).changes > 0;
+    const s = this.s;
+    try {
+      const deleted = s.deleteSession.run(tokenHash).changes > 0;
+      this.health.wrote();
+      return deleted;
+    } catch (err) {
+      throw this.failed(err, 'delete session');
+    }
   }
 
   async deleteExpiredSessions(now: number): Promise<number> {
-    return this.s.deleteExpired.run(now).changes;
+    const s = this.s;
+    try {
+      const deleted = s.deleteExpired.run(now).changes;
+      this.health.wrote();
+      return deleted;
+    } catch (err) {
+      throw this.failed(err, 'delete expired sessions');
+    }
   }
 
   async appendMessages(batch: readonly NewMessage[]): Promise<Appended[]> {
     const s = this.s; // StoreError 'unavailable' when the store is not open
     try {
       // IMMEDIATE: take the write lock up front, so two processes never interleave seq updates.
-      return s.append.immediate(batch, Date.now());
+      const appended = s.append.immediate(batch, Date.now());
+      this.health.wrote();
+      return appended;
     } catch (err) {
-      throw wrap(err, 'append messages');
+      throw this.failed(err, 'append messages', batch.length);
     }
   }
 
   async lastSeq(room: string): Promise<number> {
     return this.s.lastSeq.get(room)?.last_seq ?? 0;
+  }
+
+  async lastSeqs(rooms: readonly string[]): Promise<Map<string, number>> {
+    const seqs = new Map<string, number>();
+    if (rooms.length === 0) return seqs;
+    for (const r of this.s.lastSeqs.all(JSON.stringify(rooms))) seqs.set(r.name, r.last_seq);
+    return seqs;
   }
 
   async history(room: string, query: HistoryQuery): Promise<ChatMessage[]> {
@@ -344,9 +448,10 @@ export class SqliteStore implements Store {
         }
       }
       if (deleted < q.limit) deleted += s.pruneDedupe.run(q.dedupeOlderThan, q.limit - deleted).changes;
+      this.health.wrote();
       return deleted;
     } catch (err) {
-      throw wrap(err, 'prune');
+      throw this.failed(err, 'prune');
     }
   }
 
@@ -357,4 +462,26 @@ export class SqliteStore implements Store {
       throw wrap(err, 'ping');
     }
   }
+}
+
+/**
+ * The write probe (store/health.ts): one upsert of the `health` row, committed (the log can be
+ * written, the file is not read-only), and, in a savepoint rolled back before the commit, a
+ * row of two pages (the database can grow, or has free pages: what a batch of messages needs).
+ */
+function probeOf(db: Database.Database): () => void {
+  const upsert = db.prepare<[number]>('INSERT INTO health (id, at) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET at = excluded.at');
+  const grow = db.prepare<[number]>('INSERT INTO health (id, at, pad) VALUES (2, 0, zeroblob(?))');
+  const pageSize = db.pragma('page_size', { simple: true }) as number;
+  const probe = db.transaction(() => {
+    upsert.run(Date.now());
+    db.exec('SAVEPOINT room_to_grow');
+    try {
+      grow.run(2 * pageSize);
+    } finally {
+      db.exec('ROLLBACK TO room_to_grow');
+      db.exec('RELEASE room_to_grow');
+    }
+  });
+  return () => probe.immediate();
 }

@@ -18,6 +18,9 @@
  */
 import type { ChatMessage } from '@parley/protocol';
 import type { Driver } from '../driver.js';
+import type { StoreFailure } from './health.js';
+
+export type { StoreFailure } from './health.js';
 
 export interface UserRecord {
   name: string;
@@ -87,23 +90,41 @@ export interface HistoryQuery {
 export type StoreErrorCode = 'conflict' | 'invalid' | 'unavailable';
 
 export class StoreError extends Error {
+  /**
+   * For `unavailable`: the backend's code when the database could not write or could not be
+   * reached (`SQLITE_FULL`, `SQLITE_READONLY`, `53100`, `ECONNREFUSED`, `query_timeout`…). Such
+   * a failure is an outage the store reports itself (`healthy`, `failure`, /readyz; drivers.ts
+   * logs it once, then a summary every 10 s): whoever gets the error need not log it.
+   * Undefined for any other failure.
+   */
+  readonly backend: string | undefined;
+
   constructor(
     readonly code: StoreErrorCode,
     message: string,
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; backend?: string | undefined },
   ) {
     super(message, options);
     this.name = 'StoreError';
+    this.backend = options?.backend;
   }
 }
 
 /**
  * `onBackgroundError` (set by the server, to log them): failures of the store's own background
  * work, which no request sees. SQLite: its checkpointer thread. Postgres: an idle pooled
- * connection lost (the pool replaces it). `healthy`: the store is open (init resolved, not
- * closed); /readyz also makes a round trip to the database (`ping`).
+ * connection lost (the pool replaces it).
+ *
+ * `healthy`: the store is open (init resolved, not closed) and can write: the first write that
+ * fails with a backend error (StoreError.backend) makes it false, and only a write that
+ * succeeds makes it true again; a write probe runs every second meanwhile (store/health.ts),
+ * so it comes back without traffic. `onHealth` is called on each change, `failure` says why.
+ * /readyz also makes a round trip to the database (`ping`) while it is healthy.
  */
 export interface Store extends Driver {
+  /** Why the store cannot write, while it cannot (undefined while it can, or is closed). */
+  readonly failure: StoreFailure | undefined;
+
   /** Opens the database and applies pending migrations. */
   init(): Promise<void>;
 
@@ -141,6 +162,11 @@ export interface Store extends Driver {
   appendMessages(batch: readonly NewMessage[]): Promise<Appended[]>;
   /** The latest seq of a room, 0 when it has none. */
   lastSeq(room: string): Promise<number>;
+  /**
+   * The latest seq of each of `rooms` that has messages, in one query (the feeds' periodic
+   * catch-up: how a node notices a publication it never got). Rooms without any are left out.
+   */
+  lastSeqs(rooms: readonly string[]): Promise<Map<string, number>>;
   /** Where the message stored with this (from, ref) went, if it is still in the dedupe window. */
   findRef(from: string, ref: string): Promise<Pick<ChatMessage, 'room' | 'seq'> | undefined>;
   /** A page of history, newest first. */

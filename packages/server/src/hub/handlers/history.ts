@@ -41,6 +41,7 @@ export function historyHandlers(ctx: HubContext): Pick<Handlers, 'history'> {
     const room = memberRoom(conn, p.room);
     const n = inFlight.get(conn) ?? 0;
     if (n >= MAX_HISTORY_IN_FLIGHT) {
+      ctx.metrics.rateLimited.inc({ limit: 'history' });
       throw new ClientError('rate_limited', `At most ${MAX_HISTORY_IN_FLIGHT} history requests at a time per connection.`);
     }
     inFlight.set(conn, n + 1);

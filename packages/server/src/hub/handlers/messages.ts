@@ -1,11 +1,25 @@
-/** send_message: stored through the writer (seq order, dedupe by ref), acked once stored. */
+/**
+ * send_message: stored through the writer (seq order, dedupe by ref), acked once stored and
+ * delivered here: the sender's own `new_message` always precedes its `ack` (when the room's feed
+ * has a gap below it, the ack waits for the fill, at most ACK_WAIT_MS).
+ */
 import type { ClientEvents, Ref } from '@parley/protocol';
 import type { Connection } from '../../connection.js';
 import { ClientError } from '../errors.js';
 import { type Handlers, type HubContext, roomName } from './context.js';
 
+/** Longest an ack waits for its message to be delivered here (a store that fails the gap fill). */
+export const ACK_WAIT_MS = 5000;
+
+/** Resolves when `p` does or after `ms`, whichever is first. */
+async function atMost(p: Promise<void>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([p, new Promise<void>((r) => (timer = setTimeout(r, ms)))]);
+  clearTimeout(timer);
+}
+
 export function messageHandlers(ctx: HubContext): Pick<Handlers, 'send_message'> {
-  const { config, store, writer, userLimit } = ctx;
+  const { config, store, writer, userLimit, rooms } = ctx;
 
   const sendMessage = async (conn: Connection, p: ClientEvents['send_message'], ref: Ref | undefined): Promise<void> => {
     const room = p.room === undefined ? conn.current : roomName(p.room);
@@ -21,13 +35,17 @@ export function messageHandlers(ctx: HubContext): Pick<Handlers, 'send_message'>
       // A retry of a message that was stored already is acked, not refused.
       const seen = key === undefined ? undefined : await store.findRef(conn.user, key);
       if (seen === undefined || ref === undefined) {
+        ctx.metrics.rateLimited.inc({ limit: 'user' });
         throw new ClientError('rate_limited', `More than ${perUser} messages per second from user ${conn.user} across connections.`);
       }
       conn.send('ack', { ref, room: seen.room, seq: seen.seq }, ref);
       return;
     }
     const stored = await writer.submit({ room, from: conn.user, message: p.message, sent: new Date().toISOString(), ref: key });
-    if (ref !== undefined) conn.send('ack', { ref, room: stored.message.room, seq: stored.message.seq }, ref);
+    if (ref === undefined) return;
+    const delivered = stored.duplicate ? undefined : rooms.reached(stored.message.room, stored.message.seq);
+    if (delivered !== undefined) await atMost(delivered, ACK_WAIT_MS);
+    conn.send('ack', { ref, room: stored.message.room, seq: stored.message.seq }, ref);
   };
 
   return { send_message: sendMessage };

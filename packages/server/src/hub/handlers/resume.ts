@@ -4,9 +4,11 @@
  * Every room is joined and put in replaying mode at once, synchronously, so live messages from
  * then on are held for the connection (hub/replay.ts); the store is read from the client's seq
  * on, paced by the socket; then the held messages newer than the replay are sent, and `resumed`
- * closes the room. Nothing is lost and nothing is doubled.
+ * closes the room. Nothing is lost and nothing is doubled. What the store no longer has (pruned by
+ * retention), or what lies beyond the newest `resumeMaxMessages` of a gap, is not replayed: the
+ * replay goes around it, in order, and `resumed.missing` names the exact range.
  */
-import type { ClientEvents, Ref } from '@parley/protocol';
+import type { ClientEvents, Ref, SeqRange } from '@parley/protocol';
 import type { Connection } from '../../connection.js';
 import { encode, frameText } from '../../frames.js';
 import { ClientError } from '../errors.js';
@@ -18,9 +20,11 @@ import { type Handlers, type HubContext, roomName } from './context.js';
  * while it waits for its socket (50 of the longest messages are about 400 KB of text).
  */
 export const REPLAY_PAGE = 50;
+/** Resumes of one connection that may wait behind the one running (the running one included). */
+export const MAX_QUEUED_RESUMES = 4;
 
 export function resumeHandlers(ctx: HubContext): Pick<Handlers, 'resume'> {
-  const { config, store, rooms } = ctx;
+  const { config, store, rooms, metrics } = ctx;
   /** Each resuming connection's replay buffer (the resume unit's state, not the connection's). */
   const buffers = new WeakMap<Connection, ReplayBuffer>();
 
@@ -39,25 +43,41 @@ export function resumeHandlers(ctx: HubContext): Pick<Handlers, 'resume'> {
     return conn.sendFrame(data);
   };
 
+  /**
+   * Replays `room` after `after` (see the module doc). The target is the seq the room's feed has
+   * delivered here (it started, at the latest, when the room was joined above): everything up to
+   * it is read from the store, everything after it is among the held live frames.
+   */
   const replay = async (conn: Connection, buffer: ReplayBuffer, room: string, after: number, ref: Ref | undefined): Promise<void> => {
     const held = buffer.held(room);
-    const latest = await store.lastSeq(room);
+    const latest = await rooms.seqOf(room);
+    let missing: SeqRange | undefined;
+    const lost = (from: number, to: number): void => {
+      missing = missing === undefined ? { from, to } : { from: missing.from, to };
+    };
     let last = after;
-    let recovered = after <= latest && latest - after <= config.resumeMaxMessages;
-    while (recovered && last < latest) {
+    const ahead = after > latest; // the server's data was reset, or rooms merged: start over from its latest
+    if (ahead) last = latest;
+    else if (latest - after > config.resumeMaxMessages) {
+      // Too big a gap: the newest resumeMaxMessages are replayed, the older part is reported.
+      last = latest - config.resumeMaxMessages;
+      lost(after + 1, last);
+    }
+    while (last < latest) {
       const page = await store.messagesAfter(room, last, REPLAY_PAGE);
-      const first = page[0];
-      if (first === undefined || first.seq !== last + 1) {
-        recovered = false; // pruned by retention: a gap only history can explain
-        break;
-      }
+      if (page.length === 0) break;
       for (const m of page) {
+        if (m.seq > last + 1) lost(last + 1, m.seq - 1); // pruned by retention
         if (!(await paced(conn, frameText(encode('new_message', m))))) return;
+        metrics.deliveries.inc();
         last = m.seq;
       }
+      if (page.length < REPLAY_PAGE) break;
     }
-    // Not recovered: the client reloads history; live messages go on from the latest seq.
-    if (!recovered) last = latest;
+    if (last < latest) {
+      lost(last + 1, latest); // the rest is gone from the store too
+      last = latest;
+    }
     // Live messages held meanwhile (the array may grow while we wait for the socket).
     for (let i = 0; i < held.length; i++) {
       const h = held[i];
@@ -69,10 +89,11 @@ export function resumeHandlers(ctx: HubContext): Pick<Handlers, 'resume'> {
     }
     // No await between the loop's last check and here: nothing can slip in between.
     buffer.finish(room, last);
-    conn.send('resumed', { room, seq: last, recovered }, ref);
+    const recovered = !ahead && missing === undefined;
+    conn.send('resumed', missing === undefined ? { room, seq: last, recovered } : { room, seq: last, recovered, missing }, ref);
   };
 
-  const resume = async (conn: Connection, p: ClientEvents['resume'], ref: Ref | undefined): Promise<void> => {
+  const resumeNow = async (conn: Connection, p: ClientEvents['resume'], ref: Ref | undefined): Promise<void> => {
     // Names that differ only by case or Unicode form are one room: resumed from the lower seq.
     const wanted = new Map<string, number>();
     for (const [raw, after] of Object.entries(p.rooms)) {
@@ -102,6 +123,36 @@ export function resumeHandlers(ctx: HubContext): Pick<Handlers, 'resume'> {
       }
       if (!conn.open) return;
     }
+  };
+
+  /**
+   * One resume at a time per connection: a second one (an SDK filling a hole) waits for the first;
+   * at most MAX_QUEUED_RESUMES wait, more are refused with rate_limited.
+   */
+  const running = new WeakMap<Connection, Promise<void>>();
+  const queued = new WeakMap<Connection, number>();
+  const resume = async (conn: Connection, p: ClientEvents['resume'], ref: Ref | undefined): Promise<void> => {
+    const waiting = queued.get(conn) ?? 0;
+    if (waiting >= MAX_QUEUED_RESUMES) throw new ClientError('rate_limited', `At most ${MAX_QUEUED_RESUMES} resumes of one connection wait for the one running.`);
+    queued.set(conn, waiting + 1);
+    try {
+      await chained(conn, p, ref);
+    } finally {
+      queued.set(conn, (queued.get(conn) ?? 1) - 1);
+    }
+  };
+  const chained = (conn: Connection, p: ClientEvents['resume'], ref: Ref | undefined): Promise<void> => {
+    const before = running.get(conn);
+    const run = before === undefined ? resumeNow(conn, p, ref) : before.then(() => (conn.open ? resumeNow(conn, p, ref) : undefined));
+    const settled = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    running.set(conn, settled);
+    void settled.then(() => {
+      if (running.get(conn) === settled) running.delete(conn);
+    });
+    return run;
   };
 
   return { resume };
