@@ -63,6 +63,9 @@ export interface Mark {
 
 interface Window {
   kind: 'redis' | 'postgres';
+  /** When the backend went and came back. */
+  downAt: number;
+  upAt: number;
   before: number;
   after: number;
 }
@@ -306,6 +309,8 @@ export class FaultRun {
   async redisOutage(ms = 5000, deliverMs = 15_000): Promise<void> {
     const before = this.marks.length - 1;
     const problems: string[] = [];
+    let upAt = 0;
+    const downAt = Date.now();
     await this.redis.kill();
     this.log('Redis killed');
     try {
@@ -317,11 +322,12 @@ export class FaultRun {
       await sleep(Math.max(0, ms - 1000));
     } finally {
       await this.redis.start();
+      upAt = Date.now();
       this.log('Redis started');
     }
     await this.allReady();
     await this.caughtUp('Redis back').catch((err: unknown) => problems.push(String(err)));
-    this.windows.push({ kind: 'redis', before, after: this.marks.length - 1 });
+    this.windows.push({ kind: 'redis', downAt, upAt, before, after: this.marks.length - 1 });
     if (problems.length > 0) throw new FaultError(problems.join('\n'));
   }
 
@@ -429,18 +435,21 @@ export class FaultRun {
   async postgresCut(ms = 3000): Promise<{ unavailable: number }> {
     const before = this.marks.length - 1;
     const errorsBefore = this.wireErrors('unavailable');
+    let upAt = 0;
+    const downAt = Date.now();
     this.proxy.cut();
     this.log('Postgres cut');
     try {
       await sleep(ms);
     } finally {
       this.proxy.restore();
+      upAt = Date.now();
       this.log('Postgres restored');
     }
     await this.allReady();
     const problems: string[] = [];
     await this.caughtUp('Postgres back').catch((err: unknown) => problems.push(String(err)));
-    this.windows.push({ kind: 'postgres', before, after: this.marks.length - 1 });
+    this.windows.push({ kind: 'postgres', downAt, upAt, before, after: this.marks.length - 1 });
     const unavailable = this.wireErrors('unavailable') - errorsBefore;
     if (unavailable === 0) problems.push('Postgres cut: no send was answered `unavailable`: did the fault happen?');
     if (problems.length > 0) throw new FaultError(problems.join('\n'));
@@ -545,13 +554,51 @@ export class FaultRun {
       const b = this.marks[w.after];
       if (a === undefined || b === undefined) continue;
       const name = w.kind === 'redis' ? 'parley_gap_fills_total' : 'parley_store_errors_total';
+      const expected = w.kind === 'redis' ? this.nodesThatFilled(w) : this.nodesThatRefused(a.at, b.at);
       for (const nb of b.nodes) {
         const na = a.nodes.find((n) => n.url === nb.url && n.pid === nb.pid);
-        if (na === undefined) continue;
-        // A node with no clients (its members failed over when it was killed) has nothing to fill or write.
-        if ((na.metrics?.total('parley_connections') ?? 0) === 0 && (nb.metrics?.total('parley_connections') ?? 0) === 0) continue;
+        if (na === undefined || !expected.has(nb.url)) continue;
         const grew = (nb.metrics?.total(name) ?? 0) - (na.metrics?.total(name) ?? 0);
-        if (grew <= 0) out.push(`${nb.url}: ${name} did not grow across the ${w.kind === 'redis' ? 'Redis outage' : 'Postgres cut'} ("${a.phase}" → "${b.phase}")`);
+        if (grew <= 0) out.push(`${nb.url}: ${name} did not grow across the ${w.kind === 'redis' ? 'Redis outage' : 'Postgres cut'} ("${a.phase}" → "${b.phase}"), though ${w.kind === 'redis' ? 'its members got messages sent on other nodes while Redis was down' : 'it answered sends `unavailable`'}`);
+      }
+      if (expected.size === 0) out.push(`${w.kind === 'redis' ? 'Redis outage' : 'Postgres cut'} ("${a.phase}" → "${b.phase}"): no node was seen ${w.kind === 'redis' ? 'delivering a message from another node' : 'refusing a send'}: nothing to hold the metrics to`);
+    }
+    return out;
+  }
+
+  /** Nodes that answered a send `unavailable` between two times (those had a store write fail). */
+  private nodesThatRefused(from: number, to: number): Set<string> {
+    const out = new Set<string>();
+    for (const m of this.members) {
+      for (const f of m.wire.frames) {
+        if (f.type !== 'error' || f.code !== 'unavailable' || f.ref === undefined || !m.wire.isSend(f.ref) || f.at < from || f.at > to) continue;
+        const origin = m.wire.origins[f.conn];
+        if (origin !== undefined) out.add(origin);
+      }
+    }
+    return out;
+  }
+
+  /**
+   * Nodes that delivered a message acked on another node while Redis was down: no broker could
+   * have brought it, so they read it from the store (a gap fill).
+   */
+  private nodesThatFilled(w: Window): Set<string> {
+    const ackedOn = new Map<string, string>();
+    for (const m of this.members) {
+      for (const f of m.wire.frames) {
+        if (f.type !== 'ack' || f.at < w.downAt + 500 || f.at > w.upAt) continue; // (a publication in flight at the kill may still have gone out)
+        const origin = m.wire.origins[f.conn];
+        if (origin !== undefined) ackedOn.set(`${f.room}\u0000${f.seq}`, origin);
+      }
+    }
+    const out = new Set<string>();
+    for (const m of this.members) {
+      for (const f of m.wire.frames) {
+        if (f.type !== 'new_message' || f.at < w.downAt) continue;
+        const origin = m.wire.origins[f.conn];
+        const sender = ackedOn.get(`${f.room}\u0000${f.seq}`);
+        if (origin !== undefined && sender !== undefined && sender !== origin) out.add(origin);
       }
     }
     return out;

@@ -31,6 +31,8 @@ export class Wire {
   /** ref of each send_message → the connection it first went out on. */
   private readonly firstSentOn = new Map<string, number>();
   private connections = 0;
+  /** The origin (http://host:port) of each connection, by its number. */
+  readonly origins: string[] = [];
   private socket: RecordingSocket | undefined;
   private paused = false;
 
@@ -39,7 +41,8 @@ export class Wire {
 
   constructor() {
     const wire: WireSink = {
-      opened: (socket) => {
+      opened: (socket, url) => {
+        this.origins[this.connections] = originOf(url);
         this.socket = socket;
         if (this.paused) socket.pause();
         return this.connections++;
@@ -64,6 +67,11 @@ export class Wire {
   resume(): void {
     this.paused = false;
     this.socket?.resume();
+  }
+
+  /** Whether `ref` is one of this client's send_message refs. */
+  isSend(ref: string): boolean {
+    return this.firstSentOn.has(ref);
   }
 
   /** How many connections the client opened. */
@@ -140,7 +148,7 @@ export class Wire {
 
 interface WireSink {
   /** A connection's handshake is done; returns its number. */
-  opened(socket: RecordingSocket): number;
+  opened(socket: RecordingSocket, url: string): number;
   sent(conn: number, text: string): void;
   received(conn: number, text: string): void;
   closed(code: number): void;
@@ -162,7 +170,7 @@ export class RecordingSocket {
   ) {
     this.ws = new WebSocket(url);
     this.ws.onopen = (e) => {
-      this.conn = wire.opened(this);
+      this.conn = wire.opened(this, url);
       this.onopen?.(e);
     };
     this.ws.onmessage = (e) => {
@@ -197,4 +205,10 @@ export class RecordingSocket {
   resume(): void {
     this.ws.resume();
   }
+}
+
+/** ws://host:port/ws?… → http://host:port (the node's URL). */
+function originOf(url: string): string {
+  const u = new URL(url);
+  return `${u.protocol === 'wss:' ? 'https:' : 'http:'}//${u.host}`;
 }
