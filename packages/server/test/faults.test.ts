@@ -56,7 +56,7 @@ describe('faults: 3 nodes on Postgres and their own Redis, SDK clients across th
   });
 
   test('a receiver that stops reading is closed (4000 or 1006) and recovers everything by resume', async () => {
-    const { code } = await run.stalledReader(8000);
+    const { code } = await run.stalledReader(10_000);
     assert.ok(code !== undefined);
   });
 
