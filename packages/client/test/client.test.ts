@@ -3,28 +3,12 @@
  */
 import assert from 'node:assert/strict';
 import { createServer } from 'node:net';
-import { after, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import type { ChatMessage } from '@parley/protocol';
 import { ParleyClient, ParleyError, type StateEvent, type WebSocketConstructor } from '../src/index.js';
-import { account, client, connectionsOf, CountingFetch, FAST, rejectionCode, sleep, startTestServer, waitFor, WS, type TestServer } from './helpers.js';
+import { account, client, fixture, connectionsOf, CountingFetch, rejectionCode, sleep, waitFor, WS } from './helpers.js';
 
-const servers: TestServer[] = [];
-const clients: ParleyClient[] = [];
-after(async () => {
-  for (const c of clients) c.close();
-  for (const s of servers) await s.stop();
-});
-
-async function server(extra: Parameters<typeof startTestServer>[0] = {}): Promise<TestServer> {
-  const s = await startTestServer({ ...FAST, ...extra });
-  servers.push(s);
-  return s;
-}
-
-function track<T extends { c: ParleyClient }>(x: T): T {
-  clients.push(x.c);
-  return x;
-}
+const { server, track, adopt } = fixture();
 
 /** Every new_message the app got, per room. */
 function inbox(c: ParleyClient): ChatMessage[] {

@@ -14,28 +14,12 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import type { ChatMessage } from '@parley/protocol';
 import { type GapEvent, ParleyClient } from '../src/index.js';
-import { account, client, connectionsOf, FAST, Recorder, type ServerConnection, sleep, startTestServer, waitFor, type TestServer } from './helpers.js';
+import { account, client, fixture, connectionsOf, FAST, Recorder, type ServerConnection, sleep, startTestServer, waitFor } from './helpers.js';
 
-const servers: TestServer[] = [];
-const clients: ParleyClient[] = [];
-after(async () => {
-  for (const c of clients) c.close();
-  for (const s of servers) await s.stop();
-});
-
-async function server(extra: Parameters<typeof startTestServer>[0] = {}): Promise<TestServer> {
-  const s = await startTestServer({ ...FAST, ...extra });
-  servers.push(s);
-  return s;
-}
-
-function track<T extends { c: ParleyClient }>(x: T): T {
-  clients.push(x.c);
-  return x;
-}
+const { server, track, adopt } = fixture();
 
 /** What the app saw of `room`, in order: a message as its seq, a gap as itself. */
 function stream(c: ParleyClient, room: string): (number | GapEvent)[] {
@@ -270,7 +254,7 @@ describe('@parley/client gaps', { timeout: 60_000 }, () => {
       await ParleyClient.register(setup.url, a.name, a.password);
       await setup.close();
       const fresh = await startTestServer({ ...FAST, dataDir, port });
-      servers.push(fresh);
+      adopt(fresh);
       await waitFor(() => A.c.state === 'open' && A.states.filter((st) => st.state === 'open').length === 2, 'open on the fresh server', 20_000);
       assert.deepEqual(seen, [1, 2, 3, 4, 5, gap('reset', 1, 5, 0)]);
       assert.equal(A.c.lastSeq('reset'), 0);
@@ -279,7 +263,6 @@ describe('@parley/client gaps', { timeout: 60_000 }, () => {
       assert.deepEqual(seen.at(-1), 1);
       A.c.close();
       await fresh.stop();
-      servers.pop();
     } finally {
       rmSync(dataDir, { recursive: true, force: true });
     }

@@ -4,6 +4,7 @@
  * requests, and small waiters.
  */
 import type { Socket } from 'node:net';
+import { after } from 'node:test';
 import WebSocket from 'ws';
 import type { ServerFrame } from '@parley/protocol';
 import type { ParleyServer } from '@parley/server';
@@ -144,4 +145,38 @@ export async function rejectionCode(p: Promise<unknown>): Promise<string> {
     return (err as { code: string }).code;
   }
   throw new Error('expected a rejection');
+}
+
+/**
+ * One test file's servers and clients: each is closed (clients first) after the file's tests.
+ * Call it at the top of the file.
+ */
+export function fixture(): {
+  /** A server with FAST limits and `extra`. */
+  server(extra?: Parameters<typeof startTestServer>[0]): Promise<TestServer>;
+  /** A server started otherwise, stopped with the others (stopping one twice is harmless). */
+  adopt(s: TestServer): TestServer;
+  /** Closes the client (or clients) after the tests. */
+  track<T extends { c: ParleyClient }>(x: T): T;
+  close(...clients: ParleyClient[]): void;
+} {
+  const servers: TestServer[] = [];
+  const clients: ParleyClient[] = [];
+  after(async () => {
+    for (const c of clients) c.close();
+    for (const s of servers) await s.stop();
+  });
+  const adopt = (s: TestServer): TestServer => {
+    servers.push(s);
+    return s;
+  };
+  return {
+    server: async (extra = {}) => adopt(await startTestServer({ ...FAST, ...extra })),
+    adopt,
+    track: (x) => {
+      clients.push(x.c);
+      return x;
+    },
+    close: (...cs) => void clients.push(...cs),
+  };
 }

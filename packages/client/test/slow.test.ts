@@ -6,17 +6,11 @@
  * ends with every message exactly once, in order.
  */
 import assert from 'node:assert/strict';
-import { after, describe, test, type TestContext } from 'node:test';
+import { describe, test, type TestContext } from 'node:test';
 import type { ChatMessage } from '@parley/protocol';
-import type { ParleyClient } from '../src/index.js';
-import { account, client, connectionsOf, FAST, Recorder, sleep, startTestServer, waitFor, type TestServer } from './helpers.js';
+import { account, client, fixture, connectionsOf, FAST, Recorder, sleep, startTestServer, waitFor } from './helpers.js';
 
-const servers: TestServer[] = [];
-const clients: ParleyClient[] = [];
-after(async () => {
-  for (const c of clients) c.close();
-  for (const s of servers) await s.stop();
-});
+const fx = fixture();
 
 /** Messages of this many characters: a few thousand fill the kernel's socket buffers. */
 const TEXT = 3000;
@@ -32,12 +26,12 @@ async function overflow(t: TestContext, how: 'close frame read' | 'socket destro
     pingIntervalMs: 600_000,
     pongTimeoutMs: 600_000,
   });
-  servers.push(s);
+  fx.adopt(s);
   const [a, b] = [await account(s), await account(s)];
   const rec = new Recorder();
   const A = client(s, { token: a.token, rooms: ['flood'], WebSocket: rec.WebSocket, reconnect: { baseMs: 20, capMs: 100 } });
   const B = client(s, { token: b.token, rooms: ['flood'] });
-  clients.push(A.c, B.c);
+  fx.close(A.c, B.c);
   const got: ChatMessage[] = [];
   A.c.on('new_message', (m) => got.push(m));
   const gaps: unknown[] = [];
