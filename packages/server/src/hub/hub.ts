@@ -21,6 +21,7 @@ import type { Presence } from '../presence/presence.js';
 import { Recent } from '../recent.js';
 import type { Store } from '../store/store.js';
 import { Tally } from '../tally.js';
+import { atMost } from '../wait.js';
 import { MessageWriter } from '../writer.js';
 import { ClusterLink, newNodeId } from './cluster.js';
 import { createHandlers, type HubContext, replyWithSeq } from './handlers/index.js';
@@ -212,9 +213,7 @@ export class Hub {
   async quiesce(deadlineMs: number): Promise<void> {
     this.router.shutDown();
     for (const conn of this.connections) conn.ws.pause();
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([this.router.idle(), new Promise<void>((r) => (timer = setTimeout(r, deadlineMs)))]);
-    clearTimeout(timer);
+    await atMost(this.router.idle(), deadlineMs);
   }
 
   /** Closes every connection (shutdown) and resolves when all are gone or the deadline passes. */

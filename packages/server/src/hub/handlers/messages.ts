@@ -5,18 +5,12 @@
  */
 import type { ClientEvents, Ref } from '@parley/protocol';
 import type { Connection } from '../../connection.js';
+import { atMost } from '../../wait.js';
 import { ClientError } from '../errors.js';
 import { type Handlers, type HubContext, roomName } from './context.js';
 
 /** Longest an ack waits for its message to be delivered here (a store that fails the gap fill). */
 export const ACK_WAIT_MS = 5000;
-
-/** Resolves when `p` does or after `ms`, whichever is first. */
-async function atMost(p: Promise<void>, ms: number): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  await Promise.race([p, new Promise<void>((r) => (timer = setTimeout(r, ms)))]);
-  clearTimeout(timer);
-}
 
 export function messageHandlers(ctx: HubContext): Pick<Handlers, 'send_message'> {
   const { config, store, writer, userLimit, rooms } = ctx;

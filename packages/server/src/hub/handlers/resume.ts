@@ -129,30 +129,23 @@ export function resumeHandlers(ctx: HubContext): Pick<Handlers, 'resume'> {
    * One resume at a time per connection: a second one (an SDK filling a hole) waits for the first;
    * at most MAX_QUEUED_RESUMES wait, more are refused with rate_limited.
    */
-  const running = new WeakMap<Connection, Promise<void>>();
-  const queued = new WeakMap<Connection, number>();
+  const chains = new WeakMap<Connection, { tail: Promise<void>; length: number }>();
   const resume = async (conn: Connection, p: ClientEvents['resume'], ref: Ref | undefined): Promise<void> => {
-    const waiting = queued.get(conn) ?? 0;
-    if (waiting >= MAX_QUEUED_RESUMES) throw new ClientError('rate_limited', `At most ${MAX_QUEUED_RESUMES} resumes of one connection wait for the one running.`);
-    queued.set(conn, waiting + 1);
-    try {
-      await chained(conn, p, ref);
-    } finally {
-      queued.set(conn, (queued.get(conn) ?? 1) - 1);
-    }
-  };
-  const chained = (conn: Connection, p: ClientEvents['resume'], ref: Ref | undefined): Promise<void> => {
-    const before = running.get(conn);
-    const run = before === undefined ? resumeNow(conn, p, ref) : before.then(() => (conn.open ? resumeNow(conn, p, ref) : undefined));
-    const settled = run.then(
+    let chain = chains.get(conn);
+    if (chain !== undefined && chain.length >= MAX_QUEUED_RESUMES) throw new ClientError('rate_limited', `At most ${MAX_QUEUED_RESUMES} resumes of one connection wait for the one running.`);
+    // The first one starts now, synchronously: its rooms are followed before any live message.
+    const run = chain === undefined ? resumeNow(conn, p, ref) : chain.tail.then(() => (conn.open ? resumeNow(conn, p, ref) : undefined));
+    if (chain === undefined) chains.set(conn, (chain = { tail: run, length: 0 }));
+    chain.length++;
+    chain.tail = run.then(
       () => undefined,
       () => undefined,
     );
-    running.set(conn, settled);
-    void settled.then(() => {
-      if (running.get(conn) === settled) running.delete(conn);
-    });
-    return run;
+    try {
+      await run;
+    } finally {
+      if (--chain.length === 0) chains.delete(conn);
+    }
   };
 
   return { resume };
