@@ -72,13 +72,11 @@ export class StoreHealth {
     this.timer = undefined;
   }
 
-  /** An operation failed with a backend error (`reason`: the backend's code); `refused`: the writes it refused (a batch's messages). */
+  /**
+   * An operation failed with a backend error (`reason`: the backend's code); `refused`: the
+   * writes it refused (a batch's messages; 0 for the probe).
+   */
   failed(reason: string, err: unknown, refused = 1): void {
-    this.down(reason, err, refused);
-  }
-
-  /** `refused`: how many writes were refused (0 for the probe). */
-  private down(reason: string, err: unknown, refused: number): void {
     const current = this.current;
     if (current !== undefined) {
       if (refused > 0) current.refused.set(reason, (current.refused.get(reason) ?? 0) + refused);
@@ -117,7 +115,7 @@ export class StoreHealth {
       if (this.running) this.wrote();
     } catch (err) {
       const reason = this.reasonOf(err);
-      if (reason !== undefined && this.running) this.down(reason, err, 0);
+      if (reason !== undefined && this.running) this.failed(reason, err, 0);
     } finally {
       this.probing = false;
       if (this.timer === undefined) this.schedule();
