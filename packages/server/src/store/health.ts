@@ -87,6 +87,15 @@ export class StoreHealth {
     this.changed(false);
   }
 
+  /**
+   * A store's operation failed: `e` is its wrapped error (StoreError), `err` the backend's. When
+   * `e` names a backend failure (`backend`), it counts as `failed`; returns `e` (to throw).
+   */
+  refused<E extends { readonly backend?: string | undefined }>(e: E, err: unknown, writes = 1): E {
+    if (e.backend !== undefined) this.failed(e.backend, err, writes);
+    return e;
+  }
+
   /** A write succeeded. */
   wrote(): void {
     this.wroteAt = Date.now();

@@ -173,9 +173,7 @@ export class PostgresStore implements Store {
 
   /** Wraps a failure's error, and tells the health when the database could not be reached or could not write. */
   private failed(err: unknown, what: string, writes = 1): StoreError {
-    const e = wrap(err, what);
-    if (e.backend !== undefined) this.health.failed(e.backend, err, writes);
-    return e;
+    return this.health.refused(wrap(err, what), err, writes);
   }
 
   private get p(): pg.Pool {
@@ -427,7 +425,7 @@ export class PostgresStore implements Store {
     const seqs = new Map<string, number>();
     if (rooms.length === 0) return seqs;
     const { rows } = await this.q<{ name: string; last_seq: number }>('last seqs', 'SELECT name, last_seq FROM rooms WHERE name = ANY($1::text[])', [rooms]);
-    for (const r of rows) seqs.set(r.name, Number(r.last_seq));
+    for (const r of rows) seqs.set(r.name, r.last_seq); // INT8 is parsed as a number (init)
     return seqs;
   }
 

@@ -301,9 +301,7 @@ export class SqliteStore implements Store {
 
   /** Wraps a failed write's error, and tells the health when the database could not write (`writes`: how many it refused). */
   private failed(err: unknown, what: string, writes = 1): StoreError {
-    const e = wrap(err, what);
-    if (e.backend !== undefined) this.health.failed(e.backend, err, writes);
-    return e;
+    return this.health.refused(wrap(err, what), err, writes);
   }
 
   private get s() {
