@@ -30,6 +30,7 @@
  */
 import type { Logger } from 'pino';
 import type { ChatMessage } from '@parley/protocol';
+import { messageOf } from '../failure.js';
 
 /** How long a feed waits for a missing seq from the broker before reading it from the store. */
 export const GAP_WAIT_MS = 150;
@@ -272,7 +273,7 @@ export class Feed {
   }
 
   private failed(err: unknown, what: string): void {
-    if (this.retryMs === 0) this.log.warn({ room: this.room, err: err instanceof Error ? err.message : String(err) }, what);
+    if (this.retryMs === 0) this.log.warn({ room: this.room, err: messageOf(err) }, what);
     this.retryMs = this.retryMs === 0 ? RETRY_MIN_MS : Math.min(this.retryMs * 2, RETRY_MAX_MS);
   }
 

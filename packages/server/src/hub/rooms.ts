@@ -17,6 +17,7 @@
  */
 import type { Logger } from 'pino';
 import type { ChatMessage } from '@parley/protocol';
+import { messageOf } from '../failure.js';
 import type { Connection } from '../connection.js';
 import { encode, frameText } from '../frames.js';
 import type { Metrics } from '../metrics.js';
@@ -108,7 +109,7 @@ export class Rooms {
         await this.link.joinRoom(name);
       } catch (err) {
         // The broker subscribes it once it is back; the catch-up delivers meanwhile.
-        this.log.debug({ err: err instanceof Error ? err.message : String(err), room: name }, 'room topic not subscribed yet');
+        this.log.debug({ err: messageOf(err), room: name }, 'room topic not subscribed yet');
       }
       await feed.start();
     })();
@@ -176,7 +177,7 @@ export class Rooms {
         for (const [name, seq] of latest) this.rooms.get(name)?.feed.catchUp(seq);
       }
     } catch (err) {
-      this.log.debug({ err: err instanceof Error ? err.message : String(err) }, 'catch-up read failed; next interval');
+      this.log.debug({ err: messageOf(err) }, 'catch-up read failed; next interval');
     } finally {
       this.catchingUp = false;
     }
