@@ -187,40 +187,40 @@ describe('Postgres behind a TCP proxy', () => {
 
   test('cut off: sends refused unavailable, /readyz 503 naming postgres, ready again by itself once the network is back', () =>
     withPgServer(async (server, proxy) => {
-    const a = await account(server);
-    const c = await connect(server, a.otp);
-    const before = await sendOne(c, 'cut-0');
-    assert.equal(typeof before, 'number');
-    proxy.cut();
-    assert.equal(await sendOne(c, 'cut-1'), 'unavailable');
-    const r = await ready(server.url);
-    assert.equal(r.status, 503);
-    assert.equal(r.body.store, 'down');
-    assert.equal(r.body.driver, 'postgres');
-    assert.ok(typeof r.body.reason === 'string' && r.body.reason.length > 0, `a reason: ${r.body.reason}`);
-    proxy.restore();
-    await waitFor(async () => (await ready(server.url)).status === 200, '/readyz 200 without traffic', 15_000);
-    assert.equal(await sendOne(c, 'cut-2'), (before as number) + 1, 'the refused message took no seq');
-    c.close();
+      const a = await account(server);
+      const c = await connect(server, a.otp);
+      const before = await sendOne(c, 'cut-0');
+      assert.equal(typeof before, 'number');
+      proxy.cut();
+      assert.equal(await sendOne(c, 'cut-1'), 'unavailable');
+      const r = await ready(server.url);
+      assert.equal(r.status, 503);
+      assert.equal(r.body.store, 'down');
+      assert.equal(r.body.driver, 'postgres');
+      assert.ok(typeof r.body.reason === 'string' && r.body.reason.length > 0, `a reason: ${r.body.reason}`);
+      proxy.restore();
+      await waitFor(async () => (await ready(server.url)).status === 200, '/readyz 200 without traffic', 15_000);
+      assert.equal(await sendOne(c, 'cut-2'), (before as number) + 1, 'the refused message took no seq');
+      c.close();
     }));
 
   test('frozen: a send gets unavailable (by its ref) once the timeouts run out, /readyz 503, then 200 and sends again after restore', () =>
     withPgServer(async (server, proxy) => {
-    const a = await account(server);
-    const c = await connect(server, a.otp);
-    assert.equal(typeof (await sendOne(c, 'frozen-0')), 'number');
-    proxy.freeze();
-    assert.equal(await sendOne(c, 'frozen-1', 'while frozen', 30_000), 'unavailable');
-    const r = await ready(server.url);
-    assert.equal(r.status, 503);
-    assert.equal(r.body.driver, 'postgres');
-    assert.match(r.body.reason, /^(query_timeout|connect_timeout|57014)$/);
-    proxy.restore();
-    await waitFor(async () => (await ready(server.url)).status === 200, '/readyz 200 after restore', 20_000);
-    assert.equal(typeof (await sendOne(c, 'frozen-2')), 'number');
-    c.send({ type: 'history', payload: { room: 'general' } });
-    assert.deepEqual((await c.next('history')).messages.map((m) => m.message), ['m frozen-2', 'm frozen-0'], 'the refused message was not stored');
-    c.close();
+      const a = await account(server);
+      const c = await connect(server, a.otp);
+      assert.equal(typeof (await sendOne(c, 'frozen-0')), 'number');
+      proxy.freeze();
+      assert.equal(await sendOne(c, 'frozen-1', 'while frozen', 30_000), 'unavailable');
+      const r = await ready(server.url);
+      assert.equal(r.status, 503);
+      assert.equal(r.body.driver, 'postgres');
+      assert.match(r.body.reason, /^(query_timeout|connect_timeout|57014)$/);
+      proxy.restore();
+      await waitFor(async () => (await ready(server.url)).status === 200, '/readyz 200 after restore', 20_000);
+      assert.equal(typeof (await sendOne(c, 'frozen-2')), 'number');
+      c.send({ type: 'history', payload: { room: 'general' } });
+      assert.deepEqual((await c.next('history')).messages.map((m) => m.message), ['m frozen-2', 'm frozen-0'], 'the refused message was not stored');
+      c.close();
     }));
 
   test('a client whose query timed out is destroyed, not returned to the pool with the query hung on it', async () => {
