@@ -164,6 +164,7 @@ describe('delivery under faults: D1, D2, D3', { timeout: 120_000 }, () => {
     await q1.m.join(room);
     await q2.m.join(room);
     await ready();
+    let ackedAt = 0;
     const lost = await losePublication(
       redis.url,
       a,
@@ -171,12 +172,15 @@ describe('delivery under faults: D1, D2, D3', { timeout: 120_000 }, () => {
       async () => {
         const rec = sends.send(q1.m, q1.user, room);
         const seq = await acked([rec]);
+        ackedAt = Date.now();
         return { text: rec.text, seq };
       },
       (seq) => waitFor(async () => q2.m.has(room, seq), 'a publication that went out', DELIVER_MS),
     );
     console.log(`D3: publication of #${lost.seq} lost on try ${lost.tries}; A's command connection found by ${lost.by}`);
     await waitFor(async () => q2.m.has(room, lost.seq), `B's member to get the lost #${lost.seq} with no further message (at ${q2.m.last(room)})`, DELIVER_MS);
+    // A figure, not an assertion (a loaded machine may take longer): the issue's target is 2 s.
+    console.log(`D3: the lost publication reached the other node ${Date.now() - ackedAt} ms after its ack (polled every 50 ms)`);
     assert.deepEqual(q2.m.rooms.get(room)?.direct.map((r) => r.seq), Array.from({ length: lost.seq }, (_, i) => i + 1));
     assert.equal(sends.all.filter((s) => s.room === room).length, lost.seq, 'nothing else was sent to the room');
   });
