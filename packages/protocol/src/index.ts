@@ -27,6 +27,95 @@ export interface ChatMessage {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Rooms, members and room events
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * Who may find and enter a room. `public`: listed by GET /rooms, anyone may join (but the banned);
+ * `private`: members only, who are added by an owner or moderator (`invite`); `direct`: exactly two
+ * users, one room per pair (`open_direct`), nobody else may enter.
+ */
+export type Visibility = 'public' | 'private' | 'direct';
+/** A member's role in a room, highest first: `owner`, `moderator`, `member`. */
+export type Role = 'owner' | 'moderator' | 'member';
+/** Ranks of the roles: an action on another member needs a rank strictly above theirs. */
+export const ROLE_RANK = { owner: 3, moderator: 2, member: 1 } as const satisfies Record<Role, number>;
+export const VISIBILITIES = ['public', 'private', 'direct'] as const satisfies readonly Visibility[];
+export const ROLES = ['owner', 'moderator', 'member'] as const satisfies readonly Role[];
+
+/** One of the caller's memberships (in `welcome`, `invited`, and GET /rooms). */
+export interface RoomMembership {
+  room: string;
+  visibility: Visibility;
+  /** The room's title ('' when it has none; direct rooms have none). */
+  title: string;
+  role: Role;
+  /** The room's latest seq when it was listed. */
+  seq: number;
+  /** For a direct room: the other user. */
+  peer?: string;
+  /** Present while the caller is muted here: `until` is when it ends (absent: until unmuted). */
+  muted?: { until?: string };
+}
+
+/**
+ * The fields of each room event: membership changes and moderation actions, stored in the room's
+ * seq stream like messages (so `history` shows them and `resume` replays them, in order, on every
+ * node). Each is delivered live as the server event of the same name, with `room`, `seq`, `sent`.
+ */
+export interface RoomEventFields {
+  /** The room was made (seq 1). `members`: who it was made with (the owner; both users of a direct room). */
+  room_created: { by: string; visibility: Visibility; title: string; members: string[] };
+  /** `user` became a member: joined a public room, or was added by `by` (invite, open_direct). */
+  member_joined: { user: string; role: Role; by?: string };
+  /** `user` is no longer a member: left (no `by`), or was kicked by `by`, with an optional `reason`. */
+  member_left: { user: string; by?: string; reason?: string };
+  /** `by` banned `user` (removed if a member; may not join again until unbanned). */
+  banned: { user: string; by: string; reason?: string };
+  /** `by` lifted the ban of `user`. */
+  unbanned: { user: string; by: string };
+  /** `by` (an owner) gave `user` the role `role`. */
+  role_changed: { user: string; role: Role; by: string };
+  /** `by` muted `user`: their sends are refused (`muted`) until `until` (absent: until unmuted). */
+  muted: { user: string; by: string; until?: string };
+  /** `by` lifted the mute of `user`. */
+  unmuted: { user: string; by: string };
+}
+
+export type RoomEventType = keyof RoomEventFields;
+
+/** Every room event type, once (see SERVER_EVENT_TYPES). */
+export const ROOM_EVENT_TYPES = {
+  room_created: true,
+  member_joined: true,
+  member_left: true,
+  banned: true,
+  unbanned: true,
+  role_changed: true,
+  muted: true,
+  unmuted: true,
+} as const satisfies Record<RoomEventType, true>;
+
+/** A room event as it travels live: the event's fields with its place in the room's stream. */
+export type RoomEventPayload<T extends RoomEventType> = { room: string; seq: number; sent: string } & RoomEventFields[T];
+
+/** A room event as `history` returns it: the live payload with its `type`. */
+export type RoomEvent<T extends RoomEventType = RoomEventType> = { [K in T]: { type: K } & RoomEventPayload<K> }[T];
+
+/** One entry of a room's seq stream: a chat message (no `type`) or a room event. */
+export type TimelineItem = ChatMessage | RoomEvent;
+
+/** True when `type` names a room event. */
+export function isRoomEventType(type: unknown): type is RoomEventType {
+  return typeof type === 'string' && Object.prototype.hasOwnProperty.call(ROOM_EVENT_TYPES, type);
+}
+
+/** True when the item of a room's stream is a room event (a chat message has no `type`). */
+export function isRoomEvent(item: TimelineItem): item is RoomEvent {
+  return 'type' in item;
+}
+
+// ---------------------------------------------------------------------------------------------
 // Client → server events
 // ---------------------------------------------------------------------------------------------
 
@@ -46,6 +135,22 @@ export interface ClientEvents {
   resume: { rooms: Record<string, number> };
   /** Tell the others in `room` that this user is typing. */
   typing: { room: string };
+  /** Make a room owned by the caller, who follows it (answered `room_created`). `direct` rooms come from `open_direct`. */
+  create_room: { room: string; visibility: 'public' | 'private'; title?: string };
+  /** Add `user` as a member (owners and moderators): their connections follow the room at once. */
+  invite: { room: string; user: string };
+  /** Remove a member (owners and moderators, of a lower rank); they may join a public room again. */
+  kick: { room: string; user: string; reason?: string };
+  /** Remove a member, or anyone, for good (owners and moderators, of a lower rank) until `unban`. */
+  ban: { room: string; user: string; reason?: string };
+  unban: { room: string; user: string };
+  /** Refuse a member's sends for `durationMs` (absent: until `unmute`). */
+  mute: { room: string; user: string; durationMs?: number };
+  unmute: { room: string; user: string };
+  /** Give a member a role (owners only). Naming yourself hands your own role down. */
+  set_role: { room: string; user: string; role: Role };
+  /** The direct room of the caller and `user`, made on first use; the caller follows it (answered `direct_opened`). */
+  open_direct: { user: string };
 }
 
 export type ClientEventType = keyof ClientEvents;
@@ -88,12 +193,14 @@ export interface SeqRange {
 /** Payloads of the events the server sends, keyed by event type. */
 export interface ServerEvents {
   /**
-   * First frame on every connection: who the server says you are, and its limits. The
-   * connection is in room `room` (`general`) and a `joined` for it with its seq follows; or,
-   * when it was opened with `/ws?otp=…&resume=1`, `room` is null and it follows nothing until
-   * its `resume`.
+   * First frame on every connection: who the server says you are, your memberships, and its
+   * limits. The connection follows every room of `rooms` (the user's memberships, the first
+   * maxRoomsPerConnection of them; a user in no room is made a member of `general`), and a
+   * `joined` with its seq follows for each; `room` (the current room) is `general` when it is
+   * one of them, else the first. When it was opened with `/ws?otp=…&resume=1`, `room` is null and
+   * it follows nothing until its `resume`.
    */
-  welcome: { user: string; room: string | null; limits: Limits; heartbeatMs: number };
+  welcome: { user: string; room: string | null; rooms: RoomMembership[]; limits: Limits; heartbeatMs: number };
   /** A message in a followed room. Sent to every connection in the room, the sender included. */
   new_message: ChatMessage;
   /** Reply to `change_room`: `name` is now the current room; `seq` is its latest seq. */
@@ -102,10 +209,17 @@ export interface ServerEvents {
   joined: { room: string; seq: number };
   /** Reply to `leave`. */
   left: { room: string };
-  /** Reply to `send_message` carrying a `ref`, once the message is stored. */
+  /**
+   * Reply to `send_message` carrying a `ref`, once the message is stored (and to `invite`,
+   * `kick`, `ban`, `unban`, `mute`, `unmute`, `set_role`: once their room event is stored);
+   * `seq` is its place in the room.
+   */
   ack: { ref: Ref; room: string; seq: number };
-  /** Reply to `history`: newest first; `messages` is empty when there is nothing older. */
-  history: { room: string; messages: ChatMessage[] };
+  /**
+   * Reply to `history`: the room's stream, newest first: chat messages and room events
+   * (`isRoomEvent`); `messages` is empty when there is nothing older.
+   */
+  history: { room: string; messages: TimelineItem[] };
   /**
    * End of a room's replay after `resume`: every message up to `seq` was sent. `recovered: false`
    * means some could not be: `missing` is the exact range of seqs not replayed (pruned by
@@ -121,8 +235,33 @@ export interface ServerEvents {
   user_left: { room: string; user: string };
   /** Someone else in `room` is typing. */
   typing: { room: string; user: string };
-  /** A client event was refused. The connection stays open. */
-  error: { code: ErrorCode; message: string; ref?: Ref };
+  /** A client event was refused. The connection stays open. `room`: the room it was about, when one was named. */
+  error: { code: ErrorCode; message: string; ref?: Ref; room?: string };
+  /** The room was made (to its members; the one who made it also gets it as the reply to `create_room`). */
+  room_created: RoomEventPayload<'room_created'>;
+  /** Someone became a member of a room you follow. */
+  member_joined: RoomEventPayload<'member_joined'>;
+  /** Someone left a room you follow, or was kicked from it (`by`). */
+  member_left: RoomEventPayload<'member_left'>;
+  /** Someone was banned from a room you follow. */
+  banned: RoomEventPayload<'banned'>;
+  unbanned: RoomEventPayload<'unbanned'>;
+  role_changed: RoomEventPayload<'role_changed'>;
+  muted: RoomEventPayload<'muted'>;
+  unmuted: RoomEventPayload<'unmuted'>;
+  /**
+   * To every connection of a user who was made a member (invited, a new direct room, a room they
+   * made on another connection): the connection now follows the room, and a `joined` with its
+   * seq follows.
+   */
+  invited: RoomMembership & { by: string };
+  /**
+   * To every connection of a user who was kicked (`ban` false) or banned from a room: it no
+   * longer follows the room (nothing after `seq` reaches it), and is no longer a member.
+   */
+  removed: { room: string; seq: number; by: string; reason?: string; ban: boolean };
+  /** Reply to `open_direct`: the direct room with `user`, now followed; `seq` is its latest seq. */
+  direct_opened: { room: string; user: string; seq: number };
 }
 
 export type ServerEventType = keyof ServerEvents;
@@ -149,6 +288,17 @@ export const SERVER_EVENT_TYPES = {
   user_left: true,
   typing: true,
   error: true,
+  room_created: true,
+  member_joined: true,
+  member_left: true,
+  banned: true,
+  unbanned: true,
+  role_changed: true,
+  muted: true,
+  unmuted: true,
+  invited: true,
+  removed: true,
+  direct_opened: true,
 } as const satisfies Record<ServerEventType, true>;
 
 /** True when `type` names a server event (an own key of SERVER_EVENT_TYPES). */
@@ -189,6 +339,11 @@ export const ErrorCodes = {
   rate_limited: 'Too many events; slow down.',
   unavailable: 'The message store is unavailable; the message was not accepted. Retry later.',
   shutting_down: 'The server is shutting down and did not handle this event. Reconnect and retry it.',
+  forbidden: 'Not allowed: no such room, or you may not do that in it.',
+  banned: 'You are banned from this room.',
+  muted: 'You are muted in this room.',
+  unknown_user: 'No such user.',
+  room_exists: 'A room with that name exists already.',
   internal: 'Internal server error.',
 } as const;
 
@@ -207,6 +362,7 @@ export const HttpErrorCodes = {
   ticket_invalid: [401, 'The ticket is unknown, already used or expired.'],
   registration_closed: [403, 'Registration is closed on this server.'],
   origin_forbidden: [403, 'The Origin of this request is not allowed.'],
+  forbidden: [403, 'No such room, or you are not a member of it.'],
   not_found: [404, 'No such route.'],
   method_not_allowed: [405, 'Method not allowed on this route.'],
   request_timeout: [408, 'The request took too long to arrive.'],
@@ -314,6 +470,19 @@ export const MAX_PASSWORD_LENGTH = 1024;
 export const DEFAULT_ROOM = 'general';
 /** Typing notices are passed on at most this often per user and room (the server drops extra ones; the SDK does not send them). */
 export const TYPING_INTERVAL_MS = 1000;
+/**
+ * Names of direct rooms: `dm.` and 32 hex digits, derived from the two users. No one can make a
+ * room with this prefix by `join` or `create_room`.
+ */
+export const DIRECT_ROOM_PREFIX = 'dm.';
+/** Longest room title. */
+export const MAX_TITLE_LENGTH = 100;
+/** Longest `reason` of a kick or ban. */
+export const MAX_REASON_LENGTH = 200;
+/** Longest mute: `durationMs` is at most a year (longer: mute without a duration). */
+export const MAX_MUTE_MS = 365 * 24 * 3600 * 1000;
+/** Most rooms or members one GET /rooms or GET /rooms/{room}/members page returns. */
+export const MAX_ROOMS_PAGE = 100;
 /** Most messages one `history` page returns. */
 export const MAX_HISTORY_PAGE = 100;
 /**
