@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import pg from 'pg';
 import { freePort, startCli, tempDir } from '@parley/testing/cli';
-import { account, connect, startTestServer } from '@parley/testing/helpers';
+import { account, connect, startTestServer, chat } from '@parley/testing/helpers';
 import { dropSchema, freshSchema, PG_URL } from '@parley/testing/pg';
 import { ConfigError, loadConfig } from '../src/config.js';
 import { createStore } from '../src/store/index.js';
@@ -73,7 +73,7 @@ describe('SQLite durability', () => {
       c.send({ type: 'history', payload: { room: 'general', limit: 100 } });
       const page = (await c.next('history')).messages;
       assert.deepEqual(page.map((m) => m.seq).reverse(), seqs, 'every acked message, with its seq');
-      assert.deepEqual(page.map((m) => m.message).reverse(), Array.from({ length: n }, (_, i) => `kept ${i}`));
+      assert.deepEqual(chat(page).map((m) => m.message).reverse(), Array.from({ length: n }, (_, i) => `kept ${i}`));
       c.close();
     } finally {
       await second.stop();

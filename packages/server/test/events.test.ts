@@ -4,7 +4,7 @@ import { Socket } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { ErrorCodes } from '@parley/protocol';
 import { Flusher } from '../src/connection.js';
-import { account, connect, sleep, startTestServer, user, type TestServer } from '@parley/testing/helpers';
+import { account, connect, sleep, startTestServer, user, type TestServer, chat } from '@parley/testing/helpers';
 
 describe('events', () => {
   let server: TestServer;
@@ -129,10 +129,10 @@ describe('events', () => {
     a.client.send({ type: 'history', payload: { room, limit: 2 }, ref: 'h1' });
     const page1 = await a.client.next('history');
     assert.deepEqual(page1.messages.map((m) => m.seq), [5, 4]);
-    assert.equal(page1.messages[0]?.from, a.name);
+    assert.equal(chat(page1.messages)[0]?.from, a.name);
     a.client.send({ type: 'history', payload: { room, before: 4 } });
     const page2 = await a.client.next('history');
-    assert.deepEqual(page2.messages.map((m) => m.message), ['h3', 'h2', 'h1']);
+    assert.deepEqual(chat(page2.messages).map((m) => m.message), ['h3', 'h2', 'h1']);
     a.client.close();
   });
 

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { test } from 'node:test';
 import { pino } from 'pino';
-import type { ChatMessage } from '@parley/protocol';
+import type { TimelineItem } from '@parley/protocol';
 import { MemoryBroker } from '../src/broker/memory.js';
 import { CLUSTER_VERSION, ClusterLink, CONTROL_TOPIC, decodeClusterMessage, encodeClusterMessage, roomTopic } from '../src/hub/cluster.js';
 import { Feed, type FeedSource } from '../src/hub/feed.js';
@@ -42,7 +42,7 @@ async function withStore(fn: (store: SqliteStore) => Promise<void>): Promise<voi
   }
 }
 
-async function append(store: SqliteStore, room: string, n: number): Promise<ChatMessage[]> {
+async function append(store: SqliteStore, room: string, n: number): Promise<TimelineItem[]> {
   const before = await store.lastSeq(room);
   await store.appendMessages(Array.from({ length: n }, (_, i) => ({ room, from: 'ann', message: `m${i}`, sent: new Date(0).toISOString() })));
   return store.messagesAfter(room, before, n);
@@ -57,27 +57,27 @@ async function until(cond: () => boolean, what: string, limitMs = 10_000): Promi
   }
 }
 
-const seqs = (ms: ChatMessage[]): number[] => ms.map((m) => m.seq);
+const seqs = (ms: TimelineItem[]): number[] => ms.map((m) => m.seq);
 
 test('feed: holds until started, then delivers in seq order, each once', async () => {
   await withStore(async (store) => {
     const { log } = capturingLogger();
     const [m1, m2, m3] = await append(store, 'r', 3);
-    const got: ChatMessage[] = [];
+    const got: TimelineItem[] = [];
     const feed = new Feed('r', store, { deliver: (m) => got.push(m) }, log);
-    feed.accept(m3 as ChatMessage); // before start: held
+    feed.accept(m3 as TimelineItem); // before start: held
     assert.deepEqual(got, []);
     await feed.start(); // latest is 3: everything up to it counts as seen by joiners
     assert.equal(feed.delivered, 3);
     assert.deepEqual(got, [], 'a message at or below the latest seq at start is not delivered again');
     const [m4, m5, m6] = await append(store, 'r', 3);
-    feed.accept(m5 as ChatMessage);
+    feed.accept(m5 as TimelineItem);
     assert.deepEqual(got, [], 'an early message waits');
     assert.equal(feed.waiting, 1);
-    feed.accept(m4 as ChatMessage);
-    feed.accept(m4 as ChatMessage); // a duplicate (our own echo)
-    feed.accept(m6 as ChatMessage);
-    feed.accept(m2 as ChatMessage);
+    feed.accept(m4 as TimelineItem);
+    feed.accept(m4 as TimelineItem); // a duplicate (our own echo)
+    feed.accept(m6 as TimelineItem);
+    feed.accept(m2 as TimelineItem);
     assert.deepEqual(seqs(got), [4, 5, 6]);
     assert.equal(feed.waiting, 0);
     void m1;
@@ -88,12 +88,12 @@ test('feed: holds until started, then delivers in seq order, each once', async (
 test('feed: a missing seq is read from the store (gap fill), in order', async () => {
   await withStore(async (store) => {
     const { log } = capturingLogger();
-    const got: ChatMessage[] = [];
+    const got: TimelineItem[] = [];
     const feed = new Feed('r', store, { deliver: (m) => got.push(m) }, log);
     await feed.start();
     const ms = await append(store, 'r', 8);
     // Only the last one arrives live (the broker lost the others).
-    feed.accept(ms[7] as ChatMessage);
+    feed.accept(ms[7] as TimelineItem);
     await until(() => got.length === 8, 'the gap to be filled');
     assert.deepEqual(seqs(got), [1, 2, 3, 4, 5, 6, 7, 8]);
     // Live copies arriving late are not delivered again.
@@ -106,7 +106,7 @@ test('feed: a missing seq is read from the store (gap fill), in order', async ()
 test('feed: resync reads what was published while the broker was away, without a later message', async () => {
   await withStore(async (store) => {
     const { log } = capturingLogger();
-    const got: ChatMessage[] = [];
+    const got: TimelineItem[] = [];
     const feed = new Feed('r', store, { deliver: (m) => got.push(m) }, log);
     await feed.start();
     await append(store, 'r', 1200); // more than one fill page
@@ -132,18 +132,18 @@ test('feed: a failed store read is logged and retried; a range the store no long
         return (await store.messagesAfter(room, after, limit)).filter((m) => m.seq > hidden);
       },
     };
-    const got: ChatMessage[] = [];
+    const got: TimelineItem[] = [];
     const feed = new Feed('r', source, { deliver: (m) => got.push(m) }, log);
     await feed.start();
     const ms = await append(store, 'r', 4);
-    feed.accept(ms[3] as ChatMessage);
+    feed.accept(ms[3] as TimelineItem);
     await until(() => got.length === 4, 'the fill after a failed read');
     assert.deepEqual(seqs(got), [1, 2, 3, 4]);
     assert.ok(lines.some((l) => l.msg.includes('to fill a gap')), 'the failed read was logged');
     // Seqs 5..9 are gone from the store; 10 arrives live: the feed goes on from it.
     const more = await append(store, 'r', 6);
     hidden = 9;
-    feed.accept(more[5] as ChatMessage);
+    feed.accept(more[5] as TimelineItem);
     await until(() => got.length === 5, 'the skip past a pruned range');
     assert.equal(got[4]?.seq, 10);
     assert.ok(lines.some((l) => l.msg.includes('not in the store')), 'the skip was logged');
@@ -176,13 +176,13 @@ test('feed: a gap is filled up to the latest seq in one read, not up to the firs
   await withStore(async (store) => {
     const { log } = capturingLogger();
     const source = counting(store);
-    const got: ChatMessage[] = [];
+    const got: TimelineItem[] = [];
     const filled: number[] = [];
     const feed = new Feed('r', source, { deliver: (m) => got.push(m), filled: (_why, n) => filled.push(n) }, log);
     await feed.start();
     const ms = await append(store, 'r', 300);
     // The broker brought only seq 2 (seq 1 is missing) and nothing after it: all 300 come in one read.
-    feed.accept(ms[1] as ChatMessage);
+    feed.accept(ms[1] as TimelineItem);
     await until(() => got.length === 300, 'the fill');
     assert.deepEqual(seqs(got), Array.from({ length: 300 }, (_, i) => i + 1));
     assert.equal(source.reads, 1, 'one store read for the whole range');
@@ -194,12 +194,12 @@ test('feed: a gap is filled up to the latest seq in one read, not up to the firs
 test("feed: our own writer's message above a gap fills at once, and reached() resolves once it is delivered", async () => {
   await withStore(async (store) => {
     const { log } = capturingLogger();
-    const got: ChatMessage[] = [];
+    const got: TimelineItem[] = [];
     const feed = new Feed('r', store, { deliver: (m) => got.push(m) }, log);
     await feed.start();
     const ms = await append(store, 'r', 3); // 1 and 2 stored by another node, their publications not here yet
     assert.equal(feed.reached(0), undefined, 'a delivered seq needs no wait');
-    feed.accept(ms[2] as ChatMessage, true);
+    feed.accept(ms[2] as TimelineItem, true);
     const wait = feed.reached(3);
     assert.ok(wait !== undefined, 'seq 3 is not delivered yet');
     await wait;
@@ -215,7 +215,7 @@ test("feed: our own writer's message above a gap fills at once, and reached() re
 test('feed: catchUp delivers what no publication brought (a lost publication in a quiet room, D3)', async () => {
   await withStore(async (store) => {
     const { log } = capturingLogger();
-    const got: ChatMessage[] = [];
+    const got: TimelineItem[] = [];
     const reasons: string[] = [];
     const feed = new Feed('r', store, { deliver: (m) => got.push(m), filled: (why) => reasons.push(why) }, log);
     await feed.start();
@@ -233,18 +233,18 @@ test('feed: a failed read of the latest seq at open is retried; what arrived mea
   await withStore(async (store) => {
     const { log, lines } = capturingLogger();
     const source = counting(store, 2);
-    const got: ChatMessage[] = [];
+    const got: TimelineItem[] = [];
     const feed = new Feed('r', source, { deliver: (m) => got.push(m) }, log);
     await feed.start();
     assert.equal(feed.delivered, undefined, 'not started: the store failed');
     const ms = await append(store, 'r', 2);
-    feed.accept(ms[0] as ChatMessage);
-    feed.accept(ms[1] as ChatMessage);
+    feed.accept(ms[0] as TimelineItem);
+    feed.accept(ms[1] as TimelineItem);
     await until(() => feed.delivered !== undefined, 'the retried start');
     assert.ok(source.lastSeqCalls >= 3);
     assert.deepEqual(got, [], 'messages stored before the room opened here are history, not live');
     const [m3] = await append(store, 'r', 1);
-    feed.accept(m3 as ChatMessage);
+    feed.accept(m3 as TimelineItem);
     assert.deepEqual(seqs(got), [3]);
     assert.equal(lines.filter((l) => l.msg.includes('latest seq')).length, 1, 'one warning per failure streak');
     feed.close();
@@ -263,7 +263,7 @@ test('feed: a resync asked for while a fill runs runs again after it', async () 
         return page;
       },
     };
-    const got: ChatMessage[] = [];
+    const got: TimelineItem[] = [];
     const feed = new Feed('r', source, { deliver: (m) => got.push(m) }, log);
     await feed.start();
     await append(store, 'r', 2);
@@ -281,13 +281,13 @@ test('feed: a resync asked for while a fill runs runs again after it', async () 
 test('feed: nothing is delivered after close', async () => {
   await withStore(async (store) => {
     const { log } = capturingLogger();
-    const got: ChatMessage[] = [];
+    const got: TimelineItem[] = [];
     const feed = new Feed('r', store, { deliver: (m) => got.push(m) }, log);
     await feed.start();
     const ms = await append(store, 'r', 3);
-    feed.accept(ms[2] as ChatMessage); // a gap is pending
+    feed.accept(ms[2] as TimelineItem); // a gap is pending
     feed.close();
-    feed.accept(ms[0] as ChatMessage);
+    feed.accept(ms[0] as TimelineItem);
     feed.resync();
     await new Promise((r) => setImmediate(r));
     assert.deepEqual(got, []);
@@ -331,7 +331,7 @@ test('replay buffer: holds while replaying, skips what the replay sent, bounds w
 });
 
 test('cluster codec: round trip, versions and malformed payloads', () => {
-  const message: ChatMessage = { room: 'r', seq: 3, from: 'ann', message: 'hi', sent: new Date(0).toISOString() };
+  const message: TimelineItem = { room: 'r', seq: 3, from: 'ann', message: 'hi', sent: new Date(0).toISOString() };
   for (const m of [
     { v: CLUSTER_VERSION, node: 'n1', type: 'message', message },
     { v: CLUSTER_VERSION, node: 'n1', type: 'frame', frame: '{"type":"typing"}' },
@@ -355,6 +355,7 @@ test('cluster link: other nodes hear room traffic on the room topic and revocati
       message: (m) => heard[name].push(`message ${m.room} ${m.seq}`),
       frame: (room, frame, except) => heard[name].push(`frame ${room} ${frame} ${except ?? '-'}`),
       revoke: (s) => heard[name].push(`revoke ${s}`),
+      invited: (user, invited) => heard[name].push(`invited ${user} ${invited.room}`),
     });
     broker.onMessage = (topic, payload) => link.received(topic, payload);
     await broker.init();

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { CloseCodes } from '@parley/protocol';
 import { runCli } from '@parley/testing/cli';
-import { api, connect, startTestServer, storeDrivers, ticket, tryUpgrade, type TestServer, uniqueName, user, wsUrl } from '@parley/testing/helpers';
+import { api, connect, startTestServer, storeDrivers, ticket, tryUpgrade, type TestServer, uniqueName, user, wsUrl, chat } from '@parley/testing/helpers';
 
 for (const driver of storeDrivers()) {
   describe(`removing an account from a running server (${driver.name})`, () => {
@@ -63,7 +63,7 @@ for (const driver of storeDrivers()) {
       // What it wrote stays, under its name, and nobody else's.
       bob.client.send({ type: 'history', payload: { room: 'general', limit: 100 }, ref: 'h' });
       const history = (await bob.client.next('history')).messages;
-      assert.equal(history.find((m) => m.seq === seq)?.from, name);
+      assert.equal(chat(history).find((m) => m.seq === seq)?.from, name);
       bob.client.close();
     });
 

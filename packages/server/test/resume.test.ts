@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import type { ChatMessage } from '@parley/protocol';
 import type { ConfigKey } from '../src/config.js';
-import { account, api, connect, sleep, startTestServer, storeDrivers, TestClient, ticket, wsUrl, type Account, type TestServer } from '@parley/testing/helpers';
+import { account, api, connect, sleep, startTestServer, storeDrivers, TestClient, ticket, wsUrl, type Account, type TestServer, chat } from '@parley/testing/helpers';
 import { dropSchema, freshSchema, PG_URL } from '@parley/testing/pg';
 
 const FAST = { rateLimitPerSec: 100_000, rateLimitBurst: 100_000, userRateLimitPerSec: 0 };
@@ -88,7 +88,7 @@ for (const driver of storeDrivers()) {
       assert.equal(received(cb, 'general').filter((m) => m.message === 'once').length, 1, 'broadcast once');
       ca2.send({ type: 'history', payload: { room: 'general' } });
       const h = await ca2.next('history');
-      assert.deepEqual(h.messages.map((m) => m.message), ['bob', 'once'], 'stored once');
+      assert.deepEqual(chat(h.messages).map((m) => m.message), ['bob', 'once'], 'stored once');
       ca2.close();
       cb.close();
     });
@@ -395,7 +395,7 @@ describe('store outage (postgres refusing connections)', () => {
       await cb.next('new_message', (m) => m.message === 'back-0');
       assert.equal(received(cb, 'general').filter((m) => m.message.startsWith('lost')).length, 0, 'nothing refused was broadcast');
       cb.send({ type: 'history', payload: { room: 'general' } });
-      assert.deepEqual((await cb.next('history')).messages.map((m) => m.message), ['back-0', 'ok-0']);
+      assert.deepEqual(chat((await cb.next('history')).messages).map((m) => m.message), ['back-0', 'ok-0']);
       // A refused message can be retried with the same ref once the store is back: stored once.
       ca.send({ type: 'send_message', payload: { message: 'lost-0' }, ref: 'lost-0' });
       const retry = await ca.next('ack', (p) => p.ref === 'lost-0');

@@ -15,7 +15,7 @@ import { describe, test } from 'node:test';
 import pg from 'pg';
 import { pino } from 'pino';
 import { waitFor } from '@parley/testing/cluster';
-import { account, api, connect, startTestServer, type TestClient, type TestServer } from '@parley/testing/helpers';
+import { account, api, connect, startTestServer, type TestClient, type TestServer, chat } from '@parley/testing/helpers';
 import { dropSchema, freshSchema, PG_URL } from '@parley/testing/pg';
 import { TcpProxy } from '@parley/testing/proxy';
 import { loadConfig, startServer, type ParleyServer } from '../src/index.js';
@@ -219,7 +219,7 @@ describe('Postgres behind a TCP proxy', () => {
       await waitFor(async () => (await ready(server.url)).status === 200, '/readyz 200 after restore', 20_000);
       assert.equal(typeof (await sendOne(c, 'frozen-2')), 'number');
       c.send({ type: 'history', payload: { room: 'general' } });
-      assert.deepEqual((await c.next('history')).messages.map((m) => m.message), ['m frozen-2', 'm frozen-0'], 'the refused message was not stored');
+      assert.deepEqual(chat((await c.next('history')).messages).map((m) => m.message), ['m frozen-2', 'm frozen-0'], 'the refused message was not stored');
       c.close();
     }));
 

@@ -2,6 +2,7 @@
  * The store contract: one suite, run against every Store implementation (store.test.ts).
  * A driver is correct when it passes all of it.
  */
+import { chat } from '@parley/testing/helpers';
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { ChatMessage } from '@parley/protocol';
@@ -87,7 +88,7 @@ export function storeContract(name: string, fixture: () => Promise<StoreFixture>
       await fx.forgetMigrationsAfter(2);
       store = await fx.reopen();
       assert.deepEqual(
-        (await store.messagesAfter('design', 0, 10)).map((m) => [m.seq, m.message]),
+        chat(await store.messagesAfter('design', 0, 10)).map((m) => [m.seq, m.message]),
         [
           [1, 'Design-1'],
           [2, 'design-2'],
@@ -97,7 +98,7 @@ export function storeContract(name: string, fixture: () => Promise<StoreFixture>
       );
       assert.equal(await store.lastSeq('design'), 4);
       assert.equal(await store.lastSeq('Design'), 0, 'the old spellings are gone');
-      assert.deepEqual((await store.messagesAfter('ops', 0, 10)).map((m) => [m.seq, m.message]), [
+      assert.deepEqual(chat(await store.messagesAfter('ops', 0, 10)).map((m) => [m.seq, m.message]), [
         [1, 'Ops-5'],
         [2, 'Ops-6'],
       ]);
@@ -156,7 +157,7 @@ export function storeContract(name: string, fixture: () => Promise<StoreFixture>
         const seqs = [...all, ...more].map((m) => m.seq).sort((x, y) => x - y);
         assert.deepEqual(seqs, Array.from({ length: 120 }, (_, i) => i + 1));
         // Each writer's own messages keep their order.
-        const w2 = [...all, ...more].filter((m) => m.from === 'w2').sort((x, y) => x.seq - y.seq).map((m) => m.message);
+        const w2 = chat([...all, ...more]).filter((m) => m.from === 'w2').sort((x, y) => x.seq - y.seq).map((m) => m.message);
         assert.deepEqual(w2, Array.from({ length: 40 }, (_, i) => `m${i}`));
       } finally {
         await other.close();
@@ -185,7 +186,7 @@ export function storeContract(name: string, fixture: () => Promise<StoreFixture>
     test('text round-trips exactly', async () => {
       const text = 'emoji 🎉, quotes \' " \\, <b>html</b>, NUL-free unicode ∑ and newlines\nline2';
       const [m] = stored(await store.appendMessages([{ room: 'txt', from: 'alice', message: text, sent: new Date().toISOString() }]));
-      const [h] = await store.history('txt', { limit: 1 });
+      const [h] = chat(await store.history('txt', { limit: 1 }));
       assert.equal(h?.message, text);
       assert.equal(h?.seq, m?.seq);
     });
@@ -198,7 +199,7 @@ export function storeContract(name: string, fixture: () => Promise<StoreFixture>
       assert.equal(await store.lastSeq('dd'), 3, 'duplicates take no seq');
       assert.deepEqual(await store.findRef('alice', 'r2'), { room: 'dd', seq: 3 });
       assert.equal(await store.findRef('alice', 'never'), undefined);
-      assert.deepEqual((await store.history('dd', { limit: 10 })).map((m) => m.message), ['m4', 'm2', 'm1']);
+      assert.deepEqual(chat(await store.history('dd', { limit: 10 })).map((m) => m.message), ['m4', 'm2', 'm1']);
       // Across processes too.
       const other = await fx.reopen();
       try {
@@ -246,7 +247,7 @@ export function storeContract(name: string, fixture: () => Promise<StoreFixture>
       assert.equal(await store.prune({ olderThan: now - 86_400_000, dedupeOlderThan: 0, limit: 1 }), 1);
       assert.equal(await store.prune({ olderThan: now - 86_400_000, dedupeOlderThan: 0, limit: 1 }), 1);
       assert.equal(await store.prune({ olderThan: now - 86_400_000, dedupeOlderThan: 0, limit: 1 }), 0);
-      assert.deepEqual((await store.history('ret-age', { limit: 10 })).map((m) => m.message), ['new']);
+      assert.deepEqual(chat(await store.history('ret-age', { limit: 10 })).map((m) => m.message), ['new']);
       assert.equal(await store.lastSeq('ret-age'), 3, 'seq never goes back');
       // Count: keep the newest 5 of ret-count.
       let n = 0;

@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { startTestServer, storeDrivers, type TestServer, user } from '@parley/testing/helpers';
+import { startTestServer, storeDrivers, type TestServer, user, chat } from '@parley/testing/helpers';
 
 const FAST = { rateLimitPerSec: 1000, rateLimitBurst: 1000, userRateLimitPerSec: 0 };
 
@@ -55,12 +55,12 @@ for (const driver of storeDrivers()) {
       b.client.send({ type: 'history', payload: { room: 'general', limit: texts.length }, ref: 'h' });
       const history = (await b.client.next('history')).messages.reverse();
       assert.deepEqual(
-        history.map((m) => m.message),
+        chat(history).map((m) => m.message),
         texts,
         'history returns the same text',
       );
       assert.deepEqual(
-        history.map((m) => Buffer.from(JSON.stringify(m.message))),
+        chat(history).map((m) => Buffer.from(JSON.stringify(m.message))),
         live.map((m) => Buffer.from(JSON.stringify(m.message))),
         'byte for byte',
       );

@@ -2,6 +2,7 @@
  * The MessageWriter batches: everything accepted in one event-loop turn is one store call; a
  * value the store refuses fails only its own message.
  */
+import { chat } from '@parley/testing/helpers';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -66,7 +67,7 @@ test('one message the store refuses fails only its sender: the rest of its batch
     const ok = settled.flatMap((s) => (s.status === 'fulfilled' ? [s.value.message.seq] : []));
     assert.deepEqual(ok, [1, 2, 3, 4, 5], 'the others got gap-free seqs in submit order');
     assert.deepEqual(handed.map((m) => m.message), ['a', 'b', 'c', 'd', 'e'], 'and were handed on in that order');
-    assert.deepEqual((await store.messagesAfter('iso', 0, 10)).map((m) => m.message), ['a', 'b', 'c', 'd', 'e']);
+    assert.deepEqual(chat(await store.messagesAfter('iso', 0, 10)).map((m) => m.message), ['a', 'b', 'c', 'd', 'e']);
     // The refused senders' refs were not taken: a corrected retry with the same ref is stored.
     const retry = await writer.submit({ room: 'iso', from: 'u2', message: 'bad one, fixed', sent: new Date().toISOString(), ref: 'r2' });
     assert.equal(retry.duplicate, false);

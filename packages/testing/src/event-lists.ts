@@ -13,6 +13,15 @@ export const CLIENT_EVENTS = {
   history: true,
   resume: true,
   typing: true,
+  create_room: true,
+  invite: true,
+  kick: true,
+  ban: true,
+  unban: true,
+  mute: true,
+  unmute: true,
+  set_role: true,
+  open_direct: true,
 } as const satisfies Record<ClientEventType, true>;
 
 /** The protocol's own list (the SDK's runtime check uses it too). */

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { request as httpRequest } from 'node:http';
 import { connect as tcpConnect } from 'node:net';
 import WebSocket from 'ws';
-import type { Ref, ServerEvents, ServerEventType, ServerFrame } from '@parley/protocol';
+import { type ChatMessage, isRoomEvent, type Ref, type ServerEvents, type ServerEventType, type ServerFrame, type TimelineItem } from '@parley/protocol';
 import { loadConfig, startServer, type ConfigKey, type ParleyServer } from '@parley/server';
 import { dropSchema, freshSchema, PG_URL } from './pg.js';
 
@@ -335,3 +335,6 @@ export function rssOf(pid: number): number {
   const line = readFileSync(`/proc/${pid}/status`, 'utf8').split('\n').find((l) => l.startsWith('VmRSS:'));
   return Number(/(\d+)/.exec(line ?? '')?.[1] ?? NaN) * 1024;
 }
+
+/** The chat messages of a room's stream (history, messagesAfter), its room events left out. */
+export const chat = (items: readonly TimelineItem[]): ChatMessage[] => items.filter((m): m is ChatMessage => !isRoomEvent(m));
