@@ -58,6 +58,35 @@ export interface RoomMembership {
   muted?: { until?: string };
 }
 
+/** A public room as `GET /rooms` lists it. */
+export interface PublicRoomInfo {
+  room: string;
+  title: string;
+  /** How many members it has. */
+  members: number;
+}
+
+/** The body of `GET /rooms`: a page of public rooms (`next`: pass it as `after` for the next page), and every membership of the caller. */
+export interface RoomsPage {
+  rooms: PublicRoomInfo[];
+  next?: string;
+  mine: RoomMembership[];
+}
+
+/** A member as `GET /rooms/{room}/members` lists it. */
+export interface MemberInfo {
+  user: string;
+  role: Role;
+  muted?: { until?: string };
+}
+
+/** The body of `GET /rooms/{room}/members`: a page of members by name (`next`: the `after` of the next page). */
+export interface MembersPage {
+  room: string;
+  members: MemberInfo[];
+  next?: string;
+}
+
 /**
  * The fields of each room event: membership changes and moderation actions, stored in the room's
  * seq stream like messages (so `history` shows them and `resume` replays them, in order, on every

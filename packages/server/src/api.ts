@@ -7,7 +7,9 @@ import { type IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { extname, join, normalize, sep } from 'node:path';
 import type { Logger } from 'pino';
+import { isStorableText, MAX_ROOMS_PAGE, MAX_TITLE_LENGTH, type MemberInfo, type MembersPage, roomKey, type RoomsPage } from '@parley/protocol';
 import type { Config } from './config.js';
+import { type PageQuery, wireMembership, wireMute } from './store/membership.js';
 import { PoolFullError } from './auth/hashpool.js';
 import { DriverError } from './driver.js';
 import { unknownToken } from './identity/accounts.js';
@@ -31,6 +33,21 @@ const CONTENT_TYPES: Record<string, string> = {
   '.map': 'application/json',
   '.webmanifest': 'application/manifest+json',
 };
+
+/** Most memberships GET /rooms lists as `mine`. */
+export const MAX_LISTED_MEMBERSHIPS = 1000;
+/** Page size of GET /rooms and GET /rooms/{room}/members when `limit` is absent. */
+export const DEFAULT_ROOMS_PAGE = 50;
+
+/** `after` and `limit` of a paged GET, or 400. */
+function pageOf(params: URLSearchParams): PageQuery {
+  const rawLimit = params.get('limit');
+  const limit = rawLimit === null ? DEFAULT_ROOMS_PAGE : Number(rawLimit);
+  if (!Number.isInteger(limit) || limit < 1 || limit > MAX_ROOMS_PAGE) throw new HttpError('bad_request', `limit is an integer from 1 to ${MAX_ROOMS_PAGE}.`);
+  const after = params.get('after') ?? undefined;
+  if (after !== undefined && after.length > 128) throw new HttpError('bad_request', 'after is the `next` of a previous page.');
+  return { after: after?.toLowerCase(), limit };
+}
 
 const SECURITY_HEADERS: Record<string, string> = {
   'X-Content-Type-Options': 'nosniff',
@@ -182,7 +199,15 @@ export class Api {
         return post(() => this.ticket(req));
       case '/ws':
         throw new HttpError('bad_request', 'GET /ws must be a WebSocket upgrade request.');
+      case '/rooms':
+        get();
+        return this.json(res, 200, await this.roomList(req, url.searchParams));
       default: {
+        const members = /^\/rooms\/([^/]+)\/members$/.exec(path);
+        if (members !== null) {
+          get();
+          return this.json(res, 200, await this.memberList(req, members[1] ?? '', url.searchParams));
+        }
         const route = Object.hasOwn(this.d.auth.routes, path) ? this.d.auth.routes[path] : undefined;
         if (route !== undefined) {
           return post(() => route({ req, ip: clientAddress(req, this.d.config.trustProxy), json: () => readJson(req, this.bodies.get(req)) }));
@@ -236,6 +261,57 @@ export class Api {
       throw new HttpError('rate_limited', `At most ${perMin} tickets per minute per session.`, { 'Retry-After': String(Math.ceil(wait / 1000)) });
     }
     return [200, { otp: await this.d.tickets.issue(identity) }];
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Rooms
+
+  /** The caller's user name (the bearer credential), or 401. */
+  private async caller(req: IncomingMessage): Promise<string> {
+    const identity = await this.d.auth.identify(bearer(req, this.d.auth.credential));
+    if (identity === undefined) throw unknownToken();
+    return identity.user;
+  }
+
+  /** GET /rooms: a page of public rooms (by name; `q` searches names and titles), and every membership of the caller. */
+  private async roomList(req: IncomingMessage, params: URLSearchParams): Promise<RoomsPage> {
+    const user = await this.caller(req);
+    const page = pageOf(params);
+    const q = params.get('q') ?? undefined;
+    if (q !== undefined && (q.length > MAX_TITLE_LENGTH || !isStorableText(q))) throw new HttpError('bad_request', `q is at most ${MAX_TITLE_LENGTH} characters of text.`);
+    const rooms = await this.d.store.publicRooms(q === '' ? undefined : q, page);
+    const mine = await this.d.store.membershipsOf(user, MAX_LISTED_MEMBERSHIPS);
+    const now = Date.now();
+    const next = rooms.length === page.limit ? rooms.at(-1)?.room : undefined;
+    const body: RoomsPage = { rooms, mine: mine.map((m) => wireMembership(m, now)) };
+    if (next !== undefined) body.next = next;
+    return body;
+  }
+
+  /** GET /rooms/{room}/members: for members only; for anyone else the one 403, as for a room that does not exist. */
+  private async memberList(req: IncomingMessage, raw: string, params: URLSearchParams): Promise<MembersPage> {
+    const user = await this.caller(req);
+    let decoded: string;
+    try {
+      decoded = decodeURIComponent(raw);
+    } catch {
+      throw new HttpError('forbidden');
+    }
+    const room = roomKey(decoded);
+    const page = pageOf(params);
+    const access = room === undefined ? undefined : (await this.d.store.roomsAccess(user, [room])).get(room);
+    if (room === undefined || access?.member === undefined) throw new HttpError('forbidden');
+    const now = Date.now();
+    const members = (await this.d.store.roomMembers(room, page)).map((m) => {
+      const out: MemberInfo = { user: m.user, role: m.role };
+      const muted = wireMute(m.mutedUntil, now);
+      if (muted !== undefined) out.muted = muted;
+      return out;
+    });
+    const next = members.length === page.limit ? members.at(-1)?.user.toLowerCase() : undefined;
+    const body: MembersPage = { room, members };
+    if (next !== undefined) body.next = next;
+    return body;
   }
 
   // -------------------------------------------------------------------------------------------

@@ -81,6 +81,7 @@ const configObject = z
     allowedOrigins: csv.default([]),
     /** `open`: anyone may POST /register; `closed`: accounts are made with `parley user add`. */
     registration: z.enum(['open', 'closed']).default('open'),
+    roomCreation: z.enum(['open', 'closed']).default('open'),
     /** Interval between server pings, in ms. */
     pingIntervalMs: int(100).default(25_000),
     /** A client that has not answered a ping within this many ms is dropped. */
@@ -196,6 +197,7 @@ export const CONFIG_HELP: Record<ConfigKey, string> = {
   tokenTtlMs: 'lifetime of a session token, ms',
   allowedOrigins: 'comma list of extra allowed origins (* = any)',
   registration: 'open | closed',
+  roomCreation: 'open | closed (users cannot make rooms; direct rooms still open)',
   pingIntervalMs: 'interval between pings, ms',
   pongTimeoutMs: 'drop a client that does not pong within, ms',
   maxMessageBytes: 'largest incoming frame, bytes (else close 1009)',

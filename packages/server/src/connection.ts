@@ -120,6 +120,8 @@ export class Connection {
   readonly rooms = new Set<string>();
   /** The room `send_message` goes to when it names none (`change_room` sets it). */
   current: string | undefined;
+  /** Rooms this connection's user is muted in, while following them: until when (ms; see hub/members.ts). */
+  mutes: Map<string, number> | undefined;
   /** When the last ping was sent, while it is unanswered; 0 when none is outstanding. */
   private pingSentAt = 0;
   /** The resume unit's state for this connection (hub/replay.ts), from its first `resume` on. */

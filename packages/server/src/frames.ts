@@ -3,9 +3,16 @@
  * goes to: `frameText` builds the complete WebSocket frame (RFC 6455 §5.2: FIN + text opcode,
  * payload length, no mask — servers never mask) and every receiver is written the same bytes.
  */
-import type { Ref, ServerEvents, ServerEventType } from '@parley/protocol';
+import { isRoomEvent, type Ref, type ServerEvents, type ServerEventType, type TimelineItem } from '@parley/protocol';
 
 export function encode<K extends ServerEventType>(type: K, payload: ServerEvents[K], ref?: Ref): string {
+  return ref === undefined ? JSON.stringify({ type, payload }) : JSON.stringify({ type, payload, ref });
+}
+
+/** An item of a room's stream as its live event: `new_message`, or the room event's own type with its fields. */
+export function encodeItem(item: TimelineItem, ref?: Ref): string {
+  if (!isRoomEvent(item)) return encode('new_message', item, ref);
+  const { type, ...payload } = item;
   return ref === undefined ? JSON.stringify({ type, payload }) : JSON.stringify({ type, payload, ref });
 }
 

@@ -5,7 +5,7 @@
  * own error codes (invalid_room, message_too_long).
  */
 import { z } from 'zod';
-import { type ClientEvents, type ClientEventType, isStorableText, MAX_HISTORY_PAGE, MAX_REF_LENGTH, type Ref } from '@parley/protocol';
+import { type ClientEvents, type ClientEventType, isStorableText, MAX_HISTORY_PAGE, MAX_MUTE_MS, MAX_REASON_LENGTH, MAX_REF_LENGTH, MAX_TITLE_LENGTH, type Ref, ROLES } from '@parley/protocol';
 
 const name = z.string();
 /** Text a store keeps byte for byte (see isStorableText). */
@@ -26,6 +26,10 @@ const seqsByRoom = z.custom<Record<string, number>>(
   { message: 'must be an object of room name → seq (an integer ≥ 0)' },
 );
 
+/** A room title or a moderation reason: storable text, bounded (empty is allowed). */
+const note = (max: number) => z.string().max(max).refine(isStorableText, 'contains U+0000 or a lone surrogate, which no store can keep');
+const target = { room: name, user: name };
+
 export const clientEventSchemas = {
   send_message: z.object({ message: text, room: name.optional() }),
   change_room: z.object({ name }),
@@ -34,6 +38,15 @@ export const clientEventSchemas = {
   history: z.object({ room: name, before: seq.optional(), limit: z.number().int().min(1).max(MAX_HISTORY_PAGE).optional() }),
   resume: z.object({ rooms: seqsByRoom }),
   typing: z.object({ room: name }),
+  create_room: z.object({ room: name, visibility: z.enum(['public', 'private']), title: note(MAX_TITLE_LENGTH).optional() }),
+  invite: z.object(target),
+  kick: z.object({ ...target, reason: note(MAX_REASON_LENGTH).optional() }),
+  ban: z.object({ ...target, reason: note(MAX_REASON_LENGTH).optional() }),
+  unban: z.object(target),
+  mute: z.object({ ...target, durationMs: z.number().int().min(1).max(MAX_MUTE_MS).optional() }),
+  unmute: z.object(target),
+  set_role: z.object({ ...target, role: z.enum(ROLES) }),
+  open_direct: z.object({ user: name }),
 } satisfies { [K in ClientEventType]: z.ZodType<ClientEvents[K]> };
 
 /** The schemas by event type, typed by the event they check (for callers generic in the type). */

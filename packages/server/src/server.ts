@@ -29,7 +29,7 @@ import { RemovalWatcher } from './removals.js';
 import { Retention } from './retention.js';
 import { Tally } from './tally.js';
 import type { Presence } from './presence/index.js';
-import type { Store } from './store/store.js';
+import type { MembershipRecord, Store } from './store/store.js';
 
 /** The chat page, where @parley/web declares it (`@parley/web/root`: the absolute path of its built dist/public). */
 export const DEFAULT_WEB_ROOT: string = WEB_ROOT;
@@ -143,12 +143,12 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
       // A ticket never outlives its identity (see Tickets.issue); a logout anywhere revokes it,
       // and so does the removal of its account (removals.ts marks the user on every node).
       if (!auth.stillValid(ticket)) return { refused: 'ticket_invalid', message: 'The session behind this ticket was revoked, or its account removed.' };
-      return { identity: ticket };
+      return { identity: ticket, memberships: await hub.membershipsFor(ticket.user) };
     },
     connectionsOf: (user) => hub.connectionsOf(user),
     connectionsFrom: (address) => hub.connectionsFrom(address),
     serveIgnoringUpgrade: (req, socket, head) => api.serveIgnoringUpgrade(req, socket, head),
-    admitted: (ws, socket, ip, identity, autoJoin) => accept(ws, socket, ip, identity, autoJoin),
+    admitted: (ws, socket, ip, identity, autoJoin, memberships) => accept(ws, socket, ip, identity, autoJoin, memberships),
   });
   http.on('upgrade', upgrades.handle);
 
@@ -209,7 +209,7 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
   }
 
   const flusher = new Flusher(config.writeDelayMs, config.busyWriteDelayMs);
-  const accept = (ws: WebSocket, socket: Socket, ip: string, identity: Identity, autoJoin: boolean): void => {
+  const accept = (ws: WebSocket, socket: Socket, ip: string, identity: Identity, autoJoin: boolean, memberships: MembershipRecord[]): void => {
     const { user, session } = identity;
     const conn = new Connection(ws, socket, flusher, user, session, ip, config, metrics);
     conn.adoptCork();
@@ -219,7 +219,7 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
     ws.on('pong', onPong);
     ws.on('error', onError);
     ws.on('close', onClose);
-    hub.add(conn, autoJoin);
+    hub.add(conn, autoJoin, memberships);
     log.info({ event: 'connect', conn: conn.id, user, ip, rooms: conn.rooms.size }, 'connect');
   };
 

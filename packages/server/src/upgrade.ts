@@ -24,6 +24,7 @@ import type { Config } from './config.js';
 import { errorBody } from './http/errors.js';
 import { clientAddress, malformedRequest, requestTarget } from './http/request.js';
 import type { Identity } from './identity/identity.js';
+import type { MembershipRecord } from './store/membership.js';
 
 /** Whether an upgrade asks for WebSocket (`Upgrade: websocket`, in any case). */
 export const wantsWebSocket = (req: IncomingMessage): boolean => req.headers.upgrade?.trim().toLowerCase() === 'websocket';
@@ -52,7 +53,8 @@ export function refuse(socket: Duplex, code: HttpErrorCode, message?: string, he
 }
 
 /** The verify hook's answer: the identity to admit, or why not. */
-export type Verdict = { identity: Identity } | { refused: HttpErrorCode; message?: string };
+/** A redeemed ticket's identity and the user's memberships (hub.membershipsFor), or a refusal. */
+export type Verdict = { identity: Identity; memberships: MembershipRecord[] } | { refused: HttpErrorCode; message?: string };
 
 export interface UpgradeDeps {
   config: Config;
@@ -71,7 +73,7 @@ export interface UpgradeDeps {
   /** A request with an Upgrade other than WebSocket (h2c): served as plain HTTP. */
   serveIgnoringUpgrade(req: IncomingMessage, socket: Socket, head: Buffer): void;
   /** The handshake completed: the connection is the hub's from here. */
-  admitted(ws: WebSocket, socket: Socket, ip: string, identity: Identity, autoJoin: boolean): void;
+  admitted(ws: WebSocket, socket: Socket, ip: string, identity: Identity, autoJoin: boolean, memberships: MembershipRecord[]): void;
 }
 
 export class UpgradeGuard {
@@ -134,7 +136,7 @@ export class UpgradeGuard {
       .verify(otp)
       .then((verdict) => {
         if ('refused' in verdict) return refuse(socket, verdict.refused, verdict.message);
-        const { identity } = verdict;
+        const { identity, memberships } = verdict;
         if (this.d.isClosing() || socket.destroyed) return refuse(socket, 'unavailable');
         const ip = clientAddress(req, config.trustProxy);
         // From these checks to the hub nothing awaits (handleUpgrade calls back at once), so
@@ -147,7 +149,7 @@ export class UpgradeGuard {
         }
         // Corked: the 101 response and the first frames leave in one write (Connection.adoptCork).
         socket.cork();
-        this.d.wss.handleUpgrade(req, socket, head, (ws) => this.d.admitted(ws, socket, ip, identity, autoJoin));
+        this.d.wss.handleUpgrade(req, socket, head, (ws) => this.d.admitted(ws, socket, ip, identity, autoJoin, memberships));
       })
       .catch((err: unknown) => {
         this.d.log.warn({ err }, 'backend unavailable during upgrade');

@@ -3,8 +3,8 @@
  *
  * Every node-to-node message is a `ClusterMessage` (a discriminated union on `type`) with the
  * format version `v` and the sending node `node`; `encode`/`decode` are its codec. Room traffic
- * (stored messages, ephemeral frames) travels on the room's topic, so a node hears only the
- * rooms it has members in; node-wide notices (session revocations) on their own topic,
+ * (stored messages and room events, ephemeral frames) travels on the room's topic, so a node hears only the
+ * rooms it has members in; node-wide notices (session revocations, new memberships) on their own topic,
  * CONTROL_TOPIC, which no room can name.
  *
  * Guarantees (on top of the broker's, see broker/broker.ts):
@@ -16,15 +16,17 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
-import type { ChatMessage } from '@parley/protocol';
+import { isRoomEventType, type ServerEvents, type TimelineItem } from '@parley/protocol';
 import type { Broker } from '../broker/broker.js';
 
 /** The format version of ClusterMessage. A node ignores messages of another version. */
-export const CLUSTER_VERSION = 1;
+export const CLUSTER_VERSION = 2;
 
 export type ClusterMessage =
-  /** A stored message, for the room's feeds on other nodes. */
-  | { v: typeof CLUSTER_VERSION; node: string; type: 'message'; message: ChatMessage }
+  /** A stored message or room event, for the room's feeds on other nodes. */
+  | { v: typeof CLUSTER_VERSION; node: string; type: 'message'; message: TimelineItem }
+  /** `user` was made a member of a room: their connections follow it (on CONTROL_TOPIC). */
+  | { v: typeof CLUSTER_VERSION; node: string; type: 'invited'; user: string; invited: ServerEvents['invited'] }
   /** An ephemeral event (presence, typing) already serialized; not to connections of `exceptUser`. */
   | { v: typeof CLUSTER_VERSION; node: string; type: 'frame'; frame: string; exceptUser?: string }
   /** A session was revoked (logout): close its connections, refuse its tickets. */
@@ -44,8 +46,15 @@ export function encodeClusterMessage(m: ClusterMessage): string {
 
 const isObject = (x: unknown): x is Record<string, unknown> => typeof x === 'object' && x !== null && !Array.isArray(x);
 
-function isChatMessage(x: unknown): x is ChatMessage {
-  return isObject(x) && typeof x.room === 'string' && Number.isSafeInteger(x.seq) && typeof x.from === 'string' && typeof x.message === 'string' && typeof x.sent === 'string';
+/** A chat message (from, message) or a room event (a known type); the room event's own fields are the sending node's. */
+function isTimelineItem(x: unknown): x is TimelineItem {
+  if (!isObject(x) || typeof x.room !== 'string' || !Number.isSafeInteger(x.seq) || typeof x.sent !== 'string') return false;
+  if (!('type' in x)) return typeof x.from === 'string' && typeof x.message === 'string';
+  return x.type === 'room_created' ? typeof x.by === 'string' && Array.isArray(x.members) : isRoomEventType(x.type) && typeof x.user === 'string';
+}
+
+function isInvited(x: unknown): x is ServerEvents['invited'] {
+  return isObject(x) && typeof x.room === 'string' && typeof x.by === 'string' && typeof x.role === 'string' && typeof x.visibility === 'string' && Number.isSafeInteger(x.seq);
 }
 
 /** The message, or a reason it is not one (malformed, or another format version). */
@@ -62,7 +71,9 @@ export function decodeClusterMessage(payload: string): ClusterMessage | string {
   if (typeof node !== 'string') return 'no node';
   switch (x.type) {
     case 'message':
-      return isChatMessage(x.message) ? { v: CLUSTER_VERSION, node, type: 'message', message: x.message } : 'bad message';
+      return isTimelineItem(x.message) ? { v: CLUSTER_VERSION, node, type: 'message', message: x.message } : 'bad message';
+    case 'invited':
+      return typeof x.user === 'string' && isInvited(x.invited) ? { v: CLUSTER_VERSION, node, type: 'invited', user: x.user, invited: x.invited } : 'bad invited';
     case 'frame':
       if (typeof x.frame !== 'string' || (x.exceptUser !== undefined && typeof x.exceptUser !== 'string')) return 'bad frame';
       return x.exceptUser === undefined ? { v: CLUSTER_VERSION, node, type: 'frame', frame: x.frame } : { v: CLUSTER_VERSION, node, type: 'frame', frame: x.frame, exceptUser: x.exceptUser };
@@ -75,9 +86,10 @@ export function decodeClusterMessage(payload: string): ClusterMessage | string {
 
 /** What a node does with other nodes' messages. */
 export interface ClusterHandlers {
-  message(m: ChatMessage): void;
+  message(m: TimelineItem): void;
   frame(room: string, frame: string, exceptUser: string | undefined): void;
   revoke(session: string): void;
+  invited(user: string, invited: ServerEvents['invited']): void;
 }
 
 export class ClusterLink {
@@ -111,7 +123,12 @@ export class ClusterLink {
     this.broker.unsubscribe(roomTopic(room)).catch((err: unknown) => this.log.debug({ err, room }, 'broker unsubscribe failed'));
   }
 
-  message(m: ChatMessage): void {
+  /** `user` was made a member: their connections on the other nodes follow the room. */
+  invited(user: string, invited: ServerEvents['invited']): void {
+    this.publish(CONTROL_TOPIC, { v: CLUSTER_VERSION, node: this.nodeId, type: 'invited', user, invited });
+  }
+
+  message(m: TimelineItem): void {
     this.publish(roomTopic(m.room), { v: CLUSTER_VERSION, node: this.nodeId, type: 'message', message: m });
   }
 
@@ -144,6 +161,7 @@ export class ClusterLink {
     if (m.node === this.nodeId) return;
     if (topic === CONTROL_TOPIC) {
       if (m.type === 'revoke') this.handlers.revoke(m.session);
+      else if (m.type === 'invited') this.handlers.invited(m.user, m.invited);
       return;
     }
     if (!topic.startsWith(ROOM_TOPIC)) return;
@@ -156,6 +174,7 @@ export class ClusterLink {
         this.handlers.frame(room, m.frame, m.exceptUser);
         return;
       case 'revoke':
+      case 'invited':
         return; // only on CONTROL_TOPIC
       default: {
         const never: never = m;

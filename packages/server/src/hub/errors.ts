@@ -1,6 +1,6 @@
 /** How a failed client event is answered: an `error` event with a stable code, never a throw. */
 import type { Logger } from 'pino';
-import { type ErrorCode, ErrorCodes, type Ref } from '@parley/protocol';
+import { type ErrorCode, ErrorCodes, type Ref, type ServerEvents } from '@parley/protocol';
 import type { Connection } from '../connection.js';
 import { DriverError } from '../driver.js';
 import { StoreError } from '../store/store.js';
@@ -10,14 +10,18 @@ export class ClientError extends Error {
   constructor(
     readonly code: ErrorCode,
     message: string = ErrorCodes[code],
+    /** The room the refused event was about, named in the `error`. */
+    readonly room?: string,
   ) {
     super(message);
   }
 }
 
 /** Answers the client's event (by its `ref`) with an `error`. */
-export function fail(conn: Connection, code: ErrorCode, ref: Ref | undefined, message: string = ErrorCodes[code]): void {
-  conn.send('error', ref === undefined ? { code, message } : { code, message, ref }, ref);
+export function fail(conn: Connection, code: ErrorCode, ref: Ref | undefined, message: string = ErrorCodes[code], room?: string): void {
+  const payload: ServerEvents['error'] = ref === undefined ? { code, message } : { code, message, ref };
+  if (room !== undefined) payload.room = room;
+  conn.send('error', payload, ref);
 }
 
 /**
@@ -30,7 +34,7 @@ export function fail(conn: Connection, code: ErrorCode, ref: Ref | undefined, me
  */
 export function answerFailure(log: Logger, conn: Connection, type: string, ref: Ref | undefined, err: unknown): void {
   if (err instanceof ClientError) {
-    fail(conn, err.code, ref, err.message);
+    fail(conn, err.code, ref, err.message, err.room);
   } else if (err instanceof StoreError && err.code === 'unavailable') {
     if (err.backend !== undefined) log.debug({ user: conn.user, type, reason: err.backend }, `store unavailable: ${err.message}`);
     else log.warn({ err, user: conn.user, type }, 'store unavailable');

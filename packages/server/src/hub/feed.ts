@@ -29,7 +29,7 @@
  *   the store by the fill (which reads up to the latest seq anyway).
  */
 import type { Logger } from 'pino';
-import type { ChatMessage } from '@parley/protocol';
+import type { TimelineItem } from '@parley/protocol';
 import { messageOf } from '../failure.js';
 
 /** How long a feed waits for a missing seq from the broker before reading it from the store. */
@@ -45,7 +45,7 @@ export const RETRY_MAX_MS = 5000;
 /** Where a feed reads what it missed: the store's part it needs. */
 export interface FeedSource {
   lastSeq(room: string): Promise<number>;
-  messagesAfter(room: string, afterSeq: number, limit: number): Promise<ChatMessage[]>;
+  messagesAfter(room: string, afterSeq: number, limit: number): Promise<TimelineItem[]>;
 }
 
 /** Why a feed read the store: a gap behind a message, a periodic catch-up, a broker reconnect. */
@@ -53,7 +53,7 @@ export type FillReason = 'gap' | 'catch_up' | 'resync';
 
 export interface FeedOptions {
   /** Passes one message on to the room's members. */
-  deliver(m: ChatMessage): void;
+  deliver(m: TimelineItem): void;
   /** A fill delivered messages the broker had not brought (counted by the metrics). */
   filled?(reason: FillReason, messages: number): void;
 }
@@ -66,7 +66,7 @@ interface Waiter {
 export class Feed {
   /** Undefined until the room's latest seq has been read from the store. */
   private next: number | undefined;
-  private readonly held = new Map<number, ChatMessage>();
+  private readonly held = new Map<number, TimelineItem>();
   /** One timer at a time: the gap wait, the catch-up wait, or a retry after a failure. */
   private timer: NodeJS.Timeout | undefined;
   private timerReason: FillReason = 'gap';
@@ -116,7 +116,7 @@ export class Feed {
    * The ordering gate (see the module doc). `local`: stored by this node's writer, so every lower
    * seq is in the store already and a gap below it is read at once.
    */
-  accept(m: ChatMessage, local = false): void {
+  accept(m: TimelineItem, local = false): void {
     if (this.closed) return;
     const next = this.next;
     if (next !== undefined && m.seq < next) return;

@@ -12,6 +12,7 @@
  */
 import type { Logger } from 'pino';
 import { CloseCodes, DEFAULT_ROOM, type Limits } from '@parley/protocol';
+import { type MembershipRecord, wireMembership } from '../store/membership.js';
 import type { Config } from '../config.js';
 import { Metrics } from '../metrics.js';
 import type { Connection } from '../connection.js';
@@ -26,6 +27,7 @@ import { MessageWriter } from '../writer.js';
 import { ClusterLink, newNodeId } from './cluster.js';
 import { createHandlers, type HubContext, replyWithSeq } from './handlers/index.js';
 import { Heartbeat } from './heartbeat.js';
+import { Members } from './members.js';
 import { RoomPresence } from './presence.js';
 import { Rooms } from './rooms.js';
 import { Router } from './router.js';
@@ -40,6 +42,7 @@ export class Hub {
   readonly limits: Limits;
   readonly link: ClusterLink;
   private readonly rooms: Rooms;
+  readonly members: Members;
   private readonly router: Router;
   private readonly heartbeat: Heartbeat;
   private readonly ctx: HubContext;
@@ -64,8 +67,12 @@ export class Hub {
       message: (m) => this.rooms.accept(m),
       frame: (room, frame, exceptUser) => this.rooms.broadcast(room, frame, exceptUser === undefined ? undefined : (c) => c.user === exceptUser),
       revoke: (session) => this.revokedHere(session),
+      invited: (user, invited) => this.members.invitedHere(user, invited),
     }, nodeId);
     this.rooms = new Rooms(store, this.link, log, metrics);
+    this.members = new Members(store, this.rooms, this.link, log, (user) => this.byUser.get(user.toLowerCase()) ?? [], config.maxRoomsPerConnection, (conn, room) => {
+      void replyWithSeq(this.ctx, conn, room, undefined, (seq) => conn.send('joined', { room, seq }));
+    });
     const roomPresence = new RoomPresence(presence, this.rooms, log);
     this.rooms.listen(roomPresence);
     // Stored messages go to this node's rooms first, then to the other nodes.
@@ -75,7 +82,7 @@ export class Hub {
         this.link.message(m);
       }
     }, metrics);
-    this.ctx = { config, store, log, rooms: this.rooms, presence: roomPresence, writer: this.writer, userLimit, metrics };
+    this.ctx = { config, store, log, rooms: this.rooms, members: this.members, presence: roomPresence, writer: this.writer, userLimit, metrics };
     this.router = new Router(createHandlers(this.ctx), log, config.maxRoomsPerConnection, metrics);
     this.heartbeat = new Heartbeat(this.connections, config.pingIntervalMs, config.pongTimeoutMs, (now) => roomPresence.sweep(now));
     this.limits = {
@@ -90,22 +97,46 @@ export class Hub {
   }
 
   /**
-   * Registers a new connection. It starts in DEFAULT_ROOM, unless it was opened with
-   * `resume=1`: then it follows nothing until its `resume` names the rooms to replay, so no live
-   * message can overtake the replay.
+   * The memberships a new connection of `user` lists in its welcome (the first
+   * maxRoomsPerConnection). A user in no room is made a member of DEFAULT_ROOM first (created,
+   * public, if it does not exist). Read before the upgrade completes: a store that cannot answer
+   * refuses the connection (503).
    */
-  add(conn: Connection, autoJoin = true): void {
+  async membershipsFor(user: string): Promise<MembershipRecord[]> {
+    const max = this.config.maxRoomsPerConnection;
+    const mine = await this.ctx.store.membershipsOf(user, max);
+    if (mine.length > 0) return mine;
+    const out = await this.members.apply({ type: 'join', room: DEFAULT_ROOM, user, create: true });
+    if (!out.ok) return []; // banned from it: a user in no room
+    return this.ctx.store.membershipsOf(user, max);
+  }
+
+  /**
+   * Registers a new connection: its welcome lists the user's memberships (`memberships`, from
+   * membershipsFor), and it follows each of them (a `joined` with its seq for each), DEFAULT_ROOM
+   * current when it is one; unless it was opened with `resume=1`: then it follows nothing until
+   * its `resume` names the rooms to replay, so no live message can overtake the replay.
+   */
+  add(conn: Connection, autoJoin = true, memberships: readonly MembershipRecord[] = []): void {
     this.connections.add(conn);
     const key = conn.user.toLowerCase();
     let mine = this.byUser.get(key);
     if (mine === undefined) this.byUser.set(key, (mine = new Set()));
     mine.add(conn);
     this.byAddress.add(conn.ip);
-    conn.send('welcome', { user: conn.user, room: autoJoin ? DEFAULT_ROOM : null, limits: this.limits, heartbeatMs: this.config.pingIntervalMs });
+    const now = Date.now();
+    const current = !autoJoin ? null : memberships.some((m) => m.room === DEFAULT_ROOM) ? DEFAULT_ROOM : (memberships[0]?.room ?? null);
+    conn.send('welcome', {
+      user: conn.user,
+      room: current,
+      rooms: memberships.map((m) => wireMembership(m, now)),
+      limits: this.limits,
+      heartbeatMs: this.config.pingIntervalMs,
+    });
     if (!autoJoin) return;
-    this.rooms.join(conn, DEFAULT_ROOM);
-    conn.current = DEFAULT_ROOM;
-    void replyWithSeq(this.ctx, conn, DEFAULT_ROOM, undefined, (seq) => conn.send('joined', { room: DEFAULT_ROOM, seq }));
+    for (const m of memberships) this.members.follow(conn, m.room, m.mutedUntil);
+    conn.current = current ?? undefined;
+    for (const m of memberships) void replyWithSeq(this.ctx, conn, m.room, undefined, (seq) => conn.send('joined', { room: m.room, seq }));
   }
 
   /** Forgets a closed connection: its rooms, its counts. */

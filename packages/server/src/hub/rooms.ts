@@ -5,8 +5,8 @@
  * - A connection is a member of a room here exactly while the room is in its `rooms` set; a room
  *   exists here exactly while it has members (the last one to leave closes it: its feed stops
  *   and its topic is unsubscribed).
- * - A stored message goes to the room's members through the room's feed (hub/feed.ts): in seq
- *   order, once. It is serialized and framed once; the same bytes go to every member, except
+ * - A stored message or room event goes to the room's members through the room's feed
+ *   (hub/feed.ts): in seq order, once; a room event passes the RoomEventHook first. It is serialized and framed once; the same bytes go to every member, except
  *   that a member replaying the room gets it through its replay buffer (hub/replay.ts).
  * - `seqOf` is the seq a member has seen everything up to once it joined (the feed's last
  *   delivered seq), so a `joined` never promises a message the member will not get.
@@ -16,10 +16,10 @@
  *   outages (broker/broker.ts).
  */
 import type { Logger } from 'pino';
-import type { ChatMessage } from '@parley/protocol';
+import { isRoomEvent, type RoomEvent, type TimelineItem } from '@parley/protocol';
 import { messageOf } from '../failure.js';
 import type { Connection } from '../connection.js';
-import { encode, frameText } from '../frames.js';
+import { encodeItem, frameText } from '../frames.js';
 import type { Metrics } from '../metrics.js';
 import type { Store } from '../store/store.js';
 import type { ClusterLink } from './cluster.js';
@@ -37,15 +37,23 @@ interface Room {
   readonly ready: Promise<void>;
 }
 
-/** Told of every membership change (presence announces them). */
+/** Told of every change of who follows a room here (presence announces them). */
 export interface MembershipListener {
   joined(conn: Connection, room: string): void;
   left(conn: Connection, room: string): void;
 }
 
+/**
+ * Told of every room event before it goes to the room's members here, in the room's seq order
+ * (hub/members.ts): a removal stops the removed user's connections following the room before
+ * anything after it is delivered, on every node.
+ */
+export type RoomEventHook = (event: RoomEvent, members: ReadonlySet<Connection>) => void;
+
 export class Rooms {
   private readonly rooms = new Map<string, Room>();
   private listener: MembershipListener | undefined;
+  private eventHook: RoomEventHook | undefined;
   private catchUpTimer: NodeJS.Timeout | undefined;
   private catchingUp = false;
 
@@ -59,6 +67,16 @@ export class Rooms {
   /** Sets the one listener of membership changes. */
   listen(listener: MembershipListener): void {
     this.listener = listener;
+  }
+
+  /** Sets the one hook of room events (see RoomEventHook). */
+  onRoomEvent(hook: RoomEventHook): void {
+    this.eventHook = hook;
+  }
+
+  /** Whether the room has members on this node. */
+  isOpen(name: string): boolean {
+    return this.rooms.has(name);
   }
 
   /** Adds `conn` to the room (opening it on this node if it is the first member). */
@@ -135,8 +153,8 @@ export class Rooms {
     return this.store.lastSeq(name);
   }
 
-  /** A stored message, for the room's feed; `local`: stored by this node's writer. */
-  accept(m: ChatMessage, local = false): void {
+  /** A stored message or room event, for the room's feed; `local`: stored by this node. */
+  accept(m: TimelineItem, local = false): void {
     this.rooms.get(m.room)?.feed.accept(m, local);
   }
 
@@ -205,9 +223,13 @@ export class Rooms {
    * A member replaying the room gets it through its replay buffer (queued behind the replay, or
    * skipped when the replay already sent it).
    */
-  private deliver(members: Set<Connection>, m: ChatMessage): void {
+  private deliver(members: Set<Connection>, m: TimelineItem): void {
     if (members.size === 0) return;
-    const data = frameText(encode('new_message', m));
+    if (isRoomEvent(m)) {
+      this.eventHook?.(m, members);
+      if (members.size === 0) return;
+    }
+    const data = frameText(encodeItem(m));
     this.metrics.deliveries.inc(members.size);
     for (const conn of members) {
       const replay = conn.replay;

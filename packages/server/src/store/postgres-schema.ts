@@ -1,5 +1,6 @@
 /** The PostgreSQL store's schema: its migrations, applied in order, once, by one node at a time. */
 import type pg from 'pg';
+import { ROOMS_MIGRATION } from './postgres-rooms.js';
 import { foldRoomNames, type Sql } from './rooms-migration.js';
 
 const MIGRATIONS: readonly (string | ((db: Sql) => Promise<void>))[] = [
@@ -54,6 +55,8 @@ const MIGRATIONS: readonly (string | ((db: Sql) => Promise<void>))[] = [
      id INT NOT NULL PRIMARY KEY,
      at BIGINT NOT NULL
    );`,
+  // 5: rooms with members (store/membership.ts, postgres-rooms.ts).
+  ROOMS_MIGRATION,
 ];
 
 /** Arbitrary constant for pg_advisory_xact_lock: nodes starting together migrate one at a time. */

@@ -27,24 +27,18 @@
  * makes the store unhealthy until a write succeeds; the probe upserts the one row of `health`.
  */
 import pg from 'pg';
-import type { ChatMessage } from '@parley/protocol';
+import type { ChatMessage, TimelineItem } from '@parley/protocol';
+import { itemOf, type MembershipOp, type MembershipOutcome, type StreamRow } from './membership.js';
+import * as rooms from './postgres-rooms.js';
 import { StoreHealth, type StoreFailure } from './health.js';
 import { migrate } from './postgres-schema.js';
-import { type Appended, type HistoryQuery, type NewMessage, type PruneQuery, type SessionRecord, type Store, StoreError, type UserRecord, type UserRemoval } from './store.js';
+import { type Access, type Appended, type HistoryQuery, type MemberRecord, type MembershipRecord, type PageQuery, type PublicRoom, type NewMessage, type PruneQuery, type SessionRecord, type Store, StoreError, type UserRecord, type UserRemoval } from './store.js';
 import { codeOf, messageOf } from '../failure.js';
 
 // BIGINT columns come back as strings by default; seqs and times fit in a double.
 const INT8 = 20;
 
-interface MessageRow {
-  room: string;
-  seq: string | number;
-  sender: string;
-  body: string;
-  sent: string;
-}
-
-const toMessage = (r: MessageRow): ChatMessage => ({ room: r.room, seq: Number(r.seq), from: r.sender, message: r.body, sent: r.sent });
+type MessageRow = StreamRow;
 
 /** SQLSTATE classes that say the database cannot be reached or cannot write now. */
 const BACKEND_CLASSES = new Set(['08', '53', '57', '58']);
@@ -272,6 +266,7 @@ export class PostgresStore implements Store {
         const removed = rows[0]?.name;
         if (removed === undefined) return false;
         await c.query('DELETE FROM sessions WHERE user_name = $1', [removed]);
+        await c.query('DELETE FROM members WHERE user_key = lower($1)', [removed]);
         await c.query('INSERT INTO user_removals (user_name, at) VALUES ($1, $2)', [removed, now]);
         return true;
       });
@@ -429,16 +424,16 @@ export class PostgresStore implements Store {
     return seqs;
   }
 
-  async history(room: string, query: HistoryQuery): Promise<ChatMessage[]> {
+  async history(room: string, query: HistoryQuery): Promise<TimelineItem[]> {
     const { rows } =
       query.before === undefined
-        ? await this.q<MessageRow>('history', 'SELECT room, seq, sender, body, sent FROM messages WHERE room = $1 ORDER BY seq DESC LIMIT $2', [room, query.limit])
-        : await this.q<MessageRow>('history', 'SELECT room, seq, sender, body, sent FROM messages WHERE room = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3', [
+        ? await this.q<MessageRow>('history', 'SELECT room, seq, sender, body, sent, kind FROM messages WHERE room = $1 ORDER BY seq DESC LIMIT $2', [room, query.limit])
+        : await this.q<MessageRow>('history', 'SELECT room, seq, sender, body, sent, kind FROM messages WHERE room = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3', [
             room,
             query.before,
             query.limit,
           ]);
-    return rows.map(toMessage);
+    return rows.map(itemOf);
   }
 
   async findRef(from: string, ref: string): Promise<Pick<ChatMessage, 'room' | 'seq'> | undefined> {
@@ -446,9 +441,9 @@ export class PostgresStore implements Store {
     return rows[0];
   }
 
-  async messagesAfter(room: string, after: number, limit: number): Promise<ChatMessage[]> {
-    const { rows } = await this.q<MessageRow>('messages after', 'SELECT room, seq, sender, body, sent FROM messages WHERE room = $1 AND seq > $2 ORDER BY seq LIMIT $3', [room, after, limit]);
-    return rows.map(toMessage);
+  async messagesAfter(room: string, after: number, limit: number): Promise<TimelineItem[]> {
+    const { rows } = await this.q<MessageRow>('messages after', 'SELECT room, seq, sender, body, sent, kind FROM messages WHERE room = $1 AND seq > $2 ORDER BY seq LIMIT $3', [room, after, limit]);
+    return rows.map(itemOf);
   }
 
   async prune(q: PruneQuery): Promise<number> {
@@ -481,6 +476,32 @@ export class PostgresStore implements Store {
       ).rowCount ?? 0;
     }
     return deleted;
+  }
+
+  async applyMembership(op: MembershipOp): Promise<MembershipOutcome> {
+    try {
+      return await this.tx((c) => rooms.applyMembership(c, op, Date.now()));
+    } catch (err) {
+      throw this.failed(err, `room ${op.room}: ${op.type}`);
+    }
+  }
+
+  private readonly query = <R extends pg.QueryResultRow>(what: string, text: string, values?: unknown[]) => this.q<R>(what, text, values);
+
+  roomsAccess(user: string, names: readonly string[]): Promise<Map<string, Access>> {
+    return rooms.roomsAccess(this.query, user, names);
+  }
+
+  membershipsOf(user: string, limit: number): Promise<MembershipRecord[]> {
+    return rooms.membershipsOf(this.query, user, limit);
+  }
+
+  roomMembers(room: string, page: PageQuery): Promise<MemberRecord[]> {
+    return rooms.roomMembers(this.query, room, page);
+  }
+
+  publicRooms(q: string | undefined, page: PageQuery): Promise<PublicRoom[]> {
+    return rooms.publicRooms(this.query, q, page);
   }
 
   async ping(): Promise<void> {

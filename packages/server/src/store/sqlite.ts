@@ -20,11 +20,13 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import Database from 'better-sqlite3';
-import type { ChatMessage } from '@parley/protocol';
+import type { ChatMessage, TimelineItem } from '@parley/protocol';
 import type { CheckpointerData, CheckpointerError } from './checkpointer.js';
 import { StoreHealth, type StoreFailure } from './health.js';
 import { foldRoomNames, type Sql } from './rooms-migration.js';
-import { type Appended, type HistoryQuery, type NewMessage, type PruneQuery, type SessionRecord, type Store, StoreError, type UserRecord, type UserRemoval } from './store.js';
+import { itemOf, type MembershipOp, type MembershipOutcome, type StreamRow } from './membership.js';
+import { ROOMS_MIGRATION, sqliteRooms } from './sqlite-rooms.js';
+import { type Access, type Appended, type HistoryQuery, type MemberRecord, type MembershipRecord, type PageQuery, type PublicRoom, type NewMessage, type PruneQuery, type SessionRecord, type Store, StoreError, type UserRecord, type UserRemoval } from './store.js';
 import { codeOf, messageOf } from '../failure.js';
 
 /** Migrations, applied in order; the index + 1 is the schema version kept in `user_version`. */
@@ -80,6 +82,8 @@ const MIGRATIONS: readonly (string | ((db: Sql) => Promise<void>))[] = [
      at INTEGER NOT NULL,
      pad BLOB
    );`,
+  // 5: rooms with members (store/membership.ts, sqlite-rooms.ts).
+  ROOMS_MIGRATION,
 ];
 
 /** A migration's view of the database (rooms-migration.ts). */
@@ -90,15 +94,7 @@ const sqlOf = (db: Database.Database): Sql => ({
   },
 });
 
-interface MessageRow {
-  room: string;
-  seq: number;
-  sender: string;
-  body: string;
-  sent: string;
-}
-
-const toMessage = (r: MessageRow): ChatMessage => ({ room: r.room, seq: r.seq, from: r.sender, message: r.body, sent: r.sent });
+type MessageRow = StreamRow;
 
 /**
  * SQLite's primary result codes that say the database cannot write now (the disk, the file, a
@@ -144,6 +140,7 @@ export class SqliteStore implements Store {
   readonly driver = 'sqlite';
   private db: Database.Database | undefined;
   private stmts: ReturnType<SqliteStore['prepare']> | undefined;
+  private roomsOf: ReturnType<typeof sqliteRooms> | undefined;
   private checkpointer: Worker | undefined;
   private probeWrite: (() => void) | undefined;
   private readonly health = new StoreHealth(
@@ -197,6 +194,7 @@ export class SqliteStore implements Store {
     }
     this.db = db;
     this.stmts = this.prepare(db);
+    this.roomsOf = sqliteRooms(db);
     this.probeWrite = probeOf(db);
     await this.health.start();
     if (this.file !== ':memory:') {
@@ -222,6 +220,7 @@ export class SqliteStore implements Store {
       ),
       removeUser: db.prepare<[number, string]>("UPDATE users SET removed_at = ?, password_hash = '' WHERE name = ? AND removed_at IS NULL"),
       deleteUserSessions: db.prepare<[string]>('DELETE FROM sessions WHERE user_name = (SELECT name FROM users WHERE name = ?)'),
+      deleteUserMemberships: db.prepare<[string]>('DELETE FROM members WHERE user_key = lower(?)'),
       recordRemoval: db.prepare<[string, number]>('INSERT INTO user_removals (user_name, at) VALUES ((SELECT name FROM users WHERE name = ?), ?)'),
       removalsSince: db.prepare<[number], { id: number; user_name: string; at: number }>('SELECT id, user_name, at FROM user_removals WHERE at >= ? ORDER BY id'),
       createSession: db.prepare<[string, string, number]>('INSERT INTO sessions (token_hash, user_name, expires_at) VALUES (?, ?, ?)'),
@@ -237,7 +236,7 @@ export class SqliteStore implements Store {
       insertMessage: db.prepare<[string, number, string, string, string, number]>('INSERT INTO messages (room, seq, sender, body, sent, at) VALUES (?, ?, ?, ?, ?, ?)'),
       findDedupe: db.prepare<[string, string], { room: string; seq: number }>('SELECT room, seq FROM dedupe WHERE user_name = ? AND ref = ?'),
       insertDedupe: db.prepare<[string, string, string, number, number]>('INSERT INTO dedupe (user_name, ref, room, seq, at) VALUES (?, ?, ?, ?, ?)'),
-      after: db.prepare<[string, number, number], MessageRow>('SELECT room, seq, sender, body, sent FROM messages WHERE room = ? AND seq > ? ORDER BY seq LIMIT ?'),
+      after: db.prepare<[string, number, number], MessageRow>('SELECT room, seq, sender, body, sent, kind FROM messages WHERE room = ? AND seq > ? ORDER BY seq LIMIT ?'),
       pruneOld: db.prepare<[number, number]>('DELETE FROM messages WHERE (room, seq) IN (SELECT room, seq FROM messages WHERE at < ? LIMIT ?)'),
       overfull: db.prepare<[{ keep: number }], { room: string; cutoff: number }>(
         'SELECT r.name AS room, r.last_seq - @keep AS cutoff FROM rooms r WHERE EXISTS (SELECT 1 FROM messages m WHERE m.room = r.name AND m.seq <= r.last_seq - @keep)',
@@ -249,9 +248,9 @@ export class SqliteStore implements Store {
       ping: db.prepare('SELECT 1'),
       lastSeq: db.prepare<[string], { last_seq: number }>('SELECT last_seq FROM rooms WHERE name = ?'),
       lastSeqs: db.prepare<[string], { name: string; last_seq: number }>('SELECT r.name, r.last_seq FROM json_each(?) AS j JOIN rooms r ON r.name = j.value'),
-      historyLatest: db.prepare<[string, number], MessageRow>('SELECT room, seq, sender, body, sent FROM messages WHERE room = ? ORDER BY seq DESC LIMIT ?'),
+      historyLatest: db.prepare<[string, number], MessageRow>('SELECT room, seq, sender, body, sent, kind FROM messages WHERE room = ? ORDER BY seq DESC LIMIT ?'),
       historyBefore: db.prepare<[string, number, number], MessageRow>(
-        'SELECT room, seq, sender, body, sent FROM messages WHERE room = ? AND seq < ? ORDER BY seq DESC LIMIT ?',
+        'SELECT room, seq, sender, body, sent, kind FROM messages WHERE room = ? AND seq < ? ORDER BY seq DESC LIMIT ?',
       ),
     };
     const nextSeq = (room: string): number => {
@@ -282,6 +281,7 @@ export class SqliteStore implements Store {
     const remove = db.transaction((name: string, now: number): boolean => {
       if (s.removeUser.run(now, name).changes === 0) return false;
       s.deleteUserSessions.run(name);
+      s.deleteUserMemberships.run(name);
       s.recordRemoval.run(name, now);
       return true;
     });
@@ -323,6 +323,7 @@ export class SqliteStore implements Store {
     this.db?.close();
     this.db = undefined;
     this.stmts = undefined;
+    this.roomsOf = undefined;
   }
 
   async createUser(name: string, passwordHash: string): Promise<void> {
@@ -421,17 +422,17 @@ export class SqliteStore implements Store {
     return seqs;
   }
 
-  async history(room: string, query: HistoryQuery): Promise<ChatMessage[]> {
+  async history(room: string, query: HistoryQuery): Promise<TimelineItem[]> {
     const rows = query.before === undefined ? this.s.historyLatest.all(room, query.limit) : this.s.historyBefore.all(room, query.before, query.limit);
-    return rows.map(toMessage);
+    return rows.map(itemOf);
   }
 
   async findRef(from: string, ref: string): Promise<Pick<ChatMessage, 'room' | 'seq'> | undefined> {
     return this.s.findDedupe.get(from, ref);
   }
 
-  async messagesAfter(room: string, after: number, limit: number): Promise<ChatMessage[]> {
-    return this.s.after.all(room, after, limit).map(toMessage);
+  async messagesAfter(room: string, after: number, limit: number): Promise<TimelineItem[]> {
+    return this.s.after.all(room, after, limit).map(itemOf);
   }
 
   async prune(q: PruneQuery): Promise<number> {
@@ -451,6 +452,38 @@ export class SqliteStore implements Store {
     } catch (err) {
       throw this.failed(err, 'prune');
     }
+  }
+
+  private get r() {
+    if (this.roomsOf === undefined) throw new StoreError('unavailable', 'sqlite store is not open');
+    return this.roomsOf;
+  }
+
+  async applyMembership(op: MembershipOp): Promise<MembershipOutcome> {
+    const r = this.r;
+    try {
+      const outcome = r.apply(op, Date.now());
+      this.health.wrote();
+      return outcome;
+    } catch (err) {
+      throw this.failed(err, `room ${op.room}: ${op.type}`);
+    }
+  }
+
+  async roomsAccess(user: string, rooms: readonly string[]): Promise<Map<string, Access>> {
+    return this.r.roomsAccess(user, rooms);
+  }
+
+  async membershipsOf(user: string, limit: number): Promise<MembershipRecord[]> {
+    return this.r.membershipsOf(user, limit);
+  }
+
+  async roomMembers(room: string, page: PageQuery): Promise<MemberRecord[]> {
+    return this.r.roomMembers(room, page);
+  }
+
+  async publicRooms(q: string | undefined, page: PageQuery): Promise<PublicRoom[]> {
+    return this.r.publicRooms(q, page);
   }
 
   async ping(): Promise<void> {

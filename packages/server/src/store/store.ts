@@ -15,12 +15,18 @@
  * - Idempotency: a message with a `ref` whose (from, ref) pair was stored before (and not yet
  *   pruned from the dedupe window) is not stored again: the result says `duplicate` and carries
  *   the original room and seq. This holds within one batch and across processes.
+ * - Rooms are resources (store/membership.ts): applyMembership checks the rules and writes a
+ *   change with its room events (which take the room's next seqs, like messages) in one
+ *   transaction, serialized per room across processes. history and messagesAfter return the
+ *   room's whole stream: messages and room events.
  */
-import type { ChatMessage } from '@parley/protocol';
+import type { ChatMessage, TimelineItem } from '@parley/protocol';
 import type { Driver } from '../driver.js';
 import type { StoreFailure } from './health.js';
+import type { Access, MemberRecord, MembershipOp, MembershipOutcome, MembershipRecord, PageQuery, PublicRoom } from './membership.js';
 
 export type { StoreFailure } from './health.js';
+export type { Access, MemberRecord, MembershipOp, MembershipOutcome, MembershipRecord, PageQuery, PublicRoom } from './membership.js';
 
 export interface UserRecord {
   name: string;
@@ -169,10 +175,24 @@ export interface Store extends Driver {
   lastSeqs(rooms: readonly string[]): Promise<Map<string, number>>;
   /** Where the message stored with this (from, ref) went, if it is still in the dedupe window. */
   findRef(from: string, ref: string): Promise<Pick<ChatMessage, 'room' | 'seq'> | undefined>;
-  /** A page of history, newest first. */
-  history(room: string, query: HistoryQuery): Promise<ChatMessage[]>;
-  /** Messages with seq > after, oldest first, at most `limit` (for resume). */
-  messagesAfter(room: string, after: number, limit: number): Promise<ChatMessage[]>;
+  /** A page of the room's stream (messages and room events), newest first. */
+  history(room: string, query: HistoryQuery): Promise<TimelineItem[]>;
+  /** The room's stream after `after`, oldest first, at most `limit` (for resume and gap fills). */
+  messagesAfter(room: string, after: number, limit: number): Promise<TimelineItem[]>;
+
+  /**
+   * Checks and applies a change of membership with its room events, atomically (see
+   * store/membership.ts): a refusal changes nothing. Rejects only with a StoreError.
+   */
+  applyMembership(op: MembershipOp): Promise<MembershipOutcome>;
+  /** `user`'s standing in each of `rooms` that exists (case-insensitive user; rooms by their one name). */
+  roomsAccess(user: string, rooms: readonly string[]): Promise<Map<string, Access>>;
+  /** `user`'s memberships, oldest first, at most `limit`. */
+  membershipsOf(user: string, limit: number): Promise<MembershipRecord[]>;
+  /** Members of a room by name (case-insensitively), a page after `after`. */
+  roomMembers(room: string, page: PageQuery): Promise<MemberRecord[]>;
+  /** Public rooms by name, a page after `after`; `q`: only those whose name or title contains it (case-insensitively). */
+  publicRooms(q: string | undefined, page: PageQuery): Promise<PublicRoom[]>;
   /** Deletes up to `limit` rows past retention; resolves how many were deleted. */
   prune(query: PruneQuery): Promise<number>;
   /** Cheap round trip to the database, for readiness checks. Rejects when unavailable. */

@@ -8,6 +8,7 @@ import type { UserRateLimit } from '../../ratelimit/index.js';
 import type { Store } from '../../store/store.js';
 import type { MessageWriter } from '../../writer.js';
 import { ClientError } from '../errors.js';
+import type { Members } from '../members.js';
 import type { RoomPresence } from '../presence.js';
 import type { Rooms } from '../rooms.js';
 
@@ -16,6 +17,7 @@ export interface HubContext {
   readonly store: Store;
   readonly log: Logger;
   readonly rooms: Rooms;
+  readonly members: Members;
   readonly presence: RoomPresence;
   readonly writer: MessageWriter;
   readonly userLimit: UserRateLimit;
@@ -35,9 +37,12 @@ export function roomName(raw: string): string {
   return room;
 }
 
-/** The room, which `conn` must follow, or not_in_room. */
-export function memberRoom(conn: Connection, raw: string): string {
+/**
+ * The room, which `conn` must follow; else `not_in_room` when its user could follow it, and the
+ * one `forbidden` answer when the room is private or direct and not theirs, or does not exist.
+ */
+export async function followedRoom(ctx: HubContext, conn: Connection, raw: string): Promise<string> {
   const room = roomName(raw);
-  if (!conn.rooms.has(room)) throw new ClientError('not_in_room', `Not in room "${room}".`);
-  return room;
+  if (conn.rooms.has(room)) return room;
+  throw await ctx.members.notFollowed(conn, room);
 }

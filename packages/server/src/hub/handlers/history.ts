@@ -3,10 +3,10 @@
  * of them (always at least one), and at most half the send queue, so that one small request
  * cannot pull megabytes nor close its own reader; the client pages on with `before` as always.
  */
-import { type ChatMessage, type ClientEvents, MAX_HISTORY_BYTES, type Ref } from '@parley/protocol';
+import { type ClientEvents, MAX_HISTORY_BYTES, type Ref, type TimelineItem } from '@parley/protocol';
 import type { Connection } from '../../connection.js';
 import { ClientError } from '../errors.js';
-import { type Handlers, type HubContext, memberRoom } from './context.js';
+import { followedRoom, type Handlers, type HubContext } from './context.js';
 
 /**
  * History requests one connection may have in flight: each may read 100 long messages, and a
@@ -18,10 +18,10 @@ export const MAX_HISTORY_IN_FLIGHT = 4;
 export const DEFAULT_HISTORY_PAGE = 50;
 
 /** Bytes of a message as JSON (what it adds to a history page). */
-const encodedSize = (m: ChatMessage): number => Buffer.byteLength(JSON.stringify(m));
+const encodedSize = (m: TimelineItem): number => Buffer.byteLength(JSON.stringify(m));
 
 /** How many of `page`'s messages fit in `budget` bytes (at least one). */
-export function fitting(page: readonly ChatMessage[], budget: number): number {
+export function fitting(page: readonly TimelineItem[], budget: number): number {
   let bytes = 0;
   let n = 0;
   for (const m of page) {
@@ -38,14 +38,14 @@ export function historyHandlers(ctx: HubContext): Pick<Handlers, 'history'> {
   const inFlight = new WeakMap<Connection, number>();
 
   const history = async (conn: Connection, p: ClientEvents['history'], ref: Ref | undefined): Promise<void> => {
-    const room = memberRoom(conn, p.room);
+    const room = await followedRoom(ctx, conn, p.room);
     const n = inFlight.get(conn) ?? 0;
     if (n >= MAX_HISTORY_IN_FLIGHT) {
       ctx.metrics.rateLimited.inc({ limit: 'history' });
       throw new ClientError('rate_limited', `At most ${MAX_HISTORY_IN_FLIGHT} history requests at a time per connection.`);
     }
     inFlight.set(conn, n + 1);
-    let page: ChatMessage[];
+    let page: TimelineItem[];
     try {
       page = await store.history(room, { before: p.before, limit: p.limit ?? DEFAULT_HISTORY_PAGE });
     } finally {

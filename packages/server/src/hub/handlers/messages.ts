@@ -5,6 +5,7 @@
  */
 import type { ClientEvents, Ref } from '@parley/protocol';
 import type { Connection } from '../../connection.js';
+import { MUTED_FOR_GOOD } from '../../store/membership.js';
 import { atMost } from '../../wait.js';
 import { ClientError } from '../errors.js';
 import { type Handlers, type HubContext, roomName } from './context.js';
@@ -17,8 +18,11 @@ export function messageHandlers(ctx: HubContext): Pick<Handlers, 'send_message'>
 
   const sendMessage = async (conn: Connection, p: ClientEvents['send_message'], ref: Ref | undefined): Promise<void> => {
     const room = p.room === undefined ? conn.current : roomName(p.room);
-    if (room === undefined || !conn.rooms.has(room)) {
-      throw new ClientError('not_in_room', room === undefined ? 'No current room: join one or name it.' : `Not in room "${room}".`);
+    if (room === undefined) throw new ClientError('not_in_room', 'No current room: join one or name it.');
+    if (!conn.rooms.has(room)) throw await ctx.members.notFollowed(conn, room);
+    const muted = ctx.members.mutedUntil(conn, room);
+    if (muted !== undefined) {
+      throw new ClientError('muted', muted === MUTED_FOR_GOOD ? 'You are muted in this room until a moderator unmutes you.' : `You are muted in this room until ${new Date(muted).toISOString()}.`, room);
     }
     if (p.message.length > config.maxMessageChars) {
       throw new ClientError('message_too_long', `The message is longer than ${config.maxMessageChars} characters.`);

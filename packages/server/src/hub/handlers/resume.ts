@@ -10,8 +10,9 @@
  */
 import type { ClientEvents, Ref, SeqRange } from '@parley/protocol';
 import type { Connection } from '../../connection.js';
-import { encode, frameText } from '../../frames.js';
-import { ClientError } from '../errors.js';
+import { encodeItem, frameText } from '../../frames.js';
+import { NO_SUCH_ROOM } from '../../store/membership.js';
+import { ClientError, fail } from '../errors.js';
 import { ReplayBuffer } from '../replay.js';
 import { type Handlers, type HubContext, roomName } from './context.js';
 
@@ -24,7 +25,7 @@ export const REPLAY_PAGE = 50;
 export const MAX_QUEUED_RESUMES = 4;
 
 export function resumeHandlers(ctx: HubContext): Pick<Handlers, 'resume'> {
-  const { config, store, rooms, metrics } = ctx;
+  const { config, store, rooms, members, metrics } = ctx;
   /** Each resuming connection's replay buffer (the resume unit's state, not the connection's). */
   const buffers = new WeakMap<Connection, ReplayBuffer>();
 
@@ -67,8 +68,9 @@ export function resumeHandlers(ctx: HubContext): Pick<Handlers, 'resume'> {
       const page = await store.messagesAfter(room, last, REPLAY_PAGE);
       if (page.length === 0) break;
       for (const m of page) {
+        if (!conn.rooms.has(room)) return; // removed from the room meanwhile (hub/members.ts)
         if (m.seq > last + 1) lost(last + 1, m.seq - 1); // pruned by retention
-        if (!(await paced(conn, frameText(encode('new_message', m))))) return;
+        if (!(await paced(conn, frameText(encodeItem(m))))) return;
         metrics.deliveries.inc();
         last = m.seq;
       }
@@ -84,6 +86,7 @@ export function resumeHandlers(ctx: HubContext): Pick<Handlers, 'resume'> {
       if (h === undefined) break;
       buffer.release(h);
       if (h.seq <= last) continue;
+      if (!conn.rooms.has(room)) return;
       if (!(await paced(conn, h.data))) return;
       last = h.seq;
     }
@@ -93,6 +96,33 @@ export function resumeHandlers(ctx: HubContext): Pick<Handlers, 'resume'> {
     conn.send('resumed', missing === undefined ? { room, seq: last, recovered } : { room, seq: last, recovered, missing }, ref);
   };
 
+  /**
+   * The named rooms the connection may follow, with the user's mute in each: those it follows, its
+   * user's memberships, and public rooms (joined now, as `join` does; never created). Each other
+   * one is answered on its own, `error` `forbidden` (`banned`) naming the room, as for a room
+   * that does not exist.
+   */
+  const admitted = async (conn: Connection, named: [string, number][], ref: Ref | undefined): Promise<[string, number, number | null][]> => {
+    const fresh = named.filter(([room]) => !conn.rooms.has(room)).map(([room]) => room);
+    const access = await store.roomsAccess(conn.user, fresh);
+    const out: [string, number, number | null][] = [];
+    for (const [room, after] of named) {
+      const a = access.get(room);
+      if (conn.rooms.has(room) || a?.member !== undefined) {
+        out.push([room, after, a?.member?.mutedUntil ?? null]);
+        continue;
+      }
+      if (a === undefined || a.visibility !== 'public') {
+        fail(conn, 'forbidden', ref, NO_SUCH_ROOM, room);
+        continue;
+      }
+      const joined = await members.apply({ type: 'join', room, user: conn.user, create: false });
+      if (joined.ok) out.push([room, after, joined.member?.mutedUntil ?? null]);
+      else fail(conn, joined.code, ref, joined.message, room);
+    }
+    return out;
+  };
+
   const resumeNow = async (conn: Connection, p: ClientEvents['resume'], ref: Ref | undefined): Promise<void> => {
     // Names that differ only by case or Unicode form are one room: resumed from the lower seq.
     const wanted = new Map<string, number>();
@@ -100,17 +130,19 @@ export function resumeHandlers(ctx: HubContext): Pick<Handlers, 'resume'> {
       const room = roomName(raw);
       wanted.set(room, Math.min(after, wanted.get(room) ?? after));
     }
-    const entries = [...wanted];
-    const added = entries.filter(([room]) => !conn.rooms.has(room)).length;
+    const named = [...wanted];
+    const added = named.filter(([room]) => !conn.rooms.has(room)).length;
     if (conn.rooms.size + added > config.maxRoomsPerConnection) throw new ClientError('too_many_rooms');
+    const entries = await admitted(conn, named, ref);
+    if (!conn.open) return;
     let buffer = buffers.get(conn);
     if (buffer === undefined) {
       buffer = new ReplayBuffer();
       buffers.set(conn, buffer);
       conn.replay = buffer; // what the room's delivery loop offers live frames to
     }
-    for (const [room] of entries) {
-      rooms.join(conn, room);
+    for (const [room, , mutedUntil] of entries) {
+      if (!conn.rooms.has(room)) members.follow(conn, room, mutedUntil);
       buffer.begin(room);
     }
     for (const [i, [room, after]] of entries.entries()) {
