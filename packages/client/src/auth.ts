@@ -51,6 +51,25 @@ export class Session {
     private readonly password: string | undefined,
   ) {}
 
+  /**
+   * Runs an HTTP request that needs the bearer token: with the token, or (none, or it was
+   * rejected with 401) after a login with the credentials, if there are any.
+   */
+  async authorized<T>(base: string, run: (token: string) => Promise<T>): Promise<T> {
+    if (this.token !== undefined) {
+      try {
+        return await run(this.token);
+      } catch (err) {
+        if (!(err instanceof ParleyError) || err.status !== 401 || this.username === undefined || this.password === undefined) throw err;
+        this.token = undefined;
+      }
+    }
+    if (this.username === undefined || this.password === undefined) throw new ParleyError('auth', 'No token and no username/password to log in with.');
+    const { token } = await loginWithTicket(this.fetchImpl, base, this.username, this.password);
+    this.token = token;
+    return run(token);
+  }
+
   /** A fresh ticket: POST /ticket with the token; on 401 (or no token) log in, if we can. */
   async ticket(base: string): Promise<string> {
     if (this.token !== undefined) {

@@ -10,6 +10,13 @@
  *   live delivery has the room replayed again (a `resume` of the room on the live connection);
  *   what a replay cannot bring is read from history (backfill.ts), and what history no longer
  *   has is reported as a `gap` with its exact range.
+ * - Memberships are the user's, not the connection's: `welcome.rooms` lists them (`rooms`), and
+ *   every connection follows them: known rooms are resumed from their position, listed rooms not
+ *   known yet from the listed seq, and known rooms no longer listed are dropped (the membership
+ *   ended while away). `invited`, `removed`, `left`, `room_created`, `direct_opened` and the
+ *   room events about the user itself keep `rooms` up to date.
+ * - Room events (`member_joined`, `banned`, …) share their room's seqs with messages and go
+ *   through the same gate; `removed` ends a room.
  * - Sends carry a random `ref` and stay pending until acked; they are re-sent with the same ref
  *   on every new connection and after `ackTimeoutMs`. The server dedupes by user + ref within
  *   its `dedupeWindowMs`: past it a send is rejected (`unconfirmed`), never re-sent.
@@ -18,19 +25,50 @@
  * - Frames go out paced below the server's `rateLimitPerSec`, so a long offline queue is not
  *   refused (or, worse, closed with 1008 as a flood) when it is flushed.
  */
-import { type ChatMessage, type ClientEvents, DEFAULT_ROOM, type Limits, type Ref, isStorableText, roomKey, type ServerEvents } from '@parley/protocol';
+import {
+  type ClientEvents,
+  DEFAULT_ROOM,
+  isRoomEvent,
+  isStorableText,
+  type Limits,
+  normalizeUserName,
+  type Ref,
+  type Role,
+  roomKey,
+  type RoomMembership,
+  type ServerEvents,
+  type TimelineItem,
+} from '@parley/protocol';
 import { login, logout, register, Session } from './auth.js';
 import { DEFAULT_BASE_MS, DEFAULT_CAP_MS } from './backoff.js';
 import { DEFAULT_MAX_BACKFILL, readBackfill } from './backfill.js';
-import { dispatch, type FrameHandlers, parseFrame } from './dispatch.js';
+import { listMembers, listRooms } from './directory.js';
+import { dispatch, emitRoomEvent, type FrameHandlers, parseFrame } from './dispatch.js';
 import { ParleyError } from './errors.js';
 import { Emitter } from './events.js';
 import { baseUrl, fetchOf } from './http.js';
 import { Link } from './link.js';
+import { Memberships } from './memberships.js';
 import { Outbox } from './outbox.js';
-import { randomRef, type Request, Requests, type Settle } from './requests.js';
+import { type ModerationType, randomRef, type Request, Requests, type Settle } from './requests.js';
 import { type Backfill, Rooms } from './rooms.js';
-import type { ClientEventMap, ClientEventName, ClientOptions, ClientState, HistoryOptions, LoginResult, SendResult, StateEvent, WebSocketConstructor } from './types.js';
+import type {
+  ClientEventMap,
+  ClientEventName,
+  ClientOptions,
+  ClientState,
+  CreateRoomOptions,
+  HistoryOptions,
+  ListRoomsOptions,
+  LoginResult,
+  MemberPage,
+  MembersOptions,
+  MuteOptions,
+  RoomDirectory,
+  SendResult,
+  StateEvent,
+  WebSocketConstructor,
+} from './types.js';
 
 /**
  * Resumes sent to fill holes that may be unanswered at once: more rooms wait and go together in
@@ -58,6 +96,7 @@ export class ParleyClient {
   private currentState: ClientState = 'idle';
   private currentUser: string | undefined;
   private readonly positions: Rooms;
+  private readonly memberships: Memberships;
   private connectWaiters: Settle<void>[] = [];
   private limits: Limits | undefined;
 
@@ -95,8 +134,9 @@ export class ParleyClient {
       rooms.push(room);
     }
     this.maxBackfill = options.maxBackfill ?? DEFAULT_MAX_BACKFILL;
+    this.memberships = new Memberships(() => this.events.emit('rooms', { rooms: this.memberships.list() }));
     this.positions = new Rooms(rooms, {
-      deliver: (m) => this.events.emit('new_message', m),
+      deliver: (m) => this.deliver(m),
       gap: (g) => this.events.emit('gap', g),
       fill: (room) => this.fill(room),
     });
@@ -165,8 +205,17 @@ export class ParleyClient {
     return this.session.token;
   }
 
-  /** The rooms followed (joined, or to be joined/resumed on the next connection). */
-  get rooms(): ReadonlySet<string> {
+  /**
+   * The user's memberships by room, in the order they were made: visibility, role, title, peer
+   * (direct rooms), muted, and seq (the latest seq known: listed, or delivered since). From the
+   * last welcome, kept up to date live; every change is a `rooms` event.
+   */
+  get rooms(): ReadonlyMap<string, Readonly<RoomMembership>> {
+    return this.memberships.map;
+  }
+
+  /** The rooms this client follows (joined, or to be joined/resumed on the next connection). */
+  get followed(): ReadonlySet<string> {
     return this.positions.followed;
   }
 
@@ -232,6 +281,7 @@ export class ParleyClient {
   /** Ends in 'closed': rejects everything pending and every connect() waiter. */
   private finish(err: ParleyError, code: number | undefined, withError: boolean): void {
     this.link.stop();
+    this.memberships.stop();
     this.requests.rejectAll(err);
     const waiters = this.connectWaiters;
     this.connectWaiters = [];
@@ -266,19 +316,34 @@ export class ParleyClient {
 
   private readonly handlers: FrameHandlers = {
     welcome: (w) => this.onWelcome(w),
-    message: (m) => this.positions.receive(m),
+    item: (ref, m) => this.onItem(ref, m),
+    invited: (i) => this.onInvited(i),
+    removed: (r) => this.onRemoved(r),
+    directOpened: (ref, d) => this.onDirectOpened(ref, d),
     ack: (ref, a) => {
       const request = this.requestOf(ref);
-      if (request?.kind === 'send') this.requests.settle(request).resolve({ room: a.room, seq: a.seq });
+      if (request?.kind === 'send' || request?.kind === 'moderate') this.requests.settle(request).resolve({ room: a.room, seq: a.seq });
     },
     joined: (ref, j) => {
       this.positions.joined(j);
       const request = this.requestOf(ref);
-      if (request?.kind === 'join') this.requests.settle(request).resolve({ room: j.room, seq: j.seq });
+      if (request?.kind !== 'join') return;
+      if (this.memberships.get(j.room) === undefined && this.positions.followed.has(j.room)) {
+        // Joined by name: a public room (made by this join, or not). Its details come from GET /rooms.
+        this.memberships.set({ room: j.room, visibility: 'public', title: '', role: 'member', seq: j.seq });
+        this.refreshMembership(j.room);
+      }
+      this.requests.settle(request).resolve({ room: j.room, seq: j.seq });
     },
-    left: (ref) => {
+    left: (ref, l) => {
       const request = this.requestOf(ref);
       if (request?.kind === 'leave') this.requests.settle(request).resolve();
+      else if (request === undefined && !this.requests.joining(l.room)) {
+        // Left on another connection of the user (or a leave answered on a connection since lost): the membership ended.
+        this.positions.unfollow(l.room);
+        this.settled(l.room);
+      }
+      this.memberships.delete(l.room);
     },
     history: (ref, h) => {
       const request = this.requestOf(ref);
@@ -299,6 +364,7 @@ export class ParleyClient {
     this.limits = w.limits;
     this.outbox.pacer.start(w.limits.rateLimitPerSec);
     this.link.live = true;
+    this.followMemberships(w.rooms);
     this.events.emit('welcome', w);
     if (this.link.socket === undefined) return; // a listener closed the client
 
@@ -325,6 +391,101 @@ export class ParleyClient {
     // Then everything else still pending, in order, with the same refs.
     for (const r of this.requests.values()) if (r.kind !== 'join') this.requests.transmit(r);
     this.checkOpen();
+  }
+
+  /**
+   * The memberships a welcome listed: they are `rooms` now. Known rooms keep their position (they
+   * are resumed from it); listed rooms not known are followed from the listed seq (live from
+   * there; older is history); known rooms not listed are dropped: the membership ended while away
+   * (kicked, banned, left on another device). A `create_room` sent on a lost connection whose room
+   * is listed as owned was done: it resolves with that membership instead of going again.
+   */
+  private followMemberships(rooms: readonly RoomMembership[]): void {
+    const listed = new Map(rooms.map((m) => [m.room, m]));
+    for (const r of [...this.requests.values()]) {
+      if (r.kind !== 'create') continue;
+      const m = listed.get(r.room);
+      if (m?.role === 'owner' && m.visibility === r.visibility) this.requests.settle(r).resolve({ ...m });
+    }
+    for (const room of [...this.positions.followed]) {
+      if (this.positions.positioned(room) && !listed.has(room) && !this.requests.joining(room)) this.positions.unfollow(room);
+    }
+    for (const m of rooms) if (!this.requests.leaving(m.room)) this.positions.start(m.room, m.seq);
+    this.memberships.reset(rooms);
+  }
+
+  /** A message or room event of a followed room's stream reached the app (in order, once). */
+  private deliver(m: TimelineItem): void {
+    this.memberships.advanced(m.room, m.seq);
+    if (!isRoomEvent(m)) {
+      this.events.emit('new_message', m);
+      return;
+    }
+    this.memberships.apply(m, this.currentUser);
+    emitRoomEvent(m, (event, payload) => this.events.emit(event, payload));
+  }
+
+  /** A seq-bearing frame: through the gate; a `room_created` answering our `create_room` also settles it (the room is followed from its seq 1). */
+  private onItem(ref: Ref | undefined, m: TimelineItem): void {
+    const request = this.requestOf(ref);
+    if (request?.kind === 'create' && isRoomEvent(m) && m.type === 'room_created') {
+      const membership: RoomMembership = { room: m.room, visibility: m.visibility, title: m.title, role: 'owner', seq: m.seq };
+      this.memberships.set(membership);
+      this.positions.start(m.room, m.seq - 1);
+      this.positions.receive(m);
+      this.requests.settle(request).resolve({ ...membership });
+      return;
+    }
+    this.positions.receive(m);
+  }
+
+  /** Made a member (invited, a direct room, a room made on another connection): followed now; its `joined` gives the position. */
+  private onInvited(i: ServerEvents['invited']): void {
+    const { by: _by, ...membership } = i;
+    this.memberships.set(membership);
+    if (!this.requests.leaving(i.room)) this.positions.follow(i.room);
+    this.events.emit('invited', i);
+  }
+
+  /** Kicked or banned: the room ends at `r.seq` (what is held up to it is delivered first). */
+  private onRemoved(r: ServerEvents['removed']): void {
+    this.positions.removed(r.room, r.seq);
+    this.forgetRoom(r.room);
+    this.events.emit('removed', r);
+  }
+
+  private onDirectOpened(ref: Ref | undefined, d: ServerEvents['direct_opened']): void {
+    const known = this.memberships.get(d.room);
+    this.memberships.set({ room: d.room, visibility: 'direct', title: known?.title ?? '', role: known?.role ?? 'member', seq: d.seq, peer: d.user });
+    this.positions.start(d.room, d.seq);
+    const request = this.requestOf(ref);
+    if (request?.kind === 'direct') this.requests.settle(request).resolve(d.room);
+    this.events.emit('direct_opened', d);
+  }
+
+  /** A room is no longer followed nor a membership (removed, or refused by a resume): its replay and fills end. */
+  private forgetRoom(room: string): void {
+    this.positions.unfollow(room);
+    this.fillsWaiting.delete(room);
+    for (const [ref, rooms] of this.fills) {
+      if (!rooms.delete(room) || rooms.size > 0) continue;
+      this.fills.delete(ref);
+      this.sendFill();
+    }
+    this.settled(room);
+    this.memberships.delete(room);
+  }
+
+  /** Fills in a membership's details (role, title) from GET /rooms, in the background. */
+  private refreshMembership(room: string): void {
+    const base = this.link.base;
+    this.session.authorized(base, (token) => listRooms(this.fetchImpl, base, token, { q: room, limit: 1 })).then(
+      (d) => {
+        const m = d.mine.find((x) => x.room === room);
+        if (m !== undefined && this.memberships.get(room) !== undefined && this.positions.followed.has(room)) this.memberships.set(m);
+      },
+      () => undefined, // it stays as guessed until the next welcome
+    );
   }
 
   private checkOpen(): void {
@@ -363,7 +524,7 @@ export class ParleyClient {
   /** Reads from history what a room's replay did not bring, then settles the room. */
   private backfill(b: Backfill): void {
     const stale = (): boolean => !this.positions.current(b);
-    const page = (room: string, before: number, limit: number): Promise<ChatMessage[]> => this.requests.history(room, { room, before, limit });
+    const page = (room: string, before: number, limit: number): Promise<TimelineItem[]> => this.requests.history(room, { room, before, limit });
     readBackfill(b, this.maxBackfill, page, stale).then(
       (messages) => {
         if (messages === undefined || stale()) return;
@@ -417,6 +578,14 @@ export class ParleyClient {
     if (e.code === 'shutting_down') this.shuttingDown();
     const key = ref === undefined ? undefined : String(ref);
     if (key !== undefined && (key === this.resumeRef || this.fills.has(key))) {
+      if ((e.code === 'forbidden' || e.code === 'banned') && e.room !== undefined) {
+        // This room may not be followed (no longer a member of a private room, banned, gone): drop it, the others resume.
+        const room = roomKey(e.room) ?? e.room;
+        if (this.positions.followed.has(room) || this.memberships.get(room) !== undefined) {
+          this.forgetRoom(room);
+        } else this.settled(room);
+        return;
+      }
       // The resume failed (the store is unavailable, say; the server left the rooms it had not
       // replayed): start over on a new connection, or wait for the close of one shutting down.
       if (e.code !== 'shutting_down') this.link.drop();
@@ -430,9 +599,15 @@ export class ParleyClient {
     if (this.requests.retry(request, e.code)) return;
     if (request.kind === 'leave' && e.code === 'not_in_room') {
       this.requests.settle(request).resolve();
+      this.memberships.delete(request.room);
       return;
     }
     this.requests.settle(request);
+    if (request.kind === 'leave' && this.memberships.get(request.room) !== undefined && !this.positions.followed.has(request.room)) {
+      // Refused (the last owner of a room with other members): still a member, so follow it again.
+      this.positions.follow(request.room);
+      if (!this.requests.joining(request.room)) void this.requests.join(request.room, true);
+    }
     if (request.kind === 'join') {
       if (!this.requests.joining(request.room, request)) this.positions.refused(request.room);
       if (request.internal) this.events.emit('error', e);
@@ -463,7 +638,12 @@ export class ParleyClient {
     return this.requests.join(room, false);
   }
 
-  /** Stops following a room. */
+  /**
+   * Ends the membership of a room (the user's other connections stop following it too); it is no
+   * longer followed from now on. Queued while offline. Rejects with `forbidden` for the last
+   * owner of a room with other members (hand it over with setRole first): the room is followed
+   * again then (from its latest seq).
+   */
   leave(name: string): Promise<void> {
     const room = this.refuse(name);
     if (room instanceof ParleyError) return Promise.reject(room);
@@ -473,12 +653,11 @@ export class ParleyClient {
     for (const r of [...this.requests.values()]) {
       if (r.kind === 'join' && r.room === room) this.requests.settle(r).reject(new ParleyError('closed', `Left "${room}" before it was joined.`));
     }
-    if (!this.link.live) return Promise.resolve();
     return this.requests.leave(room);
   }
 
-  /** A page of a followed room's history, newest first. */
-  history(name: string, opts: HistoryOptions = {}): Promise<ChatMessage[]> {
+  /** A page of a followed room's history, newest first: chat messages and room events (`isRoomEvent`). */
+  history(name: string, opts: HistoryOptions = {}): Promise<TimelineItem[]> {
     const room = this.refuse(name);
     if (room instanceof ParleyError) return Promise.reject(room);
     const payload: ClientEvents['history'] = { room };
@@ -494,6 +673,85 @@ export class ParleyClient {
     if (!this.positions.typingDue(room)) return;
     const frame: ClientEvents['typing'] = { room };
     this.outbox.push({ kind: 'raw', frame: JSON.stringify({ type: 'typing', payload: frame }) });
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Rooms and moderation
+
+  /**
+   * Makes a room owned by the user (`create_room`), who follows it from its first event
+   * (`room_created`, seq 1). Resolves with the membership; rejects with `room_exists`,
+   * `forbidden` (a `dm.` name), `invalid_room`, …
+   */
+  createRoom(name: string, opts: CreateRoomOptions = {}): Promise<RoomMembership> {
+    const room = this.refuse(name);
+    if (room instanceof ParleyError) return Promise.reject(room);
+    const payload: ClientEvents['create_room'] = { room, visibility: opts.visibility ?? 'private' };
+    if (opts.title !== undefined) payload.title = opts.title;
+    return this.requests.create(payload);
+  }
+
+  /** Adds `user` to `room` (owners and moderators): their connections follow it at once. Resolves with the seq of its `member_joined`. */
+  invite(room: string, user: string): Promise<SendResult> {
+    return this.moderate('invite', room, user, (r, u) => ({ room: r, user: u }));
+  }
+
+  /** Removes a member (of a lower rank); they may join a public room again. */
+  kick(room: string, user: string, reason?: string): Promise<SendResult> {
+    return this.moderate('kick', room, user, (r, u) => (reason === undefined ? { room: r, user: u } : { room: r, user: u, reason }));
+  }
+
+  /** Removes `user` (a member or not) until unban(). */
+  ban(room: string, user: string, reason?: string): Promise<SendResult> {
+    return this.moderate('ban', room, user, (r, u) => (reason === undefined ? { room: r, user: u } : { room: r, user: u, reason }));
+  }
+
+  unban(room: string, user: string): Promise<SendResult> {
+    return this.moderate('unban', room, user, (r, u) => ({ room: r, user: u }));
+  }
+
+  /** Refuses a member's sends (`muted`) for `durationMs`, or until unmute(). */
+  mute(room: string, user: string, opts: MuteOptions = {}): Promise<SendResult> {
+    return this.moderate('mute', room, user, (r, u) => (opts.durationMs === undefined ? { room: r, user: u } : { room: r, user: u, durationMs: opts.durationMs }));
+  }
+
+  unmute(room: string, user: string): Promise<SendResult> {
+    return this.moderate('unmute', room, user, (r, u) => ({ room: r, user: u }));
+  }
+
+  /** Gives a member a role (owners only; naming yourself hands your own role down). */
+  setRole(room: string, user: string, role: Role): Promise<SendResult> {
+    return this.moderate('set_role', room, user, (r, u) => ({ room: r, user: u, role }));
+  }
+
+  /** The direct room of the user and `user` (the same name for either of them, on every call), followed; resolves with its name. */
+  openDirect(user: string): Promise<string> {
+    if (this.currentState === 'closed') return Promise.reject(new ParleyError('closed', 'The client is closed.'));
+    const name = normalizeUserName(user);
+    if (name === undefined) return Promise.reject(new ParleyError('unknown_user', `Invalid user name "${user.slice(0, 32)}".`));
+    return this.requests.direct(name);
+  }
+
+  /** GET /rooms: public rooms by name (`q` searches names and titles), paged with `after` = the previous `next`, and every membership of the user. */
+  listRooms(opts: ListRoomsOptions = {}): Promise<RoomDirectory> {
+    const base = this.link.base;
+    return this.session.authorized(base, (token) => listRooms(this.fetchImpl, base, token, opts));
+  }
+
+  /** GET /rooms/{room}/members: members with their role and mute, paged. Rejects `forbidden` (403) unless a member. */
+  members(name: string, opts: MembersOptions = {}): Promise<MemberPage> {
+    const room = roomOf(name);
+    if (room instanceof ParleyError) return Promise.reject(room);
+    const base = this.link.base;
+    return this.session.authorized(base, (token) => listMembers(this.fetchImpl, base, token, room, opts));
+  }
+
+  private moderate<T extends ModerationType>(type: T, name: string, user: string, payload: (room: string, user: string) => ClientEvents[T]): Promise<SendResult> {
+    const room = this.refuse(name);
+    if (room instanceof ParleyError) return Promise.reject(room);
+    const u = normalizeUserName(user);
+    if (u === undefined) return Promise.reject(new ParleyError('unknown_user', `Invalid user name "${user.slice(0, 32)}".`));
+    return this.requests.moderate(type, payload(room, u));
   }
 
   /** The room's one name, or why the request is refused (the client is closed, the name is invalid). */

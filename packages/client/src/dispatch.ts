@@ -3,7 +3,7 @@
  * switch is exhaustive: a server event added to @parley/protocol fails to compile here until the
  * SDK handles it (and, if it is passed to on(), has an entry in ClientEventMap).
  */
-import { type ChatMessage, isServerFrame, type Ref, type ServerEvents, type ServerFrame } from '@parley/protocol';
+import { isServerFrame, type Ref, type RoomEvent, type ServerEvents, type ServerFrame, type TimelineItem } from '@parley/protocol';
 import type { ClientEventMap } from './types.js';
 
 /** Server events passed to on() as they come. */
@@ -12,10 +12,14 @@ type PassedOn = 'presence' | 'user_joined' | 'user_left' | 'typing';
 /** What the client does with each kind of frame. `ref` is the request the frame answers, if any. */
 export interface FrameHandlers {
   welcome(w: ServerEvents['welcome']): void;
-  message(m: ChatMessage): void;
+  /** A seq-bearing frame of a room's stream: a chat message, or a room event (with its `type`). `ref`: for `room_created`, the `create_room` it answers. */
+  item(ref: Ref | undefined, m: TimelineItem): void;
+  invited(i: ServerEvents['invited']): void;
+  removed(r: ServerEvents['removed']): void;
+  directOpened(ref: Ref | undefined, d: ServerEvents['direct_opened']): void;
   ack(ref: Ref | undefined, a: ServerEvents['ack']): void;
   joined(ref: Ref | undefined, j: ServerEvents['joined']): void;
-  left(ref: Ref | undefined): void;
+  left(ref: Ref | undefined, l: ServerEvents['left']): void;
   history(ref: Ref | undefined, h: ServerEvents['history']): void;
   resumed(ref: Ref | undefined, r: ServerEvents['resumed']): void;
   error(ref: Ref | undefined, e: ServerEvents['error']): void;
@@ -42,13 +46,35 @@ export function dispatch(frame: ServerFrame, to: FrameHandlers): void {
     case 'welcome':
       return to.welcome(frame.payload);
     case 'new_message':
-      return to.message(frame.payload);
+      return to.item(undefined, frame.payload);
+    case 'room_created':
+      return to.item(frame.ref, { type: 'room_created', ...frame.payload });
+    case 'member_joined':
+      return to.item(undefined, { type: 'member_joined', ...frame.payload });
+    case 'member_left':
+      return to.item(undefined, { type: 'member_left', ...frame.payload });
+    case 'banned':
+      return to.item(undefined, { type: 'banned', ...frame.payload });
+    case 'unbanned':
+      return to.item(undefined, { type: 'unbanned', ...frame.payload });
+    case 'role_changed':
+      return to.item(undefined, { type: 'role_changed', ...frame.payload });
+    case 'muted':
+      return to.item(undefined, { type: 'muted', ...frame.payload });
+    case 'unmuted':
+      return to.item(undefined, { type: 'unmuted', ...frame.payload });
+    case 'invited':
+      return to.invited(frame.payload);
+    case 'removed':
+      return to.removed(frame.payload);
+    case 'direct_opened':
+      return to.directOpened(frame.ref, frame.payload);
     case 'ack':
       return to.ack(frame.ref ?? frame.payload.ref, frame.payload);
     case 'joined':
       return to.joined(frame.ref, frame.payload);
     case 'left':
-      return to.left(frame.ref);
+      return to.left(frame.ref, frame.payload);
     case 'history':
       return to.history(frame.ref, frame.payload);
     case 'resumed':
@@ -67,6 +93,48 @@ export function dispatch(frame: ServerFrame, to: FrameHandlers): void {
       return; // the SDK never sends change_room
     default: {
       const _exhaustive: never = frame;
+      return _exhaustive;
+    }
+  }
+}
+
+/** The live payload of a room event (its `type` taken off), as on() passes it. */
+export function emitRoomEvent(e: RoomEvent, emit: <K extends keyof ClientEventMap>(event: K, payload: ClientEventMap[K]) => void): void {
+  switch (e.type) {
+    case 'room_created': {
+      const { type: _t, ...p } = e;
+      return emit('room_created', p);
+    }
+    case 'member_joined': {
+      const { type: _t, ...p } = e;
+      return emit('member_joined', p);
+    }
+    case 'member_left': {
+      const { type: _t, ...p } = e;
+      return emit('member_left', p);
+    }
+    case 'banned': {
+      const { type: _t, ...p } = e;
+      return emit('banned', p);
+    }
+    case 'unbanned': {
+      const { type: _t, ...p } = e;
+      return emit('unbanned', p);
+    }
+    case 'role_changed': {
+      const { type: _t, ...p } = e;
+      return emit('role_changed', p);
+    }
+    case 'muted': {
+      const { type: _t, ...p } = e;
+      return emit('muted', p);
+    }
+    case 'unmuted': {
+      const { type: _t, ...p } = e;
+      return emit('unmuted', p);
+    }
+    default: {
+      const _exhaustive: never = e;
       return _exhaustive;
     }
   }

@@ -16,6 +16,18 @@ export class Emitter {
     user_left: new Set(),
     typing: new Set(),
     error: new Set(),
+    rooms: new Set(),
+    room_created: new Set(),
+    member_joined: new Set(),
+    member_left: new Set(),
+    banned: new Set(),
+    unbanned: new Set(),
+    role_changed: new Set(),
+    muted: new Set(),
+    unmuted: new Set(),
+    invited: new Set(),
+    removed: new Set(),
+    direct_opened: new Set(),
   };
 
   on<K extends ClientEventName>(event: K, fn: Handler<K>): void {

@@ -45,18 +45,27 @@ function retryAfterMs(res: Response): number | undefined {
 }
 
 /** POSTs `body` as JSON (with the bearer token, if given); resolves with the JSON answer, rejects with ParleyError. */
-export async function post(fetchImpl: typeof fetch, base: string, path: string, body: unknown, token?: string): Promise<unknown> {
+export function post(fetchImpl: typeof fetch, base: string, path: string, body: unknown, token?: string): Promise<unknown> {
+  return request(fetchImpl, 'POST', base, path, body, token);
+}
+
+/** GETs `path` with the bearer token; resolves with the JSON answer, rejects with ParleyError. */
+export function get(fetchImpl: typeof fetch, base: string, path: string, token: string): Promise<unknown> {
+  return request(fetchImpl, 'GET', base, path, undefined, token);
+}
+
+async function request(fetchImpl: typeof fetch, method: 'GET' | 'POST', base: string, path: string, body: unknown, token: string | undefined): Promise<unknown> {
   const headers: Record<string, string> = {};
   if (body !== undefined) headers['content-type'] = 'application/json';
   if (token !== undefined) headers.authorization = `Bearer ${token}`;
-  const init: RequestInit = { method: 'POST', headers };
+  const init: RequestInit = { method, headers };
   if (body !== undefined) init.body = JSON.stringify(body);
   if (typeof AbortSignal !== 'undefined' && typeof AbortSignal.timeout === 'function') init.signal = AbortSignal.timeout(HTTP_TIMEOUT_MS);
   let res: Response;
   try {
     res = await fetchImpl(httpUrl(base, path), init);
   } catch (err) {
-    throw new ParleyError('network', `POST ${path} failed: ${err instanceof Error ? err.message : String(err)}`);
+    throw new ParleyError('network', `${method} ${path} failed: ${err instanceof Error ? err.message : String(err)}`);
   }
   let json: unknown;
   try {
@@ -67,7 +76,7 @@ export async function post(fetchImpl: typeof fetch, base: string, path: string, 
   if (res.ok) return json;
   const error = errorOf(json);
   const code: ParleyErrorCode = isHttpErrorCode(error?.code) ? error.code : res.status >= 500 ? 'unavailable' : 'network';
-  const message = typeof error?.message === 'string' ? error.message : `POST ${path} answered ${res.status}`;
+  const message = typeof error?.message === 'string' ? error.message : `${method} ${path} answered ${res.status}`;
   const wait = retryAfterMs(res);
   throw new ParleyError(code, message, wait === undefined ? { status: res.status } : { status: res.status, retryAfterMs: wait });
 }

@@ -18,7 +18,17 @@ export type {
   WebSocketConstructor,
   MessageEventLike,
   CloseEventLike,
+  RoomsEvent,
+  CreateRoomOptions,
+  MuteOptions,
+  ListRoomsOptions,
+  RoomListing,
+  RoomDirectory,
+  MembersOptions,
+  RoomMember,
+  MemberPage,
 } from './types.js';
 export { ParleyError, type ParleyErrorCode } from './errors.js';
 export { backoffDelay, type BackoffOptions } from './backoff.js';
-export type { ChatMessage, Limits, ErrorCode, HttpErrorCode } from '@parley/protocol';
+export type { ChatMessage, Limits, ErrorCode, HttpErrorCode, RoomMembership, RoomEvent, RoomEventType, TimelineItem, Role, Visibility } from '@parley/protocol';
+export { isRoomEvent } from '@parley/protocol';

@@ -55,6 +55,12 @@ export class Link {
     private readonly port: LinkPort,
   ) {}
 
+  /** The base URL the current (or last) attempt went to. */
+  get base(): string {
+    const { urls } = this.options;
+    return urls[this.urlIndex % urls.length] ?? urls[0] ?? '';
+  }
+
   /** The current socket (whether welcomed or not). */
   get socket(): WebSocketLike | undefined {
     return this.ws;

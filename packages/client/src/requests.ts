@@ -1,5 +1,6 @@
 /**
- * Requests (send, join, leave, history): each has a random ref and stays pending until the
+ * Requests (send, join, leave, history, and the room requests: create_room, open_direct and the
+ * moderation events): each has a random ref and stays pending until the
  * server answers it. A request goes on the wire whenever a connection is live, again on every
  * new one with the same ref; a send also after `ackTimeoutMs` without an ack; a refusal with
  * `unavailable` or `rate_limited` is retried with backoff, up to MAX_RETRIES times; one with
@@ -11,7 +12,7 @@
  * transmission is never transmitted again but rejected with `unconfirmed`: it may or may not have
  * been stored, and sending it again could store it twice.
  */
-import type { ChatMessage, ClientEvents, ErrorCode } from '@parley/protocol';
+import type { ClientEvents, ClientEventType, ErrorCode, RoomMembership, TimelineItem } from '@parley/protocol';
 import { backoffDelay, type BackoffOptions } from './backoff.js';
 import { ParleyError } from './errors.js';
 import type { SendResult } from './types.js';
@@ -65,10 +66,27 @@ export interface JoinRequest extends RequestBase, Settle<SendResult> {
 interface LeaveRequest extends RequestBase, Settle<void> {
   kind: 'leave';
 }
-interface HistoryRequest extends RequestBase, Settle<ChatMessage[]> {
+interface HistoryRequest extends RequestBase, Settle<TimelineItem[]> {
   kind: 'history';
 }
-export type Request = SendRequest | JoinRequest | LeaveRequest | HistoryRequest;
+/** `create_room`: settled by the `room_created` that answers it, with the new membership. */
+export interface CreateRequest extends RequestBase, Settle<RoomMembership> {
+  kind: 'create';
+  visibility: 'public' | 'private';
+  title: string;
+}
+/** `open_direct`: settled by `direct_opened`, with the direct room's name. `room` is '' until then. */
+export interface DirectRequest extends RequestBase, Settle<string> {
+  kind: 'direct';
+  user: string;
+}
+/** The events a moderation request may be: each is answered by an `ack` with its room event's seq. */
+export type ModerationType = 'invite' | 'kick' | 'ban' | 'unban' | 'mute' | 'unmute' | 'set_role';
+export interface ModerationRequest extends RequestBase, Settle<SendResult> {
+  kind: 'moderate';
+  type: ModerationType;
+}
+export type Request = SendRequest | JoinRequest | LeaveRequest | HistoryRequest | CreateRequest | DirectRequest | ModerationRequest;
 
 export interface RequestsPort {
   /** Whether a connection is live (welcomed). */
@@ -159,11 +177,26 @@ export class Requests {
     return new Promise((resolve, reject) => this.add({ ...this.base(room, 'leave', payload), kind: 'leave', resolve, reject }));
   }
 
-  history(room: string, payload: ClientEvents['history']): Promise<ChatMessage[]> {
+  history(room: string, payload: ClientEvents['history']): Promise<TimelineItem[]> {
     return new Promise((resolve, reject) => this.add({ ...this.base(room, 'history', payload), kind: 'history', resolve, reject }));
   }
 
-  private base<T extends 'send_message' | 'join' | 'leave' | 'history'>(room: string, type: T, payload: ClientEvents[T]): RequestBase {
+  create(payload: ClientEvents['create_room']): Promise<RoomMembership> {
+    return new Promise((resolve, reject) =>
+      this.add({ ...this.base(payload.room, 'create_room', payload), kind: 'create', visibility: payload.visibility, title: payload.title ?? '', resolve, reject }),
+    );
+  }
+
+  direct(user: string): Promise<string> {
+    const payload: ClientEvents['open_direct'] = { user };
+    return new Promise((resolve, reject) => this.add({ ...this.base('', 'open_direct', payload), kind: 'direct', user, resolve, reject }));
+  }
+
+  moderate<T extends ModerationType>(type: T, payload: ClientEvents[T]): Promise<SendResult> {
+    return new Promise((resolve, reject) => this.add({ ...this.base(payload.room, type, payload), kind: 'moderate', type, resolve, reject }));
+  }
+
+  private base<T extends ClientEventType>(room: string, type: T, payload: ClientEvents[T]): RequestBase {
     const ref = randomRef();
     return { ref, room, frame: JSON.stringify({ type, payload, ref }), retries: 0, timer: undefined, queued: false, sentAt: 0, firstSentAt: undefined, deadline: undefined };
   }
@@ -250,14 +283,21 @@ export class Requests {
     return true;
   }
 
-  /** The connection is gone: timers stop (requests go again on the next one); a leave is done. */
+  /**
+   * The connection is gone: timers stop; requests go again on the next one (a leave too: the
+   * membership is the user's, not the connection's, and only a `leave` ends it).
+   */
   disconnected(): void {
-    for (const r of [...this.pending.values()]) {
+    for (const r of this.pending.values()) {
       if (r.timer !== undefined) clearTimeout(r.timer);
       r.timer = undefined;
-      // A leave is done once the connection is gone: the next one will not follow the room.
-      if (r.kind === 'leave') this.settle(r).resolve();
     }
+  }
+
+  /** Whether a leave of `room` is pending. */
+  leaving(room: string): boolean {
+    for (const r of this.pending.values()) if (r.kind === 'leave' && r.room === room) return true;
+    return false;
   }
 
   /** Rejects everything pending with `err`. */

@@ -13,13 +13,18 @@
  * replays nothing) is read from history (Backfill: newest first, bounded); what history no longer
  * has either is reported as a `gap` with its exact range, in its place in the stream. Nothing
  * reaches the app twice, and everything in order.
+ *
+ * Every seq-bearing frame of a room counts: chat messages (`new_message`) and room events
+ * (`member_joined`, `banned`, …, each a TimelineItem with its `type`) share the room's seqs, so
+ * both go through the same gate. `removed` ends a room: what is held up to its seq is delivered,
+ * nothing after it.
  */
-import { type ChatMessage, roomKey, type ServerEvents, TYPING_INTERVAL_MS } from '@parley/protocol';
+import { roomKey, type ServerEvents, type TimelineItem, TYPING_INTERVAL_MS } from '@parley/protocol';
 import type { GapEvent } from './types.js';
 
 export interface RoomsPort {
-  /** A message for the app (its seq is the room's position now). */
-  deliver(m: ChatMessage): void;
+  /** A message or room event for the app (its seq is the room's position now). */
+  deliver(m: TimelineItem): void;
   /** Seqs the app will never get (the position is now `seq`). */
   gap(g: GapEvent): void;
   /** A hole in live delivery: ask the server to replay `room` from `after` (its `resumed` follows). */
@@ -43,7 +48,7 @@ export interface Backfill {
 interface Flow {
   /** `replaying`: until `resumed`; `backfilling`: reading history after it. */
   phase: 'replaying' | 'backfilling';
-  readonly held: Map<number, ChatMessage>;
+  readonly held: Map<number, TimelineItem>;
 }
 
 export class Rooms {
@@ -72,6 +77,35 @@ export class Rooms {
 
   follow(room: string): void {
     this.followed.add(room);
+  }
+
+  /**
+   * Follows `room` from `seq` on (a membership the server listed, a room just made or opened):
+   * the position starts there unless it has one already.
+   */
+  start(room: string, seq: number): void {
+    this.followed.add(room);
+    if (!this.seqs.has(room)) this.seqs.set(room, seq);
+  }
+
+  /**
+   * The user was removed from `room` (kicked or banned) at `seq`: what is held up to `seq` and
+   * contiguous with the position is delivered, then the room is no longer followed (nothing after
+   * `seq` can come). Returns whether it was followed.
+   */
+  removed(room: string, seq: number): boolean {
+    if (!this.followed.has(room)) return false;
+    const flow = this.flows.get(room);
+    if (flow !== undefined) {
+      for (;;) {
+        const next = flow.held.get(this.lastSeq(room) + 1);
+        if (next === undefined || next.seq > seq || this.flows.get(room) !== flow) break;
+        flow.held.delete(next.seq);
+        this.advance(next);
+      }
+    }
+    this.unfollow(room);
+    return true;
   }
 
   /** Stops following a room and forgets its position. */
@@ -106,7 +140,7 @@ export class Rooms {
   }
 
   /** A `new_message`: delivered if it is next, held if it is early (a hole starts a fill), dropped if already delivered. */
-  receive(m: ChatMessage): void {
+  receive(m: TimelineItem): void {
     const room = m.room;
     if (!this.followed.has(room)) return;
     const pos = this.seqs.get(room);
@@ -138,7 +172,7 @@ export class Rooms {
    */
   resumed(r: ServerEvents['resumed']): Backfill | undefined {
     const room = r.room;
-    const flow = this.flows.get(room) ?? { phase: 'replaying', held: new Map<number, ChatMessage>() };
+    const flow = this.flows.get(room) ?? { phase: 'replaying', held: new Map<number, TimelineItem>() };
     const pos = this.seqs.get(room);
     // Not followed (left meanwhile), never positioned, or a second `resumed` while reading history: nothing to settle.
     if (!this.followed.has(room) || pos === undefined || flow.phase === 'backfilling') return undefined;
@@ -173,7 +207,7 @@ export class Rooms {
    * History was read for `b`: every seq up to `b.upTo` is now delivered from what is held, in
    * order, and each range neither held nor in history is reported as a gap where it falls.
    */
-  backfilled(b: Backfill, messages: readonly ChatMessage[]): void {
+  backfilled(b: Backfill, messages: readonly TimelineItem[]): void {
     if (!this.current(b)) return;
     for (const m of messages) if (m.room === b.room && m.seq > b.after && m.seq <= b.upTo && !b.flow.held.has(m.seq)) b.flow.held.set(m.seq, m);
     this.settle(b.room, b.flow, b.upTo);
@@ -186,7 +220,7 @@ export class Rooms {
    */
   private settle(room: string, flow: Flow, upTo: number): void {
     const seqs = [...flow.held.keys()].sort((a, b) => a - b);
-    const later: ChatMessage[] = [];
+    const later: TimelineItem[] = [];
     for (const seq of seqs) {
       const m = flow.held.get(seq);
       if (m === undefined) continue;
@@ -224,7 +258,7 @@ export class Rooms {
     }
   }
 
-  private advance(m: ChatMessage): void {
+  private advance(m: TimelineItem): void {
     this.seqs.set(m.room, m.seq);
     this.port.deliver(m);
   }

@@ -1,5 +1,5 @@
 /** The SDK's public types: options, events, results, and the WebSocket shape it drives. */
-import type { ServerEvents, ServerEventType } from '@parley/protocol';
+import type { Role, RoomMembership, ServerEvents, ServerEventType } from '@parley/protocol';
 import type { ParleyError } from './errors.js';
 
 export type ClientState = 'idle' | 'connecting' | 'open' | 'reconnecting' | 'closed';
@@ -104,12 +104,26 @@ export type ConsumedServerEventType = 'ack' | 'resumed' | 'history' | 'joined' |
 
 type PassedThrough = Exclude<ServerEventType, ConsumedServerEventType | 'welcome'>;
 
-/** Events of ParleyClient.on(): server events passed through, plus the client's own. */
+/** The user's memberships changed (a welcome, invited, removed, left, a room made or opened, a role or mute of the user's own). */
+export interface RoomsEvent {
+  /** Every membership now, in the order they were made (as ParleyClient.rooms). */
+  rooms: RoomMembership[];
+}
+
+/**
+ * Events of ParleyClient.on(): server events passed through, plus the client's own.
+ *
+ * Room events (`room_created`, `member_joined`, `member_left`, `banned`, `unbanned`,
+ * `role_changed`, `muted`, `unmuted`) share their room's seqs with `new_message` and go through
+ * the same gate: each reaches the app once, in seq order among the room's messages.
+ */
 export interface ClientEventMap extends Pick<ServerEvents, PassedThrough> {
   /** Every state transition (and every scheduled reconnect attempt). */
   state: StateEvent;
   /** Messages of a room that are gone for good (not replayed, and no longer in history): their exact range. */
   gap: GapEvent;
+  /** The memberships (ParleyClient.rooms) changed. */
+  rooms: RoomsEvent;
   /** Each connection's first frame. */
   welcome: ServerEvents['welcome'];
 }
@@ -136,4 +150,63 @@ export interface LoginResult {
   user: string;
   /** ISO-8601 UTC time at which the token expires, when the server said. */
   expiresAt?: string;
+}
+
+export interface CreateRoomOptions {
+  /** Default 'private' (a public room can also be made by join()). */
+  visibility?: 'public' | 'private';
+  /** Up to MAX_TITLE_LENGTH characters. */
+  title?: string;
+}
+
+export interface MuteOptions {
+  /** How long, in ms (at most MAX_MUTE_MS). Absent: until unmute(). */
+  durationMs?: number;
+}
+
+export interface ListRoomsOptions {
+  /** Only rooms whose name or title holds this (case-insensitive). */
+  q?: string;
+  /** The `next` of the previous page. */
+  after?: string;
+  /** Page size (server default 50, at most MAX_ROOMS_PAGE). */
+  limit?: number;
+}
+
+/** A public room as GET /rooms lists it. */
+export interface RoomListing {
+  room: string;
+  title: string;
+  /** How many members it has. */
+  members: number;
+}
+
+/** What ParleyClient.listRooms() resolves with (GET /rooms). */
+export interface RoomDirectory {
+  /** Public rooms, by name. */
+  rooms: RoomListing[];
+  /** Pass as `after` for the next page; absent on the last one. */
+  next?: string;
+  /** Every membership of the caller. */
+  mine: RoomMembership[];
+}
+
+export interface MembersOptions {
+  after?: string;
+  limit?: number;
+}
+
+/** A member as GET /rooms/{room}/members lists them. */
+export interface RoomMember {
+  user: string;
+  role: Role;
+  /** Present while muted (`until` absent: until unmuted). */
+  muted?: { until?: string };
+}
+
+/** What ParleyClient.members() resolves with (GET /rooms/{room}/members). */
+export interface MemberPage {
+  room: string;
+  members: RoomMember[];
+  next?: string;
 }
