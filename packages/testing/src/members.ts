@@ -5,7 +5,7 @@
  * refused with its code, or still pending). The SDK (`@parley/client`) is given by the caller
  * (this package cannot depend on it): anything with ParleyClient's shape fits `Sdk`.
  */
-import type { ChatMessage } from '@parley/protocol';
+import { type ChatMessage, isRoomEvent, type TimelineItem } from '@parley/protocol';
 import { Wire } from './wire.js';
 
 /** The part of ParleyClient a Member uses. */
@@ -15,7 +15,7 @@ export interface Sdk {
   connect(): Promise<void>;
   join(room: string): Promise<{ room: string; seq: number }>;
   send(room: string, message: string): Promise<{ room: string; seq: number }>;
-  history(room: string, opts?: { before?: number; limit?: number }): Promise<ChatMessage[]>;
+  history(room: string, opts?: { before?: number; limit?: number }): Promise<TimelineItem[]>;
   close(): void;
   readonly state: string;
 }
@@ -136,7 +136,7 @@ export class Member {
     if (lowest === undefined) return;
     let before = upTo + 1;
     while (before > lowest && !this.closed) {
-      let page: ChatMessage[];
+      let page: TimelineItem[];
       try {
         page = await this.sdk.history(log.room, { before, limit: 100 });
       } catch {
@@ -148,7 +148,7 @@ export class Member {
       for (const m of page) {
         if (m.seq > log.from && !held.has(m.seq)) {
           held.add(m.seq);
-          log.filled.push({ seq: m.seq, text: m.message, at: Date.now() });
+          log.filled.push({ seq: m.seq, text: isRoomEvent(m) ? `(${m.type})` : m.message, at: Date.now() });
         }
       }
       before = Math.min(...page.map((m) => m.seq));
