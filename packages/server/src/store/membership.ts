@@ -76,8 +76,8 @@ export interface PageQuery {
 }
 
 /**
- * A change of membership, as a handler asks for it. User names are as the caller knows them
- * (any case); the store matches them case-insensitively and names members as registered.
+ * A change of membership, as a handler asks for it. Users are matched case-insensitively; a new
+ * member is stored under the name given (the hub gives names as registered: store.getUser).
  */
 export type MembershipOp =
   /** Join a room; with `create`, a name no room has makes a public room owned by `user`. */
