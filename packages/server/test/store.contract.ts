@@ -284,6 +284,29 @@ export function storeContract(name: string, fixture: () => Promise<StoreFixture>
     };
     const roleOf = async (room: string, user: string) => (await store.roomsAccess(user, [room])).get(room)?.member?.role;
 
+    test('migration 5: rooms written before it become public, their past senders members, their history kept', async () => {
+      await store.appendMessages([msg('m5-old', 1, 'Ann'), msg('m5-old', 2, 'bob'), msg('m5-old', 3, 'ann'), msg('m5-other', 4, 'bob')]);
+      await store.close();
+      await fx.forgetMigrationsAfter(4);
+      store = await fx.reopen();
+      const access = await store.roomsAccess('ANN', ['m5-old', 'm5-other']);
+      assert.deepEqual(
+        [access.get('m5-old')?.visibility, access.get('m5-old')?.member?.role, access.get('m5-old')?.member?.user, access.get('m5-old')?.lastSeq],
+        ['public', 'member', 'Ann', 3],
+      );
+      assert.equal(access.get('m5-other')?.member, undefined, 'ann never sent there');
+      assert.deepEqual((await store.roomMembers('m5-old', { limit: 10 })).map((m) => m.user), ['Ann', 'bob']);
+      assert.deepEqual(chat(await store.messagesAfter('m5-old', 0, 10)).map((m) => [m.seq, m.from, m.message]), [
+        [1, 'Ann', 'm1'],
+        [2, 'bob', 'm2'],
+        [3, 'ann', 'm3'],
+      ]);
+      assert.deepEqual((await store.publicRooms('m5-', { limit: 10 })).map((r) => [r.room, r.members]), [
+        ['m5-old', 2],
+        ['m5-other', 1],
+      ]);
+    });
+
     test('rooms: create and join; events take the room\'s seqs, messages interleave; refusals change nothing', async () => {
       assert.deepEqual(await ok({ type: 'create', room: 'm-pub', user: 'Owen', visibility: 'public', title: 'Pub' }), ['room_created']);
       await refused({ type: 'create', room: 'm-pub', user: 'x', visibility: 'private', title: '' }, 'room_exists');
