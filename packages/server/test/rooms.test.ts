@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { type ClientFrame, isRoomEvent, type MembersPage, type Ref, type RoomsPage, type ServerEvents, type ServerFrame } from '@parley/protocol';
+import { runCli } from '@parley/testing/cli';
 import { Cluster, OwnRedis } from '@parley/testing/cluster';
 import { type Account, account, api, chat, sleep, startTestServer, TestClient, ticket, uniqueName, wsUrl, type TestServer } from '@parley/testing/helpers';
 
@@ -505,6 +506,14 @@ describe('rooms with members: restarts, closed room creation, migration', () => 
       // New messages go on from the old seqs.
       assert.equal(await codeOf(c, { type: 'send_message', payload: { room: 'general', message: 'after the upgrade' } }), 'ok');
       assert.equal((await c.next('new_message', (p) => p.message === 'after the upgrade')).seq, 4);
+      // A migrated room has no owner until the operator gives it one, beside the running server.
+      assert.equal(await codeOf(c, { type: 'kick', payload: { room: 'design', user: 'carol' } }), 'forbidden');
+      const given = await runCli(['room', 'role', 'Design', 'BOB', 'owner', '--data-dir', dataDir]);
+      assert.equal(given.code, 0, given.stderr);
+      assert.match(given.stdout, /bob is an owner of design/);
+      assert.equal((await runCli(['room', 'role', 'design', 'bob', 'admin', '--data-dir', dataDir])).code, 2);
+      assert.equal((await runCli(['room', 'role', 'nowhere', 'bob', 'owner', '--data-dir', dataDir])).code, 2);
+      assert.equal(await codeOf(c, { type: 'kick', payload: { room: 'design', user: 'carol' } }), 'ok');
       c.close();
     } finally {
       await server.stop();
