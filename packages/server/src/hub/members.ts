@@ -88,20 +88,28 @@ export class Members {
     this.rooms.join(conn, room);
   }
 
+  /** Refuses (too_many_rooms) when `conn` may not follow one more room: checked again after every await, since joins run concurrently. */
+  roomFor(conn: Connection, room: string, spare = 0): void {
+    if (!conn.rooms.has(room) && conn.rooms.size >= this.maxRooms + spare) throw new ClientError('too_many_rooms', undefined, room);
+  }
+
   /**
    * Makes `conn` follow `room` as `join` does: a member follows; a public room is joined (or, with
    * `create`, a name no room has becomes a public room owned by the user); anything else is
    * refused (`forbidden`, `banned`). The user's other connections follow a new membership too.
+   * `spare`: rooms the caller will leave right after (change_room leaves the current one).
    */
-  async enter(conn: Connection, room: string, create: boolean): Promise<void> {
+  async enter(conn: Connection, room: string, create: boolean, spare = 0): Promise<void> {
     const a = await this.access(conn.user, room);
     if (a?.member !== undefined) {
+      this.roomFor(conn, room, spare);
       if (conn.open) this.follow(conn, room, a.member.mutedUntil);
       return;
     }
     if (a !== undefined && a.visibility !== 'public') throw new ClientError('forbidden', NO_SUCH_ROOM, room);
     const reserved = room.startsWith(DIRECT_ROOM_PREFIX);
     const out = await this.must({ type: 'join', room, user: conn.user, create: create && !reserved });
+    this.roomFor(conn, room, spare); // a member now all the same: listed at the next connect
     if (conn.open) this.follow(conn, room, out.member?.mutedUntil ?? null);
     if (out.events.length > 0 && out.member !== undefined) {
       this.invited(out.member.user, { ...this.membershipOf(out, out.member.role), by: conn.user }, conn);
