@@ -355,6 +355,27 @@ function scenarios(label: string, setup: () => Promise<{ sites: [Site, Site]; st
       o.close();
     });
 
+    test('events sent right behind a join wait for it: join + send, change_room + send, join + leave, resume + send', async () => {
+      const u = await account(A);
+      const c = (await tab(A, u)).c;
+      const [r1, r2, r3, r4] = ['p1', 'p2', 'p3', 'p4'].map((p) => uniqueName(p).toLowerCase()) as [string, string, string, string];
+      c.send({ type: 'join', payload: { room: r1 }, ref: 'j1' });
+      c.send({ type: 'send_message', payload: { room: r1, message: 'right behind' }, ref: 's1' });
+      assert.equal((await c.next('ack', (p) => p.ref === 's1')).room, r1);
+      c.send({ type: 'change_room', payload: { name: r2 }, ref: 'c2' });
+      c.send({ type: 'send_message', payload: { message: 'to the new current room' }, ref: 's2' });
+      assert.equal((await c.next('ack', (p) => p.ref === 's2')).room, r2);
+      c.send({ type: 'join', payload: { room: r3 }, ref: 'j3' });
+      c.send({ type: 'leave', payload: { room: r3 }, ref: 'l3' });
+      assert.equal((await c.next('left', (_, f) => f.ref === 'l3')).room, r3);
+      const back = await tab(A, u, true);
+      back.c.send({ type: 'resume', payload: { rooms: { [r4]: 0 } }, ref: 'r4' });
+      back.c.send({ type: 'send_message', payload: { room: r4, message: 'behind a resume' }, ref: 's4' });
+      assert.equal((await back.c.next('ack', (p) => p.ref === 's4')).room, r4);
+      c.close();
+      back.c.close();
+    });
+
     test('hostile payloads of the new events are refused with a code; the connection stays open', async () => {
       const u = await account(A);
       const c = (await tab(A, u)).c;

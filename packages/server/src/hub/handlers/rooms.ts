@@ -53,6 +53,7 @@ export function roomHandlers(ctx: HubContext): Pick<Handlers, 'join' | 'leave' |
 
   const leave = async (conn: Connection, p: ClientEvents['leave'], ref: Ref | undefined): Promise<void> => {
     const room = roomName(p.room);
+    await members.settled(conn); // a join sent just before goes first
     await members.leave(conn, room);
     conn.send('left', { room }, ref);
   };
