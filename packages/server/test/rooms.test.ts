@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { type ClientFrame, isRoomEvent, type MembersPage, type Ref, type RoomsPage, type ServerEvents, type ServerFrame } from '@parley/protocol';
+import { runCli } from '@parley/testing/cli';
 import { Cluster, OwnRedis } from '@parley/testing/cluster';
 import { type Account, account, api, chat, sleep, startTestServer, TestClient, ticket, uniqueName, wsUrl, type TestServer } from '@parley/testing/helpers';
 
@@ -354,6 +355,27 @@ function scenarios(label: string, setup: () => Promise<{ sites: [Site, Site]; st
       o.close();
     });
 
+    test('events sent right behind a join wait for it: join + send, change_room + send, join + leave, resume + send', async () => {
+      const u = await account(A);
+      const c = (await tab(A, u)).c;
+      const [r1, r2, r3, r4] = ['p1', 'p2', 'p3', 'p4'].map((p) => uniqueName(p).toLowerCase()) as [string, string, string, string];
+      c.send({ type: 'join', payload: { room: r1 }, ref: 'j1' });
+      c.send({ type: 'send_message', payload: { room: r1, message: 'right behind' }, ref: 's1' });
+      assert.equal((await c.next('ack', (p) => p.ref === 's1')).room, r1);
+      c.send({ type: 'change_room', payload: { name: r2 }, ref: 'c2' });
+      c.send({ type: 'send_message', payload: { message: 'to the new current room' }, ref: 's2' });
+      assert.equal((await c.next('ack', (p) => p.ref === 's2')).room, r2);
+      c.send({ type: 'join', payload: { room: r3 }, ref: 'j3' });
+      c.send({ type: 'leave', payload: { room: r3 }, ref: 'l3' });
+      assert.equal((await c.next('left', (_, f) => f.ref === 'l3')).room, r3);
+      const back = await tab(A, u, true);
+      back.c.send({ type: 'resume', payload: { rooms: { [r4]: 0 } }, ref: 'r4' });
+      back.c.send({ type: 'send_message', payload: { room: r4, message: 'behind a resume' }, ref: 's4' });
+      assert.equal((await back.c.next('ack', (p) => p.ref === 's4')).room, r4);
+      c.close();
+      back.c.close();
+    });
+
     test('hostile payloads of the new events are refused with a code; the connection stays open', async () => {
       const u = await account(A);
       const c = (await tab(A, u)).c;
@@ -505,6 +527,14 @@ describe('rooms with members: restarts, closed room creation, migration', () => 
       // New messages go on from the old seqs.
       assert.equal(await codeOf(c, { type: 'send_message', payload: { room: 'general', message: 'after the upgrade' } }), 'ok');
       assert.equal((await c.next('new_message', (p) => p.message === 'after the upgrade')).seq, 4);
+      // A migrated room has no owner until the operator gives it one, beside the running server.
+      assert.equal(await codeOf(c, { type: 'kick', payload: { room: 'design', user: 'carol' } }), 'forbidden');
+      const given = await runCli(['room', 'role', 'Design', 'BOB', 'owner', '--data-dir', dataDir]);
+      assert.equal(given.code, 0, given.stderr);
+      assert.match(given.stdout, /bob is an owner of design/);
+      assert.equal((await runCli(['room', 'role', 'design', 'bob', 'admin', '--data-dir', dataDir])).code, 2);
+      assert.equal((await runCli(['room', 'role', 'nowhere', 'bob', 'owner', '--data-dir', dataDir])).code, 2);
+      assert.equal(await codeOf(c, { type: 'kick', payload: { room: 'design', user: 'carol' } }), 'ok');
       c.close();
     } finally {
       await server.stop();

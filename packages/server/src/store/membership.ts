@@ -93,12 +93,17 @@ export type MembershipOp =
   /** `until`: ms since the epoch, or MUTED_FOR_GOOD. */
   | { type: 'mute'; room: string; by: string; user: string; until: number }
   | { type: 'unmute'; room: string; by: string; user: string }
-  | { type: 'set_role'; room: string; by: string; user: string; role: Role };
+  | { type: 'set_role'; room: string; by: string; user: string; role: Role }
+  /** The operator (`parley room role`): `user` gets `role`, made a member if need be, with no rank checked. */
+  | { type: 'grant'; room: string; user: string; role: Role };
+
+/** Who the room events of an operator's `grant` name as `by`: no user can have this name. */
+export const OPERATOR = '(operator)';
 
 /** The user an op is done by (the actor). */
 export const actorOf = (op: MembershipOp): string => ('by' in op ? op.by : op.user);
 /** The other user an op is about, if any. */
-export const targetOf = (op: MembershipOp): string | undefined => ('by' in op ? op.user : op.type === 'direct' ? op.peer : undefined);
+export const targetOf = (op: MembershipOp): string | undefined => ('by' in op ? op.user : op.type === 'direct' ? op.peer : op.type === 'grant' ? op.user : undefined);
 
 /** A room event before the store gives it its place (room, seq, sent). */
 export type RoomEventDraft = { [K in RoomEventType]: { type: K } & RoomEventFields[K] }[RoomEventType];
@@ -212,6 +217,16 @@ export function decide(op: MembershipOp, s: OpState, now: number): Decision {
         return refuse('You are the last owner of this room: give another member the owner role first (set_role).');
       }
       return { ok: true, changes: [{ type: 'unmember', user: s.actor.user }], events: [{ type: 'member_left', user: s.actor.user }] };
+    }
+    case 'grant': {
+      if (room === undefined) return refuse(NO_SUCH_ROOM);
+      if (room.visibility === 'direct') return refuse('A direct room has no roles to give.');
+      const t = s.target;
+      if (t === undefined) {
+        return { ok: true, changes: [{ type: 'member', user: op.user, role: op.role, mutedUntil: null }], events: [{ type: 'member_joined', user: op.user, role: op.role, by: OPERATOR }] };
+      }
+      if (t.role === op.role) return nothing;
+      return { ok: true, changes: [{ type: 'member', user: t.user, role: op.role, mutedUntil: t.mutedUntil }], events: [{ type: 'role_changed', user: t.user, role: op.role, by: OPERATOR }] };
     }
     default:
       return moderate(op, s, now);

@@ -134,7 +134,7 @@ export function resumeHandlers(ctx: HubContext): Pick<Handlers, 'resume'> {
     const named = [...wanted];
     const added = named.filter(([room]) => !conn.rooms.has(room)).length;
     if (conn.rooms.size + added > config.maxRoomsPerConnection) throw new ClientError('too_many_rooms');
-    const entries = await admitted(conn, named, ref);
+    const entries = await members.entry(conn, admitted(conn, named, ref));
     if (!conn.open) return;
     let buffer = buffers.get(conn);
     if (buffer === undefined) {
