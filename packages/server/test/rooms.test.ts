@@ -432,7 +432,9 @@ describe('rooms with members: restarts, closed room creation, migration', () => 
     try {
       let server = await startTestServer({ dataDir });
       const u = await account(server);
-      const c = (await tab(server, u)).c;
+      const first = await tab(server, u);
+      assert.deepEqual(first.welcome.rooms, [{ room: 'general', visibility: 'public', title: '', role: 'member', seq: 1 }], 'the first user of a new server does not own general');
+      const c = first.c;
       const room = uniqueName('kept').toLowerCase();
       await ask(c, { type: 'create_room', payload: { room, visibility: 'private', title: 'Kept' } });
       await ask(c, { type: 'send_message', payload: { room, message: 'kept' } });

@@ -327,6 +327,10 @@ export function storeContract(name: string, fixture: () => Promise<StoreFixture>
       assert.equal(await store.lastSeq('m-none'), 0, 'a refused join made nothing');
       assert.deepEqual(await ok({ type: 'join', room: 'm-new', user: 'pat', create: true }), ['room_created']);
       assert.equal(await roleOf('m-new', 'PAT'), 'owner', 'who makes a room by joining it owns it');
+      assert.deepEqual(await ok({ type: 'join', room: 'm-servers', user: 'pat', create: true, unowned: true }), ['room_created']);
+      assert.equal(await roleOf('m-servers', 'pat'), 'member', 'a room the server makes (general) is owned by nobody');
+      const [made] = (await store.history('m-servers', { limit: 1 })).filter(isRoomEvent);
+      assert.ok(made?.type === 'room_created' && made.by === '(operator)');
     });
 
     test('rooms: roles — moderators act below their rank, owners set roles, the last owner stays', async () => {
@@ -375,6 +379,11 @@ export function storeContract(name: string, fixture: () => Promise<StoreFixture>
       assert.equal((await store.roomsAccess('troll', [room])).get(room)?.member?.mutedUntil, until);
       assert.deepEqual(await ok({ type: 'unmute', room, by: 'own', user: 'troll' }), ['unmuted']);
       assert.equal((await store.roomsAccess('troll', [room])).get(room)?.member?.mutedUntil, null);
+      // The operator's grant lifts a ban.
+      await ok({ type: 'ban', room, by: 'own', user: 'exile' });
+      assert.deepEqual(await ok({ type: 'grant', room, user: 'exile', role: 'moderator' }), ['unbanned', 'member_joined']);
+      const exile = (await store.roomsAccess('exile', [room])).get(room);
+      assert.deepEqual([exile?.banned, exile?.member?.role], [false, 'moderator']);
       await store.createUser('gone', 'h');
       await ok({ type: 'join', room, user: 'gone', create: false });
       await store.deleteUser('gone');
