@@ -161,7 +161,7 @@ export class ParleyClient {
     });
     this.requests = new Requests(
       {
-        live: () => this.sending,
+        live: (r) => this.sending && (r.kind === 'join' || (r.kind === 'history' && r.setup) || this.currentState === 'open'),
         maxMessageBytes: () => this.limits?.maxMessageBytes,
         dedupeWindowMs: () => this.limits?.dedupeWindowMs,
         enqueue: (r) => this.outbox.push(r),
@@ -388,8 +388,7 @@ export class ParleyClient {
       this.setupLeft.add(r.ref);
       this.requests.transmit(r);
     }
-    // Then everything else still pending, in order, with the same refs.
-    for (const r of this.requests.values()) if (r.kind !== 'join') this.requests.transmit(r);
+    // Everything else still pending goes once the connection is open (checkOpen), in order, with the same refs.
     this.checkOpen();
   }
 
@@ -492,6 +491,8 @@ export class ParleyClient {
     if (!this.link.live || this.setupLeft.size > 0 || this.currentState === 'open') return;
     this.link.opened();
     this.setState('open');
+    // What waited for the rooms to be followed again (sends, leaves, room requests), in order, with the same refs.
+    for (const r of this.requests.values()) if (r.kind !== 'join') this.requests.transmit(r);
     const waiters = this.connectWaiters;
     this.connectWaiters = [];
     for (const w of waiters) w.resolve();
@@ -524,7 +525,7 @@ export class ParleyClient {
   /** Reads from history what a room's replay did not bring, then settles the room. */
   private backfill(b: Backfill): void {
     const stale = (): boolean => !this.positions.current(b);
-    const page = (room: string, before: number, limit: number): Promise<TimelineItem[]> => this.requests.history(room, { room, before, limit });
+    const page = (room: string, before: number, limit: number): Promise<TimelineItem[]> => this.requests.history(room, { room, before, limit }, true);
     readBackfill(b, this.maxBackfill, page, stale).then(
       (messages) => {
         if (messages === undefined || stale()) return;

@@ -68,6 +68,8 @@ interface LeaveRequest extends RequestBase, Settle<void> {
 }
 interface HistoryRequest extends RequestBase, Settle<TimelineItem[]> {
   kind: 'history';
+  /** Part of the connection's setup (a backfill after a room's `resumed`): goes before the connection is open. */
+  setup: boolean;
 }
 /** `create_room`: settled by the `room_created` that answers it, with the new membership. */
 export interface CreateRequest extends RequestBase, Settle<RoomMembership> {
@@ -89,8 +91,13 @@ export interface ModerationRequest extends RequestBase, Settle<SendResult> {
 export type Request = SendRequest | JoinRequest | LeaveRequest | HistoryRequest | CreateRequest | DirectRequest | ModerationRequest;
 
 export interface RequestsPort {
-  /** Whether a connection is live (welcomed). */
-  live(): boolean;
+  /**
+   * Whether `r` may go on the wire now: joins and history once a connection is live (welcomed:
+   * the connection's setup needs them), everything else once it is open (its rooms followed
+   * again: the server admits a `resume`'s rooms asynchronously, and a send that overtook it
+   * would be refused `not_in_room`).
+   */
+  live(r: Request): boolean;
   /** The server's maxMessageBytes, once known. */
   maxMessageBytes(): number | undefined;
   /** The server's dedupeWindowMs, once known. */
@@ -177,8 +184,8 @@ export class Requests {
     return new Promise((resolve, reject) => this.add({ ...this.base(room, 'leave', payload), kind: 'leave', resolve, reject }));
   }
 
-  history(room: string, payload: ClientEvents['history']): Promise<TimelineItem[]> {
-    return new Promise((resolve, reject) => this.add({ ...this.base(room, 'history', payload), kind: 'history', resolve, reject }));
+  history(room: string, payload: ClientEvents['history'], setup = false): Promise<TimelineItem[]> {
+    return new Promise((resolve, reject) => this.add({ ...this.base(room, 'history', payload), kind: 'history', setup, resolve, reject }));
   }
 
   create(payload: ClientEvents['create_room']): Promise<RoomMembership> {
@@ -208,7 +215,7 @@ export class Requests {
 
   /** Puts a request on the wire if a connection is live; otherwise it waits for the next one. */
   transmit(r: Request): void {
-    if (!this.port.live() || r.queued || !this.pending.has(r.ref)) return;
+    if (!this.port.live(r) || r.queued || !this.pending.has(r.ref)) return;
     if (r.timer !== undefined) clearTimeout(r.timer);
     r.timer = undefined;
     if (r.kind === 'send' && this.unconfirmed(r)) return;

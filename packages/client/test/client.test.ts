@@ -6,7 +6,7 @@ import { createServer } from 'node:net';
 import { describe, test } from 'node:test';
 import type { ChatMessage } from '@parley/protocol';
 import { ParleyClient, ParleyError, type StateEvent, type WebSocketConstructor } from '../src/index.js';
-import { account, client, fixture, connectionsOf, CountingFetch, rejectionCode, sleep, waitFor, WS } from './helpers.js';
+import { account, chat, client, fixture, connectionsOf, CountingFetch, rejectionCode, sleep, waitFor, WS } from './helpers.js';
 
 const { server, track, adopt } = fixture();
 
@@ -37,26 +37,30 @@ describe('@parley/client', { timeout: 30_000 }, () => {
     assert.equal(A.c.user, a.name);
     assert.equal(B.c.user, b.name);
     assert.equal(typeof B.c.token, 'string', 'the token from /login is kept');
-    assert.deepEqual([...A.c.rooms], ['general']);
+    assert.deepEqual([...A.c.followed], ['general']);
+    assert.deepEqual([...A.c.rooms.keys()], ['general'], 'the membership the welcome listed');
+    assert.equal(A.c.rooms.get('general')?.visibility, 'public');
     assert.deepEqual(stateNames(A.states), ['connecting', 'open']);
     assert.equal(A.fetcher.count('/ticket'), 1);
     assert.equal(B.fetcher.count('/login'), 1);
     assert.equal(B.fetcher.count('/ticket'), 0, 'the login otp opens the first connection');
 
+    // general's first seqs are its room events (A and B made members on their first connect).
+    const o = await s.store.lastSeq('general');
     const ack = await A.c.send('general', 'hello');
-    assert.deepEqual(ack, { room: 'general', seq: 1 });
+    assert.deepEqual(ack, { room: 'general', seq: o + 1 });
     const ack2 = await B.c.send('general', 'hi back');
-    assert.equal(ack2.seq, 2);
+    assert.equal(ack2.seq, o + 2);
     await waitFor(() => inA.length === 2 && inB.length === 2, 'both messages on both clients');
-    assert.deepEqual(inB.map((m) => [m.seq, m.from, m.message]), [[1, a.name, 'hello'], [2, b.name, 'hi back']]);
-    assert.deepEqual(inA.map((m) => m.seq), [1, 2], 'the sender gets its own message too');
-    assert.equal(A.c.lastSeq('general'), 2);
+    assert.deepEqual(inB.map((m) => [m.seq, m.from, m.message]), [[o + 1, a.name, 'hello'], [o + 2, b.name, 'hi back']]);
+    assert.deepEqual(inA.map((m) => m.seq), [o + 1, o + 2], 'the sender gets its own message too');
+    assert.equal(A.c.lastSeq('general'), o + 2);
     assert.equal(A.c.lastSeq('elsewhere'), 0);
     assert.ok(presence.some((users) => users.includes(b.name)), 'presence is passed through');
 
     // Refusals reject with the server's code; the connection stays open.
     assert.equal(await rejectionCode(A.c.send('general', 'x'.repeat(21))), 'message_too_long');
-    assert.equal(await rejectionCode(A.c.send('elsewhere', 'hi')), 'not_in_room');
+    assert.equal(await rejectionCode(A.c.send('elsewhere', 'hi')), 'forbidden', 'not a member (and no such room: the same answer)');
     // A frame over maxMessageBytes would get the socket closed with 1009 (terminal): refused locally.
     assert.equal(await rejectionCode(A.c.send('general', 'y'.repeat(2000))), 'message_too_long');
     assert.equal(await rejectionCode(A.c.send('bad room', 'hi')), 'invalid_room');
@@ -66,15 +70,17 @@ describe('@parley/client', { timeout: 30_000 }, () => {
     assert.deepEqual(stateNames(A.states), ['connecting', 'open'], 'no reconnect after the refusals');
 
     // join / history / leave.
-    assert.deepEqual(await A.c.join('side'), { room: 'side', seq: 0 });
+    assert.deepEqual(await A.c.join('side'), { room: 'side', seq: 1 }, 'made by the join: its room event is seq 1');
+    assert.ok(A.c.followed.has('side'));
     assert.ok(A.c.rooms.has('side'));
     await A.c.send('side', 'in side');
-    const history = await A.c.history('general');
+    const history = chat(await A.c.history('general'));
     assert.deepEqual(history.map((m) => m.message), ['hi back', 'hello'], 'newest first');
-    assert.deepEqual((await A.c.history('general', { before: 2, limit: 10 })).map((m) => m.seq), [1]);
+    assert.deepEqual(chat(await A.c.history('general', { before: o + 2, limit: 10 })).map((m) => m.seq), [o + 1]);
     await A.c.leave('side');
-    assert.equal(A.c.rooms.has('side'), false);
-    assert.equal(await rejectionCode(A.c.send('side', 'gone')), 'not_in_room');
+    assert.equal(A.c.followed.has('side'), false);
+    assert.equal(A.c.rooms.has('side'), false, 'the membership ended');
+    assert.equal(await rejectionCode(A.c.send('side', 'gone')), 'not_in_room', 'a public room: it could be joined again');
     assert.deepEqual(seqsOf(inB, 'side'), [], 'B does not follow side');
 
     // Typing goes to the others.
@@ -117,7 +123,8 @@ describe('@parley/client', { timeout: 30_000 }, () => {
     assert.deepEqual(stateNames(A.states).slice(4), ['reconnecting', 'open']);
     assert.equal(A.states[4]?.code, 1011);
     assert.equal(A.fetcher.count('/ticket'), 3);
-    assert.equal((await A.c.send('general', 'still here')).seq, 1);
+    const at = await s.store.lastSeq('general');
+    assert.equal((await A.c.send('general', 'still here')).seq, at + 1);
     A.c.close();
   });
 
@@ -175,6 +182,7 @@ describe('@parley/client', { timeout: 30_000 }, () => {
     const inA = inbox(A.c);
     await A.c.connect();
     await B.c.connect();
+    const o = await s.store.lastSeq('flow'); // the room events of the two joins
 
     const N = 300;
     let drops = 0;
@@ -201,12 +209,12 @@ describe('@parley/client', { timeout: 30_000 }, () => {
       sending = false;
       await dropper;
     }
-    assert.deepEqual(seqs, range(1, N), 'B stored every message once, in order');
-    await waitFor(() => A.c.lastSeq('flow') === N && A.c.state === 'open', `A at seq ${N}`, 15_000);
+    assert.deepEqual(seqs, range(o + 1, o + N), 'B stored every message once, in order');
+    await waitFor(() => A.c.lastSeq('flow') === o + N && A.c.state === 'open', `A at seq ${N}`, 15_000);
     await sleep(100);
     assert.ok(drops >= 3, `the socket was dropped ${drops} times`);
     assert.ok(A.states.filter((st) => st.state === 'reconnecting').length >= 3, 'A reconnected several times');
-    assert.deepEqual(seqsOf(inA, 'flow'), range(1, N), 'A got every seq exactly once, in order');
+    assert.deepEqual(seqsOf(inA, 'flow'), range(o + 1, o + N), 'A got every seq exactly once, in order');
     assert.deepEqual(inA.map((m) => m.message), range(0, N - 1).map((i) => `m${i}`));
     assert.deepEqual(gaps, []);
     A.c.close();
@@ -244,17 +252,18 @@ describe('@parley/client', { timeout: 30_000 }, () => {
       handle(c, data, isBinary);
     };
 
+    const o = await s.store.lastSeq('general');
     const ack = await A.c.send('general', 'exactly once');
     assert.equal(swallowed.length, 1, 'the first ack was lost');
     assert.ok(stateNames(A.states).includes('reconnecting'), 'A reconnected');
     assert.equal(refs.length, 2, 'sent twice');
     assert.equal(refs[0], refs[1], 'with the same ref');
-    assert.equal(ack.seq, 1, 'resolved with the original seq');
+    assert.equal(ack.seq, o + 1, 'resolved with the original seq');
     await B.c.send('general', 'after');
     await waitFor(() => inB.length >= 2, 'B got both');
     await sleep(50);
     assert.deepEqual(inB.map((m) => m.message), ['exactly once', 'after']);
-    assert.deepEqual((await B.c.history('general')).map((m) => m.message), ['after', 'exactly once'], 'stored once');
+    assert.deepEqual(chat(await B.c.history('general')).map((m) => m.message), ['after', 'exactly once'], 'stored once');
     A.c.close();
     B.c.close();
   });
@@ -309,17 +318,19 @@ describe('@parley/client', { timeout: 30_000 }, () => {
     assert.equal(A.c.state, 'idle');
     assert.equal(inB.length, 0, 'nothing sent yet');
     await A.c.connect();
-    assert.deepEqual((await Promise.all(early)).map((x) => x.seq), [1, 2]);
+    const o = (await Promise.all(early))[0]?.seq ?? 0;
+    assert.ok(o > 1, 'after the room events of B and A joining general');
+    assert.deepEqual((await Promise.all(early)).map((x) => x.seq), [o, o + 1]);
     // While reconnecting (the delay is 270 ms).
     connectionsOf(s, a.name)[0]?.terminate('test');
     await waitFor(() => A.c.state === 'reconnecting', 'reconnecting');
     const during = [A.c.send('general', 'during-1'), A.c.send('general', 'during-2')];
     assert.equal(A.c.state, 'reconnecting');
-    assert.deepEqual((await Promise.all(during)).map((x) => x.seq), [3, 4]);
+    assert.deepEqual((await Promise.all(during)).map((x) => x.seq), [o + 2, o + 3]);
     await waitFor(() => inB.length >= 4, 'B got 4');
     await sleep(100);
     assert.deepEqual(inB.map((m) => m.message), ['early-1', 'early-2', 'during-1', 'during-2']);
-    assert.deepEqual((await B.c.history('general')).map((m) => m.seq), [4, 3, 2, 1]);
+    assert.deepEqual(chat(await B.c.history('general')).map((m) => m.seq), [o + 3, o + 2, o + 1, o]);
     A.c.close();
     B.c.close();
   });
@@ -336,7 +347,7 @@ describe('@parley/client', { timeout: 30_000 }, () => {
     await A.c.connect();
     const seqs = (await Promise.all(sends)).map((x) => x.seq);
     const took = Date.now() - t0;
-    assert.deepEqual(seqs, range(1, 30), 'each stored once, in order, none refused and retried');
+    assert.deepEqual(seqs, range(2, 31), 'each stored once, in order (after the room event of joining general), none refused and retried');
     assert.ok(took >= 1400, `paced: 31 frames at 18/s take about 1.7 s, took ${took} ms`);
     assert.deepEqual(errors, []);
     assert.deepEqual(stateNames(A.states), ['connecting', 'open']);
@@ -399,7 +410,7 @@ describe('@parley/client', { timeout: 30_000 }, () => {
     );
     assert.deepEqual(stateNames(A.states), ['connecting', 'reconnecting', 'open']);
     assert.equal(connectionsOf(s, a.name).length, 1);
-    assert.equal((await A.c.send('general', 'via failover')).seq, 1);
+    assert.equal((await A.c.send('general', 'via failover')).seq, 2, 'after the room event of joining general');
     A.c.close();
   });
 
@@ -425,15 +436,16 @@ describe('@parley/client', { timeout: 30_000 }, () => {
     const inB = inbox(B.c);
     await A.c.connect();
     await B.c.connect();
-    assert.deepEqual([...A.c.rooms].sort(), ['design', 'general']);
-    assert.deepEqual([...B.c.rooms], ['design']);
+    assert.deepEqual([...A.c.followed].sort(), ['design', 'general']);
+    assert.deepEqual([...B.c.followed].sort(), ['design', 'general'], 'general too: every user is a member of it');
     const ack = await A.c.send('Design', 'one room');
     assert.equal(ack.room, 'design');
     await waitFor(() => inB.some((m) => m.message === 'one room' && m.room === 'design'), 'B gets it in "design"');
     assert.equal(B.c.lastSeq('DeSiGn'), ack.seq, 'lastSeq takes any spelling too');
-    assert.deepEqual((await B.c.history('DESIGN')).map((m) => m.message), ['one room']);
-    await A.c.leave('DESIGN');
-    assert.deepEqual([...A.c.rooms], ['general']);
+    assert.deepEqual(chat(await B.c.history('DESIGN')).map((m) => m.message), ['one room']);
+    await B.c.leave('DESIGN');
+    assert.deepEqual([...B.c.followed], ['general']);
+    assert.deepEqual([...B.c.rooms.keys()], ['general']);
   });
 
   test('text no store can keep is refused locally, before it is queued', async () => {
@@ -453,7 +465,7 @@ describe('@parley/client', { timeout: 30_000 }, () => {
     assert.equal(typeof fromWs, 'function');
     if (dom === undefined) assert.throws(() => new ParleyClient({ url: 'http://127.0.0.1:1' }), TypeError, 'no global WebSocket on Node 20');
     const c = new ParleyClient({ url: 'http://127.0.0.1:1', WebSocket: WS, rooms: ['a', 'b'] });
-    assert.deepEqual([...c.rooms], ['a', 'b']);
+    assert.deepEqual([...c.followed], ['a', 'b']);
     assert.equal(c.state, 'idle');
     assert.throws(() => new ParleyClient({ url: 'http://127.0.0.1:1', WebSocket: WS, rooms: ['no spaces'] }), ParleyError);
     assert.throws(() => new ParleyClient({ url: 'ftp://127.0.0.1:1', WebSocket: WS }), TypeError);

@@ -17,9 +17,18 @@ import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import type { ChatMessage } from '@parley/protocol';
 import { type GapEvent, ParleyClient } from '../src/index.js';
-import { account, client, fixture, connectionsOf, FAST, Recorder, type ServerConnection, sleep, startTestServer, waitFor } from './helpers.js';
+import { account, chat, client, fixture, connectionsOf, FAST, Recorder, type ServerConnection, sleep, startTestServer, waitFor, WS } from './helpers.js';
 
 const { server, track, adopt } = fixture();
+
+/**
+ * The room's seq once the test's clients have joined it: its first seqs are room events (made by
+ * the first join, joined by the second), so the test's messages start at this + 1.
+ */
+const base = (s: { store: { lastSeq(room: string): Promise<number> } }, room: string): Promise<number> => s.store.lastSeq(room);
+
+/** The `resume`s an SDK sent to fill holes in live delivery (not the connection's own, which resume the listed rooms). */
+const fillsOf = (rec: Recorder) => rec.sent('resume').filter((f) => typeof f.ref === 'string' && f.ref.startsWith('fill-'));
 
 /** What the app saw of `room`, in order: a message as its seq, a gap as itself. */
 function stream(c: ParleyClient, room: string): (number | GapEvent)[] {
@@ -58,31 +67,32 @@ describe('@parley/client gaps', { timeout: 60_000 }, () => {
     const seen = stream(A.c, 'far');
     await A.c.connect();
     await B.c.connect();
+    const o = await base(s, 'far');
     await B.c.send('far', 'first');
-    await waitFor(() => A.c.lastSeq('far') === 1, 'A saw 1');
+    await waitFor(() => A.c.lastSeq('far') === o + 1, 'A saw 1');
     A.c.close();
     // A few missed: replayed on the next connect (close() keeps the positions).
     for (let i = 0; i < 3; i++) await B.c.send('far', `few-${i}`);
     await A.c.connect();
-    assert.equal(A.c.lastSeq('far'), 4, 'replayed before open');
+    assert.equal(A.c.lastSeq('far'), o + 4, 'replayed before open');
     assert.deepEqual(rec.sent('history'), [], 'a replay the server could do reads no history');
     A.c.close();
     // Many missed (20, more than resumeMaxMessages): not all replayed; the SDK reads the rest.
     for (let i = 0; i < 20; i++) await B.c.send('far', `many-${i}`);
     await A.c.connect();
-    assert.equal(A.c.lastSeq('far'), 24, 'everything delivered before connect() resolved');
-    const resumed = rec.last.received.filter((f) => f.type === 'resumed');
+    assert.equal(A.c.lastSeq('far'), o + 24, 'everything delivered before connect() resolved');
+    const resumed = rec.last.received.flatMap((f) => (f.type === 'resumed' && f.payload.room === 'far' ? [f.payload] : []));
     assert.equal(resumed.length, 1);
-    assert.equal(resumed[0]?.payload.recovered, false, 'the server could not replay it all');
-    assert.deepEqual(resumed[0]?.payload.missing, { from: 5, to: 19 }, 'the server replayed the newest 5 and names the older part');
+    assert.equal(resumed[0]?.recovered, false, 'the server could not replay it all');
+    assert.deepEqual(resumed[0]?.missing, { from: o + 5, to: o + 19 }, 'the server replayed the newest 5 and names the older part');
     assert.deepEqual(
       rec.sent('history').map((f) => f.payload),
-      [{ room: 'far', before: 20, limit: 15 }],
+      [{ room: 'far', before: o + 20, limit: 15 }],
       'the SDK read the missing part from history, in one page',
     );
     await B.c.send('far', 'live');
-    await waitFor(() => A.c.lastSeq('far') === 25, 'live again');
-    assert.deepEqual(seen, range(1, 25), 'every seq once, in order, and no gap: history had them all');
+    await waitFor(() => A.c.lastSeq('far') === o + 25, 'live again');
+    assert.deepEqual(seen, range(o + 1, o + 25), 'every seq once, in order, and no gap: history had them all');
     assert.equal(A.c.state, 'open');
   });
 
@@ -97,20 +107,25 @@ describe('@parley/client gaps', { timeout: 60_000 }, () => {
     A.c.on('gap', (g) => (lastAtGap = A.c.lastSeq(g.room)));
     await A.c.connect();
     await B.c.connect();
+    const o = await base(s, 'kept');
     for (let i = 1; i <= 3; i++) await B.c.send('kept', `m${i}`);
-    await waitFor(() => A.c.lastSeq('kept') === 3, 'A saw 3');
+    await waitFor(() => A.c.lastSeq('kept') === o + 3, 'A saw 3');
     A.c.close();
     for (let i = 4; i <= 23; i++) await B.c.send('kept', `m${i}`);
     await s.retention.runOnce(); // keeps the newest 5: 19..23
-    assert.deepEqual((await B.c.history('kept')).map((m) => m.seq), [23, 22, 21, 20, 19]);
+    assert.deepEqual((await B.c.history('kept')).map((m) => m.seq - o), [23, 22, 21, 20, 19]);
     await A.c.connect();
-    assert.deepEqual(seen, [1, 2, 3, gap('kept', 4, 18), 19, 20, 21, 22, 23]);
-    assert.deepEqual(rec.last.received.filter((f) => f.type === 'resumed').map((f) => f.payload), [{ room: 'kept', seq: 23, recovered: false, missing: { from: 4, to: 18 } }], 'the server replayed around what retention deleted');
-    assert.deepEqual(rec.last.sent.filter((f) => f.type === 'history').map((f) => f.payload), [{ room: 'kept', before: 19, limit: 15 }], 'one look in history, which has none of them');
-    assert.equal(lastAtGap, 18, 'lastSeq is the gap’s seq while its listeners run');
+    assert.deepEqual(seen, [o + 1, o + 2, o + 3, gap('kept', o + 4, o + 18), ...range(o + 19, o + 23)]);
+    assert.deepEqual(
+      rec.last.received.flatMap((f) => (f.type === 'resumed' && f.payload.room === 'kept' ? [f.payload] : [])),
+      [{ room: 'kept', seq: o + 23, recovered: false, missing: { from: o + 4, to: o + 18 } }],
+      'the server replayed around what retention deleted',
+    );
+    assert.deepEqual(rec.last.sent.filter((f) => f.type === 'history').map((f) => f.payload), [{ room: 'kept', before: o + 19, limit: 15 }], 'one look in history, which has none of them');
+    assert.equal(lastAtGap, o + 18, 'lastSeq is the gap’s seq while its listeners run');
     await B.c.send('kept', 'm24');
-    await waitFor(() => A.c.lastSeq('kept') === 24, 'live again');
-    assert.deepEqual(seen.slice(-2), [23, 24]);
+    await waitFor(() => A.c.lastSeq('kept') === o + 24, 'live again');
+    assert.deepEqual(seen.slice(-2), [o + 23, o + 24]);
   });
 
   test('maxBackfill bounds what is read from history: the older rest is one exact gap', async () => {
@@ -122,15 +137,16 @@ describe('@parley/client gaps', { timeout: 60_000 }, () => {
     const seen = stream(A.c, 'bound');
     await A.c.connect();
     await B.c.connect();
+    const o = await base(s, 'bound');
     await B.c.send('bound', 'first');
-    await waitFor(() => A.c.lastSeq('bound') === 1, 'A saw 1');
+    await waitFor(() => A.c.lastSeq('bound') === o + 1, 'A saw 1');
     A.c.close();
     for (let i = 0; i < 30; i++) await B.c.send('bound', `m${i}`);
     await A.c.connect();
-    assert.equal(A.c.lastSeq('bound'), 31);
+    assert.equal(A.c.lastSeq('bound'), o + 31);
     // The server replayed the newest 5 (27..31) and named 2..26 missing; 4 of those came from history.
-    assert.deepEqual(seen, [1, gap('bound', 2, 22), ...range(23, 31)]);
-    assert.deepEqual(rec.sent('history').map((f) => f.payload), [{ room: 'bound', before: 27, limit: 4 }], 'history asked for maxBackfill messages, no more');
+    assert.deepEqual(seen, [o + 1, gap('bound', o + 2, o + 22), ...range(o + 23, o + 31)]);
+    assert.deepEqual(rec.sent('history').map((f) => f.payload), [{ room: 'bound', before: o + 27, limit: 4 }], 'history asked for maxBackfill messages, no more');
   });
 
   test('a frame lost in live delivery: not delivered past the hole; the room is replayed on the live connection, no reconnect, no gap', async () => {
@@ -144,15 +160,16 @@ describe('@parley/client gaps', { timeout: 60_000 }, () => {
     await B.c.connect();
     const conn = connectionsOf(s, a.name)[0];
     assert.ok(conn !== undefined);
-    const lost = loseFrames(conn, [3, 12, 13, 25]);
+    const o = await base(s, 'holes');
+    const lost = loseFrames(conn, [3, 12, 13, 25].map((x) => o + x));
     const N = 30;
     for (let i = 1; i <= N; i++) await B.c.send('holes', `m${i}`);
-    await waitFor(() => A.c.lastSeq('holes') === N, `A at ${N}`);
+    await waitFor(() => A.c.lastSeq('holes') === o + N, `A at ${N}`);
     await sleep(100);
     assert.equal(lost.size, 0, 'the frames were lost');
-    assert.deepEqual(seen, range(1, N), 'every seq once, in order, no gap');
-    // The first connection resumes nothing (A had no position): every resume is a fill of a hole.
-    const fills = rec.sent('resume');
+    assert.deepEqual(seen, range(o + 1, o + N), 'every seq once, in order, no gap');
+    // Every resume but the connection's own (of general, listed in the welcome) is a fill of a hole.
+    const fills = fillsOf(rec);
     assert.ok(fills.length >= 1 && fills.length <= 3, `a resume per hole (${fills.length})`);
     for (const f of fills) assert.deepEqual(Object.keys((f.payload as { rooms: object }).rooms), ['holes']);
     assert.deepEqual(rec.sent('history'), [], 'the replays had everything');
@@ -177,7 +194,8 @@ describe('@parley/client gaps', { timeout: 60_000 }, () => {
     const original = conn.sendFrame.bind(conn);
     let lostOnes = 0;
     conn.sendFrame = (data, reply) => {
-      if (/"type":"new_message","payload":\{.*?"seq":1,/.test(data.toString('utf8')) && lostOnes < names.length) {
+      // Each room's first message: seq 3 (after the room events of A's and B's joins).
+      if (/"type":"new_message","payload":\{.*?"seq":3,/.test(data.toString('utf8')) && lostOnes < names.length) {
         lostOnes++;
         return true;
       }
@@ -195,15 +213,15 @@ describe('@parley/client gaps', { timeout: 60_000 }, () => {
     await waitFor(() => rec.last.received.filter((f) => f.type === 'new_message').length === names.length, 'every seq 2 reached A');
     await waitFor(() => held.length === 2, 'two fills at the server');
     await sleep(50);
-    assert.equal(rec.sent('resume').length, 2, 'two fills unanswered, the other four rooms wait');
+    assert.equal(fillsOf(rec).length, 2, 'two fills unanswered, the other four rooms wait');
     assert.deepEqual(streams.map((x) => x.length), [0, 0, 0, 0, 0, 0], 'nothing delivered past a hole');
     s.hub.handleFrame = handle;
     for (const release of held.splice(0)) release();
-    await waitFor(() => names.every((room) => A.c.lastSeq(room) === 2), 'every room at 2');
-    const resumes = rec.sent('resume').map((f) => Object.keys((f.payload as { rooms: object }).rooms).sort());
+    await waitFor(() => names.every((room) => A.c.lastSeq(room) === 4), 'every room at 4');
+    const resumes = fillsOf(rec).map((f) => Object.keys((f.payload as { rooms: object }).rooms).sort());
     assert.equal(resumes.length, 3, `the four waiting rooms in one resume: ${JSON.stringify(resumes)}`);
     assert.deepEqual(resumes.flat().sort(), names);
-    for (const x of streams) assert.deepEqual(x, [1, 2]);
+    for (const x of streams) assert.deepEqual(x, [3, 4]);
     assert.deepEqual(errors, [], 'no resume refused');
     assert.equal(rec.sockets.length, 1);
   });
@@ -217,11 +235,12 @@ describe('@parley/client gaps', { timeout: 60_000 }, () => {
     const seen = stream(A.c, 'pruned');
     await A.c.connect();
     await B.c.connect();
+    const o = await base(s, 'pruned');
     for (let i = 1; i <= 3; i++) await B.c.send('pruned', `m${i}`);
-    await waitFor(() => A.c.lastSeq('pruned') === 3, 'A at 3');
+    await waitFor(() => A.c.lastSeq('pruned') === o + 3, 'A at 3');
     const conn = connectionsOf(s, a.name)[0];
     assert.ok(conn !== undefined);
-    loseFrames(conn, range(4, 12));
+    loseFrames(conn, range(o + 4, o + 12));
     // A's resume of the room waits until retention ran: 4..8 are gone by then.
     const handle = s.hub.handleFrame.bind(s.hub);
     s.hub.handleFrame = (c, data, isBinary) => {
@@ -229,8 +248,8 @@ describe('@parley/client gaps', { timeout: 60_000 }, () => {
       else handle(c, data, isBinary);
     };
     for (let i = 4; i <= 13; i++) await B.c.send('pruned', `m${i}`);
-    await waitFor(() => A.c.lastSeq('pruned') === 13, 'A at 13');
-    assert.deepEqual(seen, [1, 2, 3, gap('pruned', 4, 8), 9, 10, 11, 12, 13]);
+    await waitFor(() => A.c.lastSeq('pruned') === o + 13, 'A at 13');
+    assert.deepEqual(seen, [o + 1, o + 2, o + 3, gap('pruned', o + 4, o + 8), ...range(o + 9, o + 13)]);
     assert.equal(rec.sockets.length, 1, 'no reconnect');
     assert.equal(A.c.state, 'open');
   });
@@ -242,8 +261,9 @@ describe('@parley/client gaps', { timeout: 60_000 }, () => {
     const A = track(client(first, { token: a.token, username: a.name, password: a.password, rooms: ['reset'], reconnect: { baseMs: 50, capMs: 200 } }));
     const seen = stream(A.c, 'reset');
     await A.c.connect();
+    const o = await base(first, 'reset'); // 1: the room_created of A's join
     for (let i = 1; i <= 5; i++) await A.c.send('reset', `old-${i}`);
-    await waitFor(() => A.c.lastSeq('reset') === 5, 'A at 5');
+    await waitFor(() => A.c.lastSeq('reset') === o + 5, 'A at 5');
     await first.stop();
     // A fresh data dir on the same port: the account is registered again, the old token is unknown.
     // A fresh data dir on the same port, where the account exists again (registered before the
@@ -252,15 +272,19 @@ describe('@parley/client gaps', { timeout: 60_000 }, () => {
     try {
       const setup = await startTestServer({ ...FAST, dataDir });
       await ParleyClient.register(setup.url, a.name, a.password);
+      // The account is a member of `reset` there too (at its seq 1), so the welcome lists the room and A resumes it.
+      const again = new ParleyClient({ url: setup.url, WebSocket: WS, username: a.name, password: a.password, rooms: ['reset'] });
+      await again.connect();
+      again.close();
       await setup.close();
       const fresh = await startTestServer({ ...FAST, dataDir, port });
       adopt(fresh);
       await waitFor(() => A.c.state === 'open' && A.states.filter((st) => st.state === 'open').length === 2, 'open on the fresh server', 20_000);
-      assert.deepEqual(seen, [1, 2, 3, 4, 5, gap('reset', 1, 5, 0)]);
-      assert.equal(A.c.lastSeq('reset'), 0);
-      assert.equal((await A.c.send('reset', 'new-1')).seq, 1);
-      await waitFor(() => A.c.lastSeq('reset') === 1, 'the new seq 1 delivered');
-      assert.deepEqual(seen.at(-1), 1);
+      assert.deepEqual(seen, [...range(o + 1, o + 5), gap('reset', 2, o + 5, 1)]);
+      assert.equal(A.c.lastSeq('reset'), 1);
+      assert.equal((await A.c.send('reset', 'new-1')).seq, 2);
+      await waitFor(() => A.c.lastSeq('reset') === 2, 'the new seq 2 delivered');
+      assert.deepEqual(seen.at(-1), 2);
       A.c.close();
       await fresh.stop();
     } finally {
@@ -277,17 +301,19 @@ describe('@parley/client gaps', { timeout: 60_000 }, () => {
     const two = stream(A.c, 'two');
     await A.c.connect();
     await B.c.connect();
+    const o = await base(s, 'one');
+    assert.equal(await base(s, 'two'), o);
     await B.c.send('one', 'x');
     await B.c.send('two', 'y');
-    await waitFor(() => A.c.lastSeq('one') === 1 && A.c.lastSeq('two') === 1, 'A at 1 in both');
+    await waitFor(() => A.c.lastSeq('one') === o + 1 && A.c.lastSeq('two') === o + 1, 'A at 1 in both');
     A.c.close();
     for (let i = 0; i < 6; i++) await B.c.send('one', `one-${i}`);
     await B.c.send('two', 'two-1');
     await s.retention.runOnce();
     await A.c.connect();
-    assert.deepEqual(one, [1, gap('one', 2, 4), 5, 6, 7]);
-    assert.deepEqual(two, [1, 2]);
-    const got: ChatMessage[] = await A.c.history('one');
-    assert.deepEqual(got.map((m) => m.seq), [7, 6, 5], 'what the page would reload is what was delivered');
+    assert.deepEqual(one, [o + 1, gap('one', o + 2, o + 4), o + 5, o + 6, o + 7]);
+    assert.deepEqual(two, [o + 1, o + 2]);
+    const got: ChatMessage[] = chat(await A.c.history('one'));
+    assert.deepEqual(got.map((m) => m.seq), [o + 7, o + 6, o + 5], 'what the page would reload is what was delivered');
   });
 });

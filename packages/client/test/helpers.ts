@@ -8,10 +8,10 @@ import { after } from 'node:test';
 import WebSocket from 'ws';
 import type { ServerFrame } from '@parley/protocol';
 import type { ParleyServer } from '@parley/server';
-import { startTestServer, type TestServer } from '@parley/testing/helpers';
+import { chat, startTestServer, type TestServer } from '@parley/testing/helpers';
 import { ParleyClient, type ClientOptions, type StateEvent, type WebSocketConstructor } from '../src/index.js';
 
-export { startTestServer, type TestServer };
+export { chat, startTestServer, type TestServer };
 
 /** The `ws` package as the SDK's WebSocket (Node 20 has no global one). */
 export const WS: WebSocketConstructor = WebSocket;

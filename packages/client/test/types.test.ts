@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import type { ChatMessage, ServerEvents, ServerEventType } from '@parley/protocol';
+import type { ChatMessage, RoomEventPayload, RoomMembership, ServerEvents, ServerEventType, TimelineItem } from '@parley/protocol';
 import {
   type ClientEventMap,
   type ClientEventName,
@@ -34,7 +34,7 @@ export type _noneBoth = Assert<Equal<Both, never>>;
 type Passed = Exclude<ServerEventType, ConsumedServerEventType>;
 export type _payloadsAsSent = Assert<Equal<Pick<ClientEventMap, Passed>, Pick<ServerEvents, Passed>>>;
 // The client's own events.
-export type _ownEvents = Assert<Equal<Exclude<ClientEventName, ServerEventType>, 'state' | 'gap'>>;
+export type _ownEvents = Assert<Equal<Exclude<ClientEventName, ServerEventType>, 'state' | 'gap' | 'rooms'>>;
 export type _state = Assert<Equal<ClientEventMap['state'], StateEvent>>;
 export type _gap = Assert<Equal<ClientEventMap['gap'], GapEvent>>;
 export type _gapRange = Assert<Equal<GapEvent, { room: string; from: number; to: number; seq: number }>>;
@@ -46,7 +46,7 @@ export type _states = Assert<Equal<ClientState, 'idle' | 'connecting' | 'open' |
 export type _send = Assert<Equal<ReturnType<ParleyClient['send']>, Promise<SendResult>>>;
 export type _join = Assert<Equal<ReturnType<ParleyClient['join']>, Promise<SendResult>>>;
 export type _leave = Assert<Equal<ReturnType<ParleyClient['leave']>, Promise<void>>>;
-export type _history = Assert<Equal<ReturnType<ParleyClient['history']>, Promise<ChatMessage[]>>>;
+export type _history = Assert<Equal<ReturnType<ParleyClient['history']>, Promise<TimelineItem[]>>>;
 export type _connect = Assert<Equal<ReturnType<ParleyClient['connect']>, Promise<void>>>;
 export type _logout = Assert<Equal<ReturnType<ParleyClient['logout']>, Promise<void>>>;
 export type _typing = Assert<Equal<ReturnType<ParleyClient['typing']>, void>>;
@@ -54,7 +54,13 @@ export type _login = Assert<Equal<ReturnType<typeof ParleyClient.login>, Promise
 export type _register = Assert<Equal<ReturnType<typeof ParleyClient.register>, Promise<void>>>;
 export type _sendResult = Assert<Equal<SendResult, { room: string; seq: number }>>;
 export type _token = Assert<Equal<ParleyClient['token'], string | undefined>>;
-export type _rooms = Assert<Equal<ParleyClient['rooms'], ReadonlySet<string>>>;
+export type _rooms = Assert<Equal<ParleyClient['rooms'], ReadonlyMap<string, Readonly<RoomMembership>>>>;
+export type _followed = Assert<Equal<ParleyClient['followed'], ReadonlySet<string>>>;
+export type _roomsEvent = Assert<Equal<ClientEventMap['rooms'], { rooms: RoomMembership[] }>>;
+export type _createRoom = Assert<Equal<ReturnType<ParleyClient['createRoom']>, Promise<RoomMembership>>>;
+export type _openDirect = Assert<Equal<ReturnType<ParleyClient['openDirect']>, Promise<string>>>;
+export type _kick = Assert<Equal<ReturnType<ParleyClient['kick']>, Promise<SendResult>>>;
+export type _memberJoined = Assert<Equal<ClientEventMap['member_joined'], RoomEventPayload<'member_joined'>>>;
 export type _errorCode = Assert<Equal<ParleyError['code'], ParleyErrorCode>>;
 export type _unsubscribe = Assert<Equal<ReturnType<ParleyClient['on']>, () => void>>;
 
@@ -111,6 +117,7 @@ test('the SDK exports what its types promise', () => {
   };
   const client = new ParleyClient({ url: 'http://127.0.0.1:1', WebSocket: WS, fetch: () => Promise.reject(new Error('offline')) });
   assert.equal(client.state, 'idle');
-  assert.deepEqual([...client.rooms], ['general']);
+  assert.deepEqual([...client.followed], ['general']);
+  assert.equal(client.rooms.size, 0, 'no memberships before a welcome');
   assert.ok(new ParleyError('closed') instanceof Error);
 });

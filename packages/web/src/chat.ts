@@ -186,7 +186,7 @@ export class ChatApp {
    * not shown yet.
    */
   private syncRooms(): void {
-    const followed = this.client.rooms;
+    const followed = this.client.followed;
     const kept = this.order.filter((r) => followed.has(r));
     const added = [...followed].filter((r) => !this.order.includes(r));
     if (kept.length === this.order.length && added.length === 0) return;
