@@ -130,14 +130,15 @@ export class Members {
   /**
    * Makes `conn` follow `room` as `join` does: a member follows; a public room is joined (or, with
    * `create`, a name no room has becomes a public room owned by the user); anything else is
-   * refused (`forbidden`, `banned`). The user's other connections follow a new membership too.
+   * refused (`forbidden`, `banned`). With `tell`, the user's other open connections follow a new
+   * membership too (`join`; not `change_room`, which moves one connection between rooms).
    * `spare`: rooms the caller will leave right after (change_room leaves the current one).
    */
-  enter(conn: Connection, room: string, create: boolean, spare = 0): Promise<void> {
-    return this.entry(conn, this.enterNow(conn, room, create, spare));
+  enter(conn: Connection, room: string, create: boolean, opts: { spare?: number; tell?: boolean } = {}): Promise<void> {
+    return this.entry(conn, this.enterNow(conn, room, create, opts.spare ?? 0, opts.tell ?? true));
   }
 
-  private async enterNow(conn: Connection, room: string, create: boolean, spare: number): Promise<void> {
+  private async enterNow(conn: Connection, room: string, create: boolean, spare: number, tell: boolean): Promise<void> {
     const a = await this.access(conn.user, room);
     if (a?.member !== undefined) {
       this.roomFor(conn, room, spare);
@@ -149,7 +150,7 @@ export class Members {
     const out = await this.must({ type: 'join', room, user: conn.user, create: create && !reserved });
     this.roomFor(conn, room, spare); // a member now all the same: listed at the next connect
     if (conn.open) this.follow(conn, room, out.member?.mutedUntil ?? null);
-    if (out.events.length > 0 && out.member !== undefined) {
+    if (tell && out.events.length > 0 && out.member !== undefined) {
       this.invited(out.member.user, { ...this.membershipOf(out, out.member.role), by: conn.user }, conn);
     }
   }

@@ -34,7 +34,7 @@ export function roomHandlers(ctx: HubContext): Pick<Handlers, 'join' | 'leave' |
       if (!conn.rooms.has(name)) {
         const spare = conn.current !== undefined ? 1 : 0;
         if (conn.rooms.size >= config.maxRoomsPerConnection + spare) throw new ClientError('too_many_rooms');
-        await members.enter(conn, name, create, spare);
+        await members.enter(conn, name, create, { spare, tell: false });
       }
       if (conn.current !== undefined && conn.current !== name) rooms.leave(conn, conn.current);
       conn.current = name;
