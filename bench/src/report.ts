@@ -78,6 +78,30 @@ export function renderMarkdown(results: Results, machine: string, date: string):
     ['server', 'connects/s', 'server CPU µs / connect', 'ticket request alone, µs', 'the rest (upgrade + join), µs'],
     Object.entries(conn).map(([t, r]) => [t, num(r.connectsPerSec), num(r.serverCpuUsPerConnect), num(r.serverCpuUsPerTicket), num(Number(r.serverCpuUsPerConnect) - Number(r.serverCpuUsPerTicket))]),
   );
+  // The members variants beside today's, per server: idle cost and connect cost.
+  const idleM = results['idle-members'] ?? {};
+  const connM = results['connect-members'] ?? {};
+  const servers = [...new Set([...Object.keys(idleM), ...Object.keys(connM)])];
+  const row = (t: string, label: string, i: Json | undefined, c: Json | undefined): string[] => [
+    t,
+    label,
+    num(i?.connections),
+    num(i?.bytesPerConnection),
+    num(i?.marginalBytesPerConnection),
+    num(c?.connectsPerSec),
+    num(c?.serverCpuUsPerConnect),
+    num(c?.serverCpuUsPerTicket),
+    num(Number(c?.serverCpuUsPerConnect) - Number(c?.serverCpuUsPerTicket)),
+  ];
+  table(
+    'With memberships: idle (heartbeats on) and connect storm (200 at a time), each connection in its account\'s rooms, beside today\'s variants (one room joined after connect)',
+    ['server', 'variant', 'idle connections', 'bytes / connection', 'marginal', 'connects/s', 'server CPU µs / connect', 'ticket alone, µs', 'the rest, µs'],
+    servers.flatMap((t) => {
+      const m = idleM[t] ?? connM[t];
+      const k = num(m?.roomsPerConnection);
+      return [row(t, "today's: 1 room, joined after connect", idle[t], conn[t]), row(t, `${k} rooms, ${String(m?.entry ?? '')}`, idleM[t], connM[t])];
+    }),
+  );
   return lines.join('\n');
 }
 
