@@ -429,8 +429,8 @@ export class ParleyClient {
     const request = this.requestOf(ref);
     if (request?.kind === 'create' && isRoomEvent(m) && m.type === 'room_created') {
       const membership: RoomMembership = { room: m.room, visibility: m.visibility, title: m.title, role: 'owner', seq: m.seq };
-      this.memberships.set(membership);
       this.positions.start(m.room, m.seq - 1);
+      this.memberships.set(membership);
       this.positions.receive(m);
       this.requests.settle(request).resolve({ ...membership });
       return;
@@ -441,8 +441,9 @@ export class ParleyClient {
   /** Made a member (invited, a direct room, a room made on another connection): followed now; its `joined` gives the position. */
   private onInvited(i: ServerEvents['invited']): void {
     const { by: _by, ...membership } = i;
-    this.memberships.set(membership);
+    // Followed before the `rooms` event, so that its listeners see the room followed.
     if (!this.requests.leaving(i.room)) this.positions.follow(i.room);
+    this.memberships.set(membership);
     this.events.emit('invited', i);
   }
 
@@ -455,8 +456,8 @@ export class ParleyClient {
 
   private onDirectOpened(ref: Ref | undefined, d: ServerEvents['direct_opened']): void {
     const known = this.memberships.get(d.room);
-    this.memberships.set({ room: d.room, visibility: 'direct', title: known?.title ?? '', role: known?.role ?? 'member', seq: d.seq, peer: d.user });
     this.positions.start(d.room, d.seq);
+    this.memberships.set({ room: d.room, visibility: 'direct', title: known?.title ?? '', role: known?.role ?? 'member', seq: d.seq, peer: d.user });
     const request = this.requestOf(ref);
     if (request?.kind === 'direct') this.requests.settle(request).resolve(d.room);
     this.events.emit('direct_opened', d);

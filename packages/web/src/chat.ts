@@ -3,7 +3,7 @@
  * typing, connection state) and owns the page's per-room state.
  */
 import type { ParleyClient, StateEvent } from '@parley/client';
-import { type ChatMessage, DEFAULT_ROOM, ErrorCodes, roomKey } from '@parley/protocol';
+import { type ChatMessage, DEFAULT_ROOM, ErrorCodes, type RoomEvent, roomKey } from '@parley/protocol';
 import { Composer } from './composer.js';
 import { JoinForm } from './join-form.js';
 import { byId, Listeners } from './dom.js';
@@ -71,11 +71,12 @@ export class ChatApp {
       discard: (p) => this.discard(p),
     });
     this.messages.setMe(this.me);
-    this.roomList = new RoomList(byId<HTMLUListElement>('room-list'), {
+    this.roomList = new RoomList(byId<HTMLUListElement>('room-list'), byId<HTMLUListElement>('dm-list'), {
       select: (room) => this.select(room, true),
       leave: (room) => void this.leave(room),
     });
-    const people = new PeopleView(byId<HTMLUListElement>('member-list'), byId('members-title'), byId('people-faces'), byId('people-count'), byId<HTMLButtonElement>('people-btn'), byId('typing'), byId('room-sub'));
+    const people = new PeopleView(
+      (user) => void this.openDirect(user),byId<HTMLUListElement>('member-list'), byId('members-title'), byId('people-faces'), byId('people-count'), byId<HTMLButtonElement>('people-btn'), byId('typing'), byId('room-sub'));
     this.presence = new Presence({ me: this.me, people, room: (name) => this.rooms.get(name), currentName: () => this.current });
     this.status = new StatusView(byId('conn'), byId('conn-text'), byId('conn-live'), byId('me-status'), byId('offline-note'));
 
@@ -141,6 +142,23 @@ export class ChatApp {
       }),
       c.on('state', (e) => this.onState(e)),
       c.on('new_message', (m) => this.onMessage(m)),
+      // Room events share the room's stream with its messages: shown as system lines in their place.
+      c.on('room_created', (e) => this.onEvent({ type: 'room_created', ...e })),
+      c.on('member_joined', (e) => this.onEvent({ type: 'member_joined', ...e })),
+      c.on('member_left', (e) => this.onEvent({ type: 'member_left', ...e })),
+      c.on('banned', (e) => this.onEvent({ type: 'banned', ...e })),
+      c.on('unbanned', (e) => this.onEvent({ type: 'unbanned', ...e })),
+      c.on('role_changed', (e) => this.onEvent({ type: 'role_changed', ...e })),
+      c.on('muted', (e) => this.onEvent({ type: 'muted', ...e })),
+      c.on('unmuted', (e) => this.onEvent({ type: 'unmuted', ...e })),
+      // The memberships changed (invited, removed, left elsewhere, a room made or opened): the sidebar follows them.
+      c.on('rooms', () => {
+        if (this.client.state === 'open') this.syncRooms();
+      }),
+      c.on('removed', (r) => {
+        const why = r.reason === undefined || r.reason === '' ? '' : `: ${r.reason}`;
+        toast(this.toasts, `${r.by} ${r.ban ? 'banned' : 'removed'} you from #${r.room}${why}`);
+      }),
       ...this.presence.wire(c),
       c.on('gap', (g) => {
         const room = this.rooms.get(g.room);
@@ -186,7 +204,7 @@ export class ChatApp {
    * not shown yet.
    */
   private syncRooms(): void {
-    const followed = this.client.followed;
+    const followed = new Set([...this.client.rooms.keys()].filter((r) => this.client.followed.has(r)));
     const kept = this.order.filter((r) => followed.has(r));
     const added = [...followed].filter((r) => !this.order.includes(r));
     if (kept.length === this.order.length && added.length === 0) return;
@@ -205,6 +223,13 @@ export class ChatApp {
     const room = this.rooms.get(name);
     if (room !== undefined) for (const t of room.typing.values()) clearTimeout(t);
     this.rooms.delete(name);
+  }
+
+  private onEvent(e: RoomEvent): void {
+    const room = this.rooms.get(e.room);
+    if (room === undefined) return;
+    room.add([e]);
+    if (e.room === this.current) this.messages.render(room, 'append');
   }
 
   private onMessage(m: ChatMessage): void {
@@ -337,6 +362,21 @@ export class ChatApp {
     this.select(name, true);
   }
 
+  /** Opens (or makes) the direct room with `user` and shows it. */
+  private async openDirect(user: string): Promise<void> {
+    let room: string;
+    try {
+      room = await this.client.openDirect(user);
+    } catch (err) {
+      toast(this.toasts, `Could not message ${user}: ${errorText(err)}`);
+      return;
+    }
+    if (this.stopped) return;
+    this.model(room);
+    if (!this.order.includes(room)) this.order.push(room);
+    this.select(room, true);
+  }
+
   private async leave(name: string): Promise<void> {
     const index = this.order.indexOf(name);
     try {
@@ -371,7 +411,10 @@ export class ChatApp {
 
   private renderRooms(): void {
     this.roomList.render(
-      this.order.map((name) => ({ name, unread: this.rooms.get(name)?.unread ?? 0 })),
+      this.order.map((name) => {
+        const m = this.client.rooms.get(name);
+        return { name, label: m?.peer ?? name, direct: m?.visibility === 'direct', unread: this.rooms.get(name)?.unread ?? 0 };
+      }),
       this.current,
     );
     this.layout.setUnread(this.order.reduce((n, r) => n + (r === this.current ? 0 : (this.rooms.get(r)?.unread ?? 0)), 0));

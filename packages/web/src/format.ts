@@ -1,4 +1,5 @@
-/** Formatting of times, days and user colours. Pure functions, no DOM. */
+/** Formatting of times, days, user colours and room events. Pure functions, no DOM. */
+import type { Role, RoomEvent } from '@parley/protocol';
 
 const timeFmt = new Intl.DateTimeFormat(undefined, { hour: 'numeric', minute: '2-digit' });
 const fullFmt = new Intl.DateTimeFormat(undefined, { dateStyle: 'full', timeStyle: 'short' });
@@ -54,4 +55,37 @@ export function typingLabel(users: string[]): string {
   if (c === undefined) return `${a} and ${b} are typing…`;
   if (users.length === 3) return `${a}, ${b} and ${c} are typing…`;
   return `${a}, ${b} and ${users.length - 2} others are typing…`;
+}
+
+const ROLE_NAMES: Record<Role, string> = { owner: 'an owner', moderator: 'a moderator', member: 'a member' };
+
+/** `name`, or "you" when it is the reader. */
+const who = (name: string, me: string): string => (name.toLowerCase() === me.toLowerCase() ? 'you' : name);
+const cap = (s: string): string => s.charAt(0).toUpperCase() + s.slice(1);
+const withReason = (text: string, reason: string | undefined): string => (reason === undefined || reason === '' ? text : `${text}: ${reason}`);
+
+/** One line for a room event in the timeline: "bob joined", "alice kicked bob: spam". */
+export function eventText(e: RoomEvent, me: string): string {
+  switch (e.type) {
+    case 'room_created':
+      return e.visibility === 'direct' ? 'This is the start of your direct conversation' : `${cap(who(e.by, me))} created the room`;
+    case 'member_joined':
+      return e.by === undefined ? `${cap(who(e.user, me))} joined` : `${cap(who(e.by, me))} added ${who(e.user, me)}`;
+    case 'member_left':
+      return e.by === undefined ? `${cap(who(e.user, me))} left` : withReason(`${cap(who(e.by, me))} kicked ${who(e.user, me)}`, e.reason);
+    case 'banned':
+      return withReason(`${cap(who(e.by, me))} banned ${who(e.user, me)}`, e.reason);
+    case 'unbanned':
+      return `${cap(who(e.by, me))} unbanned ${who(e.user, me)}`;
+    case 'role_changed':
+      return `${cap(who(e.by, me))} made ${who(e.user, me)} ${ROLE_NAMES[e.role]}`;
+    case 'muted':
+      return `${cap(who(e.by, me))} muted ${who(e.user, me)}${e.until === undefined ? '' : ` until ${timeLabel(e.until)}`}`;
+    case 'unmuted':
+      return `${cap(who(e.by, me))} unmuted ${who(e.user, me)}`;
+    default: {
+      const _exhaustive: never = e;
+      return _exhaustive;
+    }
+  }
 }

@@ -64,7 +64,9 @@ async function submit(mode: AuthMode, username: string, password: string): Promi
 
 /** Opens the chat with a session token (fresh from the form, or the tab's after a reload). */
 function openChat(user: string, token: string, rooms: string[], current: string): void {
-  const client = new ParleyClient({ url, token, rooms });
+  // No rooms of its own: the SDK follows the memberships the welcome lists (a saved room the user was
+  // removed from must not be joined again).
+  const client = new ParleyClient({ url, token, rooms: [] });
   startChat(client, user, rooms, current);
   // A rejected token ends in 'closed' (the chat screen signs out); other failures are retried.
   client.connect().catch((err: unknown) => {

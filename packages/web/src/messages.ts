@@ -3,8 +3,9 @@
  * sends, markers where messages are gone for good), keyed reconciliation so existing rows are never rebuilt, and scrolling (stay put when
  * older messages are prepended, follow new ones when the reader is at the bottom).
  */
+import { isRoomEvent, type RoomEvent } from '@parley/protocol';
 import { h, icon } from './dom.js';
-import { colorClass, dayKey, dayLabel, fullLabel, gapMs, initial, timeLabel } from './format.js';
+import { colorClass, dayKey, dayLabel, eventText, fullLabel, gapMs, initial, timeLabel } from './format.js';
 import type { Pending, RoomModel } from './model.js';
 
 /** Consecutive messages of one author closer than this are shown as one group. */
@@ -49,7 +50,16 @@ interface GoneRow {
   count: number;
 }
 
-type Row = MessageRow | GoneRow;
+/** A room event (someone joined, was kicked, …): a small system line in its place in the stream. */
+interface EventRow {
+  kind: 'event';
+  key: string;
+  seq: number;
+  sent: string;
+  event: RoomEvent;
+}
+
+type Row = MessageRow | GoneRow | EventRow;
 
 /** "N messages are no longer available". */
 export function goneText(count: number): string {
@@ -180,7 +190,8 @@ export class MessageView {
     let next = 0;
     for (const m of sorted) {
       for (let g = gone[next]; g !== undefined && g.to < m.seq; g = gone[++next]) rows.push(g);
-      rows.push({ kind: 'message', key: `s${m.seq}`, from: m.from, message: m.message, sent: m.sent, seq: m.seq });
+      if (isRoomEvent(m)) rows.push({ kind: 'event', key: `s${m.seq}`, seq: m.seq, sent: m.sent, event: m });
+      else rows.push({ kind: 'message', key: `s${m.seq}`, from: m.from, message: m.message, sent: m.sent, seq: m.seq });
     }
     rows.push(...gone.slice(next));
     for (const p of room.pending) rows.push({ kind: 'message', key: p.key, from: this.me, message: p.message, sent: p.sent, pending: p });
@@ -192,15 +203,18 @@ export class MessageView {
     const wanted: HTMLLIElement[] = [];
     const keep = new Set<string>();
     let prev: MessageRow | undefined;
+    let prevDay: string | undefined;
     for (const row of rows) {
       if (row.kind === 'gone') {
         wanted.push(this.goneRow(row));
         keep.add(row.key);
         prev = undefined; // the next message starts a group of its own (and shows its day)
+        prevDay = undefined;
         continue;
       }
       const day = dayKey(row.sent);
-      const newDay = prev === undefined ? !wanted.some((li) => li.dataset.day === day) : dayKey(prev.sent) !== day;
+      const newDay = prevDay === undefined ? !wanted.some((li) => li.dataset.day === day) : prevDay !== day;
+      prevDay = day;
       if (newDay) {
         const key = `d${day}`;
         const label = dayLabel(row.sent);
@@ -211,6 +225,12 @@ export class MessageView {
         }
         wanted.push(sep);
         keep.add(key);
+      }
+      if (row.kind === 'event') {
+        wanted.push(this.eventRow(row));
+        keep.add(row.key);
+        prev = undefined; // the next message starts a group of its own
+        continue;
       }
       const groupStart = newDay || prev === undefined || prev.from !== row.from || gapMs(prev.sent, row.sent) > GROUP_WINDOW_MS;
       const li = this.row(row);
@@ -234,6 +254,21 @@ export class MessageView {
       cursor.remove();
       cursor = next;
     }
+  }
+
+  /** A room event's system line. */
+  private eventRow(row: EventRow): HTMLLIElement {
+    const text = eventText(row.event, this.me);
+    const existing = this.nodes.get(row.key);
+    if (existing !== undefined && existing.dataset.version === text) return existing;
+    const li = h(
+      'li',
+      { class: 'event', attrs: { 'data-key': row.key, 'data-seq': row.seq, 'data-type': row.event.type, 'data-version': text } },
+      h('span', { class: 'event-text', text }),
+      h('time', { class: 'event-time', text: timeLabel(row.sent), attrs: { datetime: row.sent, title: fullLabel(row.sent) } }),
+    );
+    this.nodes.set(row.key, li);
+    return li;
   }
 
   /** The marker where messages are gone for good. */

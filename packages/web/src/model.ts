@@ -1,5 +1,5 @@
-/** What the page knows about each room: messages by seq, gone ranges, pending sends, presence, typing. */
-import type { ChatMessage, SeqRange } from '@parley/protocol';
+/** What the page knows about each room: its stream by seq (messages and room events), gone ranges, pending sends, presence, typing. */
+import type { SeqRange, TimelineItem } from '@parley/protocol';
 
 /** A message typed here and not yet acknowledged by the server. */
 export interface Pending {
@@ -13,7 +13,8 @@ export interface Pending {
 }
 
 export class RoomModel {
-  readonly bySeq = new Map<number, ChatMessage>();
+  /** The room's stream: chat messages and room events (`isRoomEvent`), by seq. */
+  readonly bySeq = new Map<number, TimelineItem>();
   /** Ranges of seqs the server no longer has (the SDK's `gap` events): shown as a marker where they fall. */
   readonly gone: SeqRange[] = [];
   pending: Pending[] = [];
@@ -26,12 +27,12 @@ export class RoomModel {
   readonly online = new Set<string>();
   /** Users typing now → the timer that forgets them. */
   readonly typing = new Map<string, ReturnType<typeof setTimeout>>();
-  private sortedCache: ChatMessage[] | undefined;
+  private sortedCache: TimelineItem[] | undefined;
 
   constructor(readonly name: string) {}
 
-  /** Adds or replaces messages; returns how many were new. */
-  add(messages: Iterable<ChatMessage>): number {
+  /** Adds or replaces messages and room events; returns how many were new. */
+  add(messages: Iterable<TimelineItem>): number {
     let added = 0;
     for (const m of messages) {
       if (!this.bySeq.has(m.seq)) added++;
@@ -54,8 +55,8 @@ export class RoomModel {
     this.hasMore = true;
   }
 
-  /** Delivered messages, oldest first. */
-  sorted(): ChatMessage[] {
+  /** Delivered messages and room events, oldest first. */
+  sorted(): TimelineItem[] {
     this.sortedCache ??= [...this.bySeq.values()].sort((a, b) => a.seq - b.seq);
     return this.sortedCache;
   }

@@ -3,7 +3,7 @@
  * PAGE before the oldest shown, until the room's first message.
  */
 import type { ParleyClient } from '@parley/client';
-import { type ChatMessage, isRoomEvent, MAX_HISTORY_PAGE } from '@parley/protocol';
+import { MAX_HISTORY_PAGE } from '@parley/protocol';
 import { errorText } from './errors.js';
 import type { MessageView } from './messages.js';
 import type { RoomModel } from './model.js';
@@ -38,7 +38,7 @@ export class Pager {
     if (this.isCurrent(room)) messages.render(room, 'update');
     try {
       const page = await client.history(room.name, { limit: PAGE });
-      room.add(page.filter((m): m is ChatMessage => !isRoomEvent(m)));
+      room.add(page);
       room.loaded = true;
       room.hasMore = page.length >= PAGE && (page.at(-1)?.seq ?? 1) > 1;
     } catch (err) {
@@ -68,7 +68,7 @@ export class Pager {
     let ok = false;
     try {
       const page = await client.history(room.name, { before, limit: PAGE });
-      room.add(page.filter((m): m is ChatMessage => !isRoomEvent(m)));
+      room.add(page);
       room.hasMore = page.length >= PAGE && (page.at(-1)?.seq ?? 1) > 1;
       ok = true;
     } catch (err) {

@@ -6,6 +6,8 @@ const MAX_FACES = 3;
 
 export class PeopleView {
   constructor(
+    /** Start a direct message with this user. */
+    private readonly message: (user: string) => void,
     private readonly list: HTMLUListElement,
     private readonly title: HTMLElement,
     private readonly faces: HTMLElement,
@@ -25,7 +27,7 @@ export class PeopleView {
           { class: 'member', attrs: { 'data-user': u } },
           h('span', { class: `avatar avatar-sm ${colorClass(u)}`, text: initial(u), attrs: { 'aria-hidden': 'true' } }, h('span', { class: 'presence-dot' })),
           h('span', { class: 'member-name', text: u }),
-          u === me ? h('span', { class: 'member-you', text: '(you)' }) : null,
+          u === me ? h('span', { class: 'member-you', text: '(you)' }) : this.messageButton(u),
         ),
       ),
     );
@@ -33,6 +35,12 @@ export class PeopleView {
     this.count.textContent = String(sorted.length);
     this.sub.textContent = room === undefined ? '' : `${sorted.length} online`;
     this.button.setAttribute('aria-label', `${sorted.length} online in ${room === undefined ? 'this room' : `#${room}`}: show who`);
+  }
+
+  private messageButton(user: string): HTMLButtonElement {
+    const b = h('button', { class: 'link-btn member-dm', text: 'Message', attrs: { type: 'button', 'aria-label': `Message ${user}`, 'data-dm': user } });
+    b.addEventListener('click', () => this.message(user));
+    return b;
   }
 
   renderTyping(users: string[]): void {

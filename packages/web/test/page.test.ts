@@ -278,20 +278,22 @@ describe('chat page in Chromium', () => {
       await online(a.page, 60_000);
       await delivered(a.page, 'line 23', 20_000);
 
+      // Seqs 1 and 2 of the room are its room events (made by alice's join, joined by dave): line i is seq i + 2.
       // What the page had stays (the server deleted 1..3 too: no reload); the marker stands for 4..18.
-      assert.deepEqual(await seqs(a.page), [1, 2, 3, 19, 20, 21, 22, 23]);
+      assert.deepEqual(await seqs(a.page), [3, 4, 5, 21, 22, 23, 24, 25]);
       const marker = a.page.locator('#messages li.gone');
       assert.equal(await marker.count(), 1);
       assert.equal(await marker.textContent(), '15 messages are no longer available');
-      assert.deepEqual(await marker.evaluate((el) => [(el as HTMLElement).dataset.from, (el as HTMLElement).dataset.to]), ['4', '18']);
-      const around = await a.page.$$eval('#messages > li', (els) => els.map((e) => (e.classList.contains('gone') ? 'gone' : ((e as HTMLElement).dataset.seq ?? 'day'))).filter((k) => k !== 'day'));
-      assert.deepEqual(around, ['1', '2', '3', 'gone', '19', '20', '21', '22', '23'], 'between the messages around it');
-      assert.equal(await a.page.locator(`#messages li.msg[data-seq="19"]`).evaluate((el) => el.classList.contains('group-start')), true, 'the message after it starts a group of its own');
+      assert.deepEqual(await marker.evaluate((el) => [(el as HTMLElement).dataset.from, (el as HTMLElement).dataset.to]), ['6', '20']);
+      const around = await a.page.$$eval('#messages > li:not(.event)', (els) => els.map((e) => (e.classList.contains('gone') ? 'gone' : ((e as HTMLElement).dataset.seq ?? 'day'))).filter((k) => k !== 'day'));
+      assert.deepEqual(around, ['3', '4', '5', 'gone', '21', '22', '23', '24', '25'], 'between the messages around it');
+      assert.equal(await a.page.locator('#messages li.event[data-type="member_joined"]', { hasText: `${dave.name} joined` }).count(), 1, "dave's join is a system line");
+      assert.equal(await a.page.locator(`#messages li.msg[data-seq="21"]`).evaluate((el) => el.classList.contains('group-start')), true, 'the message after it starts a group of its own');
 
       // Live messages go on below it.
       await say(24);
       await delivered(a.page, 'line 24');
-      assert.deepEqual((await seqs(a.page)).slice(-2), [23, 24]);
+      assert.deepEqual((await seqs(a.page)).slice(-2), [25, 26]);
       mkdirSync(SHOTS, { recursive: true });
       await a.page.screenshot({ path: join(SHOTS, 'gone-marker.png') });
 
@@ -301,7 +303,7 @@ describe('chat page in Chromium', () => {
       await a.page.reload();
       await online(a.page, 20_000);
       await delivered(a.page, 'line 24');
-      assert.deepEqual(await seqs(a.page), [20, 21, 22, 23, 24]);
+      assert.deepEqual(await seqs(a.page), [22, 23, 24, 25, 26]);
       await a.page.locator('#log-top[data-state="pruned"]', { hasText: 'Older messages are no longer available.' }).waitFor();
       await a.page.screenshot({ path: join(SHOTS, 'gone-top.png') });
       ws.close();
@@ -418,6 +420,64 @@ describe('chat page in Chromium', () => {
       assertClean(a);
     } finally {
       await a.context.close();
+    }
+  });
+
+  test('rooms with members: room events as system lines, a direct message from the people list, a removed user sees why', { timeout: 60_000 }, async () => {
+    const a = await tab();
+    try {
+      const alice = uniqueName('alice');
+      await signIn(a, server, alice);
+      const room = `mod-${process.pid}`;
+      await joinRoom(a.page, room); // alice makes it, and owns it
+      const bob = await account(server, uniqueName('bob'), PASSWORD);
+      const ws = await connect(server, bob.otp);
+      ws.send({ type: 'join', payload: { room } });
+      await ws.next('joined', (p) => p.room === room);
+      await a.page.locator('#messages li.event[data-type="member_joined"]', { hasText: `${bob.name} joined` }).waitFor();
+
+      // A direct message with bob, from the people list: a "Direct messages" entry named after him.
+      await a.page.locator(`#member-list [data-dm="${bob.name}"]`).click();
+      await a.page.locator('#dm-list .room.current', { hasText: bob.name }).waitFor();
+      await say(a.page, 'psst');
+      await delivered(a.page, 'psst');
+
+      // alice kicks bob (through the protocol, as an owner's client would): the line says who and why.
+      await a.page.locator(`.room-btn[data-room="${room}"]`).click();
+      const aliceWs = await connect(server, (await account(server, alice, PASSWORD)).otp);
+      aliceWs.send({ type: 'kick', payload: { room, user: bob.name, reason: 'spam' }, ref: 'k' });
+      await aliceWs.next('ack', (p) => p.ref === 'k');
+      await a.page.locator('#messages li.event[data-type="member_left"]', { hasText: `You kicked ${bob.name}: spam` }).waitFor();
+      const removed = await ws.next('removed', (p) => p.room === room);
+      assert.equal(removed.reason, 'spam');
+      ws.close();
+      aliceWs.close();
+      assertClean(a);
+    } finally {
+      await a.context.close();
+    }
+  });
+
+  test('a removed user sees by whom and why; the room leaves the sidebar', { timeout: 60_000 }, async () => {
+    const b = await tab();
+    try {
+      const bob = uniqueName('bob');
+      await signIn(b, server, bob);
+      const owner = await account(server, uniqueName('owner'), PASSWORD);
+      const ws = await connect(server, owner.otp);
+      const room = `priv-${process.pid}`;
+      ws.send({ type: 'create_room', payload: { room, visibility: 'private' }, ref: 'c' });
+      await ws.next('room_created', (p) => p.room === room);
+      ws.send({ type: 'invite', payload: { room, user: bob }, ref: 'i' });
+      await ws.next('ack', (p) => p.ref === 'i');
+      await b.page.locator(`#room-list .room[data-room="${room}"]`).waitFor();
+      ws.send({ type: 'kick', payload: { room, user: bob, reason: 'off topic' }, ref: 'k' });
+      await b.page.locator('#toasts .toast', { hasText: `${owner.name} removed you from #${room}: off topic` }).waitFor();
+      await b.page.locator(`#room-list .room[data-room="${room}"]`).waitFor({ state: 'detached' });
+      ws.close();
+      assertClean(b);
+    } finally {
+      await b.context.close();
     }
   });
 
