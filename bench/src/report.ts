@@ -78,6 +78,38 @@ export function renderMarkdown(results: Results, machine: string, date: string):
     ['server', 'connects/s', 'server CPU µs / connect', 'ticket request alone, µs', 'the rest (upgrade + join), µs'],
     Object.entries(conn).map(([t, r]) => [t, num(r.connectsPerSec), num(r.serverCpuUsPerConnect), num(r.serverCpuUsPerTicket), num(Number(r.serverCpuUsPerConnect) - Number(r.serverCpuUsPerTicket))]),
   );
+  // The members variants beside today's, per server: idle cost and connect cost.
+  const idleM = results['idle-members'] ?? {};
+  const connM = results['connect-members'] ?? {};
+  const servers = [...new Set([...Object.keys(idleM), ...Object.keys(connM)])];
+  const row = (t: string, label: string, i: Json | undefined, c: Json | undefined): string[] => [
+    t,
+    label,
+    num(i?.connections),
+    num(i?.bytesPerConnection),
+    num(i?.marginalBytesPerConnection),
+    num(c?.connectsPerSec),
+    num(c?.serverCpuUsPerConnect),
+    num(c?.serverCpuUsPerTicket),
+    num(Number(c?.serverCpuUsPerConnect) - Number(c?.serverCpuUsPerTicket)),
+  ];
+  table(
+    'With memberships: idle (heartbeats on) and connect storm (200 at a time), each connection in its account\'s rooms, beside today\'s variants (one room joined after connect)',
+    ['server', 'variant', 'idle connections', 'bytes / connection', 'marginal', 'connects/s', 'server CPU µs / connect', 'ticket alone, µs', 'the rest, µs'],
+    servers.flatMap((t) => {
+      const m = idleM[t] ?? connM[t];
+      const k = num(m?.roomsPerConnection);
+      return [row(t, "today's variants: join 1 room after connect", idle[t], conn[t]), row(t, `${k} rooms, ${String(m?.entry ?? '')}`, idleM[t], connM[t])];
+    }),
+  );
+  if (Object.values({ ...idleM, ...connM }).some((r) => String(r.entry).startsWith('stored'))) {
+    lines.push(
+      "On a build with stored memberships, today's variants are not one room per connection: each `join` makes the account (50 accounts share the connections) a member, " +
+        'and every open connection of that account follows the new room (`invited`, then `joined`). In the idle workload (rooms idle0 … idle99, two connections per account per room) ' +
+        'connection i ends up following the rooms from its own to idle99, 50.5 on average; in the storm, everything is in one room.',
+      '',
+    );
+  }
   return lines.join('\n');
 }
 

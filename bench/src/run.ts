@@ -22,7 +22,10 @@ import { inPool, newCounter, onStampFor, openClients, passes, probeAlive, runRat
 const { values } = parseArgs({
   options: {
     targets: { type: 'string', default: 'parley,parley-delay10,ws,socketio,go' },
+    // Also known: idle-members, connect-members (the idle and connect workloads with every
+    // account a member of --memberships rooms; not in the default run).
     workloads: { type: 'string', default: 'fanout,rise,rooms,idle,connect' },
+    memberships: { type: 'string', default: '5' },
     quick: { type: 'boolean', default: false },
     // This machine's hard limit on open files is 20,000 per process (prlimit), so one server
     // process cannot hold more than about 19,000 sockets: every server's large idle run holds
@@ -38,7 +41,7 @@ const { values } = parseArgs({
 });
 const QUICK = values.quick === true;
 const all: Record<string, Target> = {
-  parley: parleyTarget(),
+  parley: parleyTarget({}, undefined, { storedMemberships: true }),
   // The opt-in write delay: each socket's frames held 10 ms and written together.
   'parley-delay10': { ...parleyTarget({ PARLEY_WRITE_DELAY_MS: '10' }), name: 'parley (writeDelayMs 10)' },
   ws: wsTarget,
@@ -63,7 +66,18 @@ const record = (workload: string, target: string, r: Json) => {
   console.error(`[${workload}] ${target}: ${JSON.stringify(r)}`);
 };
 
-async function withServer<T>(t: Target, fn: (s: RunningServer) => Promise<T>): Promise<T | undefined> {
+/**
+ * The members variants: the rooms connection i is in (Target.roomsOf), `perAccount` per account,
+ * for a target with accounts; undefined for today's variants (one room per connection).
+ */
+function membersOf(t: Target, perAccount: number | undefined): ((i: number) => readonly string[]) | undefined {
+  if (perAccount === undefined) return undefined;
+  const roomsOf = t.roomsOf;
+  if (roomsOf === undefined) throw new Error(`${t.name} has no accounts: no members variant`);
+  return (i) => roomsOf(i, perAccount);
+}
+
+async function withServer<T>(t: Target, fn: (s: RunningServer) => Promise<T>, perAccount?: number): Promise<T | undefined> {
   let s: RunningServer;
   try {
     s = await t.start('0');
@@ -73,6 +87,8 @@ async function withServer<T>(t: Target, fn: (s: RunningServer) => Promise<T>): P
   }
   try {
     await t.prepare?.(s, 0);
+    // Members variants: the stored memberships are made once here, before anything is measured.
+    if (perAccount !== undefined) await t.prepareMemberships?.(s, perAccount);
     return await fn(s);
   } finally {
     await s.stop();
@@ -142,24 +158,29 @@ async function rooms(t: Target, rates: number[], seconds: number): Promise<RateR
   return out;
 }
 
-/** Idle capacity: RSS per connection with N idle connections (heartbeats on). */
-async function idle(t: Target, n: number, holdSeconds: number): Promise<Json | undefined> {
+/**
+ * Idle capacity: RSS per connection with N idle connections (heartbeats on). `perAccount`: the
+ * members variant, every connection in its account's `perAccount` rooms.
+ */
+async function idle(t: Target, n: number, holdSeconds: number, perAccount?: number): Promise<Json | undefined> {
+  const roomsOf = membersOf(t, perAccount);
   return withServer(t, async (s) => {
     await sleep(500);
     const before = rssBytes(s.pid);
     // Half first, then the rest: the second half's growth is the marginal cost of a connection,
     // without the process's one-time growth (V8's young generation, compiled code) in it.
     const half = Math.floor(n / 2);
-    const first = await openClients(t, s, half, (i) => `idle${Math.floor(i / 100)}`, () => undefined, 200);
+    const first = await openClients(t, s, half, (i) => `idle${Math.floor(i / 100)}`, () => undefined, 200, 0, roomsOf);
     await sleep(SETTLE_MS);
     const mid = rssBytes(s.pid);
-    const second = await openClients(t, s, n - half, (i) => `idle${Math.floor((half + i) / 100)}`, () => undefined, 200, half);
+    const second = await openClients(t, s, n - half, (i) => `idle${Math.floor((half + i) / 100)}`, () => undefined, 200, half, roomsOf);
     await sleep(holdSeconds * 1000);
     const after = rssBytes(s.pid);
     const alive = await probeAlive(t, s);
     for (const c of [...first.clients, ...second.clients]) c.close();
     return {
       connections: n,
+      ...(perAccount === undefined ? {} : { roomsPerConnection: perAccount, entry: t.prepareMemberships === undefined ? 'join after connect' : 'stored, followed on connect' }),
       connectSeconds: first.seconds + second.seconds,
       rssBeforeMiB: before / 2 ** 20,
       rssAfterMiB: after / 2 ** 20,
@@ -168,7 +189,7 @@ async function idle(t: Target, n: number, holdSeconds: number): Promise<Json | u
       heldSeconds: holdSeconds,
       serverStillAnswers: alive,
     };
-  });
+  }, perAccount);
 }
 
 /**
@@ -176,9 +197,10 @@ async function idle(t: Target, n: number, holdSeconds: number): Promise<Json | u
  * redeems it (every server speaks the seed's handshake). Then N ticket requests alone, so the
  * table can split a connect into the ticket and the rest.
  */
-async function connect(t: Target, n: number): Promise<Json | undefined> {
+async function connect(t: Target, n: number, perAccount?: number): Promise<Json | undefined> {
+  const roomsOf = membersOf(t, perAccount);
   return withServer(t, async (s) => {
-    const { clients, seconds, cpuUs } = await openClients(t, s, n, () => 'storm', () => undefined, 200);
+    const { clients, seconds, cpuUs } = await openClients(t, s, n, () => 'storm', () => undefined, 200, 0, roomsOf);
     for (const c of clients) c.close();
     let serverCpuUsPerTicket: number | undefined;
     const ticket = t.ticket;
@@ -188,8 +210,9 @@ async function connect(t: Target, n: number): Promise<Json | undefined> {
       await inPool(n, 200, (i) => ticket(s, i));
       serverCpuUsPerTicket = (cpuMicros(s.pid) - cpu0) / n;
     }
-    return { connections: n, seconds, connectsPerSec: Math.round(n / seconds), serverCpuUsPerConnect: cpuUs / n, serverCpuUsPerTicket };
-  });
+    const members = perAccount === undefined ? {} : { roomsPerConnection: perAccount, entry: t.prepareMemberships === undefined ? 'join after connect' : 'stored, followed on connect' };
+    return { connections: n, ...members, seconds, connectsPerSec: Math.round(n / seconds), serverCpuUsPerConnect: cpuUs / n, serverCpuUsPerTicket };
+  }, perAccount);
 }
 
 const secs = QUICK ? 4 : 8;
@@ -224,6 +247,17 @@ for (const t of targets) {
   if (workloads.has('connect') && !variant) {
     const r = await connect(t, QUICK ? 2000 : 10_000);
     if (r !== undefined) record('connect', t.name, r);
+  }
+  // The members variants (issue 16): "connected and in --memberships rooms", from stored
+  // memberships followed on connect, or (a build before them) joined after connect.
+  const perAccount = Number(values.memberships);
+  if (workloads.has('idle-members') && !variant && t.roomsOf !== undefined) {
+    const r = await idle(t, QUICK ? 2000 : 10_000, 10, perAccount);
+    if (r !== undefined) record('idle-members', t.name, r);
+  }
+  if (workloads.has('connect-members') && !variant && t.roomsOf !== undefined) {
+    const r = await connect(t, QUICK ? 2000 : 10_000, perAccount);
+    if (r !== undefined) record('connect-members', t.name, r);
   }
 }
 

@@ -25,6 +25,12 @@ export interface ConnectOptions {
   onPing?: () => void;
   /** Called when the connection closes, once it was open. */
   onClose?: (code: number) => void;
+  /**
+   * The members variants: the connection is to be in these rooms (from `roomsOf`), not in
+   * `room`, before connect resolves: followed from stored memberships where the target has them,
+   * else joined after connect (`join` frames). Messages go to the first.
+   */
+  rooms?: readonly string[];
 }
 
 export interface Target {
@@ -40,6 +46,14 @@ export interface Target {
   connect(server: RunningServer, index: number, room: string, onStamp: (stamp: number) => void, opts?: ConnectOptions): Promise<BenchClient>;
   /** One HTTP ticket request alone (POST /ticket, on Parley and on every peer). */
   ticket?(server: RunningServer, index: number): Promise<void>;
+  /** The members variants: the `perAccount` rooms connection `index`'s account is in (targets with accounts). */
+  roomsOf?(index: number, perAccount: number): string[];
+  /**
+   * The members variants, before the measured part: every account becomes a stored member of
+   * exactly its `roomsOf` rooms, once. Only targets that store memberships have it; the others
+   * join the rooms after each connect.
+   */
+  prepareMemberships?(server: RunningServer, perAccount: number): Promise<void>;
 }
 
 /** Parses the stamp out of a message text of the form `@<number>`. */

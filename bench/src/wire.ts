@@ -212,16 +212,38 @@ export function stampInFrame(buf: Buffer): number {
 }
 
 const JOINED = Buffer.from('{"type":"joined"');
+const WELCOME = Buffer.from('{"type":"welcome"');
+
+/** How a frameClient comes to be in its rooms. */
+export type Entry =
+  /** It sends `join` for each room (today's way, and the only one before stored memberships). */
+  | 'join'
+  /**
+   * It sends nothing: the server follows the user's stored memberships on connect. The welcome
+   * must list exactly these rooms, and a `joined` must come for each; anything else rejects.
+   */
+  | 'follow';
 
 /**
- * A client of Parley's frame protocol (Parley, and the `ws` and Go peers): opens `url`, sends
- * `join` for `room`, resolves once `joined` arrives; from then on reports the stamp of every
- * message it receives, and sends stamped `send_message` events.
+ * A client of Parley's frame protocol (Parley, and the `ws` and Go peers): opens `url`, comes to
+ * be in `rooms` (one room name, or several; see Entry), resolves once a `joined` arrived for
+ * each; from then on reports the stamp of every message it receives, and sends stamped
+ * `send_message` events to the first room.
  */
-export async function frameClient(url: string, room: string, onStamp: (stamp: number) => void, opts: ConnectOptions = {}): Promise<BenchClient> {
+export async function frameClient(url: string, rooms: string | readonly string[], onStamp: (stamp: number) => void, opts: ConnectOptions = {}, entry: Entry = 'join'): Promise<BenchClient> {
+  const list = typeof rooms === 'string' ? [rooms] : rooms;
+  const first = list[0];
+  if (first === undefined) throw new Error('frameClient: no room');
+  /** Rooms whose `joined` has not come yet (several rooms, or follow: matched by name). */
+  const pending = new Set(list);
+  const byName = list.length > 1 || entry === 'follow';
   let joining: { resolve: () => void; reject: (err: Error) => void } | undefined;
   const joined = new Promise<void>((resolve, reject) => (joining = { resolve, reject }));
   joined.catch(() => undefined); // awaited below; a close before that must not count as unhandled
+  const fail = (err: Error) => {
+    joining?.reject(err);
+    joining = undefined;
+  };
   const wire = await openWire(
     url,
     {
@@ -230,21 +252,35 @@ export async function frameClient(url: string, room: string, onStamp: (stamp: nu
           const stamp = stampInFrame(data);
           if (!Number.isNaN(stamp)) onStamp(stamp);
         } else if (data.subarray(0, JOINED.length).equals(JOINED)) {
+          if (byName) {
+            const room = (JSON.parse(data.toString('utf8')) as { payload: { room: string } }).payload.room;
+            pending.delete(room);
+            if (pending.size > 0) return;
+          }
           joining.resolve();
           joining = undefined;
+        } else if (entry === 'follow' && data.subarray(0, WELCOME.length).equals(WELCOME)) {
+          const listed = ((JSON.parse(data.toString('utf8')) as { payload: { rooms?: { room: string }[] } }).payload.rooms ?? []).map((m) => m.room);
+          const same = listed.length === list.length && listed.every((r) => pending.has(r));
+          if (!same) fail(new Error(`welcome lists ${JSON.stringify(listed)}, not the memberships ${JSON.stringify(list)}`));
         }
       },
       onPing: opts.onPing,
       onClose: (code) => {
         if (joining === undefined) opts.onClose?.(code);
-        else joining.reject(new Error(`closed (${code}) before joined`));
+        else fail(new Error(`closed (${code}) before joined`));
       },
     },
     opts.localAddress,
   );
-  wire.send(JSON.stringify({ type: 'join', payload: { room } }));
-  await joined;
-  const prefix = `{"type":"send_message","payload":{"room":${JSON.stringify(room)},"message":"@`;
+  if (entry === 'join') for (const room of list) wire.send(JSON.stringify({ type: 'join', payload: { room } }));
+  try {
+    await joined;
+  } catch (err) {
+    wire.close();
+    throw err;
+  }
+  const prefix = `{"type":"send_message","payload":{"room":${JSON.stringify(first)},"message":"@`;
   return {
     send: (stamp) => wire.send(`${prefix}${stamp}"}}`),
     close: () => wire.close(),

@@ -77,6 +77,8 @@ export async function openClients(
   concurrency = 100,
   /** Index of the first connection (accounts and source addresses follow the index). */
   from = 0,
+  /** The members variants: the rooms connection i is in (ConnectOptions.rooms), instead of roomOf(i). */
+  roomsOf?: (i: number) => readonly string[],
 ): Promise<Opened> {
   const clients: BenchClient[] = new Array(n);
   const nodes = list(server);
@@ -85,7 +87,8 @@ export async function openClients(
   await inPool(n, concurrency, async (i) => {
     // Round-robin over source addresses: ports left in TIME_WAIT by earlier runs do not run out.
     const source = SOURCES[(from + i) % SOURCES.length] as string;
-    clients[i] = await target.connect(nodes[(from + i) % nodes.length] as RunningServer, from + i, roomOf(i), onStamp, { localAddress: source });
+    const rooms = roomsOf?.(from + i);
+    clients[i] = await target.connect(nodes[(from + i) % nodes.length] as RunningServer, from + i, roomOf(i), onStamp, rooms === undefined ? { localAddress: source } : { localAddress: source, rooms });
   });
   return { clients, seconds: (performance.now() - t0) / 1000, cpuUs: totalCpu(server) - cpu0 };
 }

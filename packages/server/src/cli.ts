@@ -14,12 +14,15 @@
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command, Option } from 'commander';
-import { MIN_PASSWORD_LENGTH, normalizeUserName } from '@parley/protocol';
+import { MIN_PASSWORD_LENGTH, normalizeUserName, type Role, ROLES, roomKey } from '@parley/protocol';
 import { hashPassword, normalizePassword } from './auth/password.js';
 import { CONFIG_HELP, CONFIG_KEYS, ConfigError, flagName, loadConfig, type Config, type ConfigKey } from './config.js';
 import { createLogger, startServer } from './server.js';
 import { createStore, StoreError } from './store/index.js';
 import { codeOf } from './failure.js';
+import { NO_SUCH_ROOM } from './store/membership.js';
+
+const isRole = (r: string): r is Role => ROLES.some((x) => x === r);
 
 type Opts = Record<string, unknown> & { config?: string };
 
@@ -249,6 +252,31 @@ withConfigFlags(
       await store.close();
       if (!removed) throw new ConfigError(`no user ${name}`);
       console.log(`removed user ${registered} (its name stays reserved)`);
+    } catch (err) {
+      fail(err);
+    }
+  });
+
+const room = program.command('room').description('manage rooms in the configured store (offline, or beside running servers)');
+
+withConfigFlags(room.command('role <room> <user> <role>').description('give a user a role in a room (owner | moderator | member), made a member if need be: e.g. an owner for a room migrated without one'))
+  .action(async (typedRoom: string, typedUser: string, role: string, opts: Opts) => {
+    try {
+      const name = roomKey(typedRoom);
+      if (name === undefined) throw new ConfigError(`no room ${typedRoom}`);
+      if (!isRole(role)) throw new ConfigError(`a role is one of ${ROLES.join(', ')}`);
+      const store = createStore(configFrom(opts));
+      await store.init();
+      try {
+        const target = await store.getUser(typedUser);
+        if (target === undefined) throw new ConfigError(`no user ${typedUser}`);
+        const out = await store.applyMembership({ type: 'grant', room: name, user: target.name, role });
+        if (!out.ok) throw new ConfigError(out.message === NO_SUCH_ROOM ? `no room ${name}` : out.message);
+        const article = role === 'owner' ? 'an' : 'a';
+        console.log(`${target.name} is ${article} ${role} of ${name}${out.events.length === 0 ? ' already' : ''}`);
+      } finally {
+        await store.close();
+      }
     } catch (err) {
       fail(err);
     }

@@ -29,6 +29,8 @@ describe('delivery under faults: D1, D2, D3', { timeout: 120_000 }, () => {
   let b: Node;
   const members: Member[] = [];
   const sends = new Sends();
+  /** The seqs of every acked send to `room`, in order (the room's stream also holds its creation and joins). */
+  const ackedIn = (room: string): number[] => sends.all.filter((r) => r.room === room && r.seq !== undefined).map((r) => r.seq ?? 0).sort((x, y) => x - y);
   let n = 0;
   const tag = `${process.pid % 10000}x${Math.floor(Math.random() * 1e4)}`;
 
@@ -81,7 +83,8 @@ describe('delivery under faults: D1, D2, D3', { timeout: 120_000 }, () => {
     await ready();
     const top = await acked([sends.send(sender.m, sender.user, room), sends.send(sender.m, sender.user, room), sends.send(sender.m, sender.user, room)]);
     await waitFor(async () => there.has(room, top), `B's member to get ${room}#${top} from A (it is at ${there.last(room)})`, DELIVER_MS);
-    assert.deepEqual(there.rooms.get(room)?.direct.map((r) => r.seq), [1, 2, 3]);
+    assert.deepEqual(there.rooms.get(room)?.direct.map((r) => r.seq), ackedIn(room));
+    assert.equal(ackedIn(room).length, 3);
   });
 
   test('D1: a node started while Redis is down: a room opened there during the outage gets its subscription once Redis is back', async () => {
@@ -113,7 +116,8 @@ describe('delivery under faults: D1, D2, D3', { timeout: 120_000 }, () => {
     await ready();
     const top = await acked([sends.send(sender.m, sender.user, room), sends.send(sender.m, sender.user, room)]);
     await waitFor(async () => locals.every((m) => m.has(room, top)), `node C's members to get ${room}#${top} (at ${locals.map((m) => m.last(room)).join(', ')})`, DELIVER_MS);
-    for (const m of locals) assert.deepEqual(m.rooms.get(room)?.direct.map((r) => r.seq), [1, 2]);
+    for (const m of locals) assert.deepEqual(m.rooms.get(room)?.direct.map((r) => r.seq), ackedIn(room));
+    assert.equal(ackedIn(room).length, 2);
   });
 
   test('D2: during a Redis outage every member gets every message from the store, and each sender gets its own new_message before its ack', async () => {
@@ -138,7 +142,8 @@ describe('delivery under faults: D1, D2, D3', { timeout: 120_000 }, () => {
         await sleep(20);
       }
       const top = await acked(recs);
-      assert.equal(top, 100);
+      assert.equal(ackedIn(room).length, 100);
+      assert.equal(top, ackedIn(room).at(-1));
       const all = [...senders.map((s) => s.m), watcher];
       await waitFor(async () => all.every((m) => m.has(room, top)), `every member to get all ${top} while Redis is down (at ${all.map((m) => m.last(room)).join(', ')})`, 30_000);
       took = Date.now() - start;
@@ -147,7 +152,7 @@ describe('delivery under faults: D1, D2, D3', { timeout: 120_000 }, () => {
     }
     console.log(`D2: 100 messages from 2 nodes during the outage reached all 5 members ${took} ms after the first send`);
     for (const m of [...senders.map((s) => s.m), watcher]) {
-      assert.deepEqual(m.rooms.get(room)?.direct.map((r) => r.seq), Array.from({ length: 100 }, (_, i) => i + 1), `${m.name}: all once, in order`);
+      assert.deepEqual(m.rooms.get(room)?.direct.map((r) => r.seq), ackedIn(room), `${m.name}: all once, in order`);
     }
     for (const s of senders) {
       const early = s.m.wire.ackOrderViolations();
@@ -181,7 +186,7 @@ describe('delivery under faults: D1, D2, D3', { timeout: 120_000 }, () => {
     await waitFor(async () => q2.m.has(room, lost.seq), `B's member to get the lost #${lost.seq} with no further message (at ${q2.m.last(room)})`, DELIVER_MS);
     // A figure, not an assertion (a loaded machine may take longer): the issue's target is 2 s.
     console.log(`D3: the lost publication reached the other node ${Date.now() - ackedAt} ms after its ack (polled every 50 ms)`);
-    assert.deepEqual(q2.m.rooms.get(room)?.direct.map((r) => r.seq), Array.from({ length: lost.seq }, (_, i) => i + 1));
-    assert.equal(sends.all.filter((s) => s.room === room).length, lost.seq, 'nothing else was sent to the room');
+    assert.deepEqual(q2.m.rooms.get(room)?.direct.map((r) => r.seq), [lost.seq]);
+    assert.equal(sends.all.filter((s) => s.room === room).length, 1, 'nothing else was sent to the room');
   });
 });

@@ -27,12 +27,15 @@ describe('events', () => {
   test('send_message reaches everyone in the room, the sender included, with from/seq/sent', async () => {
     const room = `r${Date.now()}`;
     const [a, b, c] = await Promise.all([user(server), user(server), user(server)]);
+    let joinedAt = 0;
     for (const u of [a, b, c]) {
       u.client.send({ type: 'change_room', payload: { name: room }, ref: 'cr' });
       const changed = await u.client.next('room_changed');
       assert.equal(changed.name, room);
-      assert.equal(changed.seq, 0);
+      assert.ok(changed.seq > joinedAt, 'each join is an event of the room (room_created, then member_joined)');
+      joinedAt = changed.seq;
     }
+    assert.equal(joinedAt, 3);
     const before = Date.now();
     a.client.send({ type: 'send_message', payload: { message: 'one' } });
     a.client.send({ type: 'send_message', payload: { message: 'two', room } });
@@ -42,8 +45,8 @@ describe('events', () => {
       assert.deepEqual([first.message, second.message], ['one', 'two']);
       assert.equal(first.from, a.name);
       assert.equal(first.room, room);
-      assert.equal(first.seq, 1);
-      assert.equal(second.seq, 2, 'seq grows by one per message in the room');
+      assert.equal(first.seq, joinedAt + 1);
+      assert.equal(second.seq, joinedAt + 2, 'seq grows by one per message in the room');
       assert.match(first.sent, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
       assert.ok(Math.abs(Date.parse(first.sent) - before) < 5000);
     }
@@ -110,11 +113,11 @@ describe('events', () => {
     const room = `s${Date.now()}`;
     const [a, b] = await Promise.all([user(server), user(server)]);
     a.client.send({ type: 'join', payload: { room } });
-    await a.client.next('joined');
+    assert.equal((await a.client.next('joined')).seq, 1, 'room_created');
     for (let i = 0; i < 3; i++) a.client.send({ type: 'send_message', payload: { message: `m${i}`, room } });
     await a.client.waitCount('new_message', 3);
     b.client.send({ type: 'join', payload: { room } });
-    assert.equal((await b.client.next('joined')).seq, 3);
+    assert.equal((await b.client.next('joined')).seq, 5, 'three messages and b\'s own member_joined');
     a.client.close();
     b.client.close();
   });
@@ -128,11 +131,12 @@ describe('events', () => {
     await a.client.waitCount('new_message', 5);
     a.client.send({ type: 'history', payload: { room, limit: 2 }, ref: 'h1' });
     const page1 = await a.client.next('history');
-    assert.deepEqual(page1.messages.map((m) => m.seq), [5, 4]);
+    assert.deepEqual(page1.messages.map((m) => m.seq), [6, 5], 'seq 1 is room_created');
     assert.equal(chat(page1.messages)[0]?.from, a.name);
-    a.client.send({ type: 'history', payload: { room, before: 4 } });
+    a.client.send({ type: 'history', payload: { room, before: 5 } });
     const page2 = await a.client.next('history');
     assert.deepEqual(chat(page2.messages).map((m) => m.message), ['h3', 'h2', 'h1']);
+    assert.deepEqual(page2.messages.map((m) => ('type' in m ? m.type : m.seq)), [4, 3, 2, 'room_created'], 'the room\'s events come with its messages');
     a.client.close();
   });
 
@@ -154,9 +158,9 @@ describe('events', () => {
       [{ type: 'send_message', payload: { message: '' } }, 'invalid_payload'],
       [{ type: 'join', payload: { room: 'bad room!' } }, 'invalid_room'],
       [{ type: 'join', payload: { room: 'x'.repeat(65) } }, 'invalid_room'],
-      [{ type: 'send_message', payload: { message: 'x', room: 'elsewhere' } }, 'not_in_room'],
-      [{ type: 'leave', payload: { room: 'elsewhere' } }, 'not_in_room'],
-      [{ type: 'history', payload: { room: 'elsewhere' } }, 'not_in_room'],
+      [{ type: 'send_message', payload: { message: 'x', room: 'elsewhere' } }, 'forbidden'],
+      [{ type: 'leave', payload: { room: 'elsewhere' } }, 'forbidden'],
+      [{ type: 'history', payload: { room: 'elsewhere' } }, 'forbidden'],
       [{ type: 'send_message', payload: { message: 'y'.repeat(101) } }, 'message_too_long'],
     ];
     let i = 0;

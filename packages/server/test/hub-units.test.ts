@@ -13,7 +13,7 @@ import { test } from 'node:test';
 import { pino } from 'pino';
 import type { TimelineItem } from '@parley/protocol';
 import { MemoryBroker } from '../src/broker/memory.js';
-import { CLUSTER_VERSION, ClusterLink, CONTROL_TOPIC, decodeClusterMessage, encodeClusterMessage, roomTopic } from '../src/hub/cluster.js';
+import { CLUSTER_VERSION, ClusterLink, type ClusterMessage, CONTROL_TOPIC, decodeClusterMessage, encodeClusterMessage, roomTopic } from '../src/hub/cluster.js';
 import { Feed, type FeedSource } from '../src/hub/feed.js';
 import { ReplayBuffer } from '../src/hub/replay.js';
 import { SqliteStore } from '../src/store/sqlite.js';
@@ -337,10 +337,29 @@ test('cluster codec: round trip, versions and malformed payloads', () => {
     { v: CLUSTER_VERSION, node: 'n1', type: 'frame', frame: '{"type":"typing"}' },
     { v: CLUSTER_VERSION, node: 'n1', type: 'frame', frame: '{}', exceptUser: 'ann' },
     { v: CLUSTER_VERSION, node: 'n1', type: 'revoke', session: 'abc' },
-  ] as const) {
+    { v: CLUSTER_VERSION, node: 'n1', type: 'message', message: { type: 'member_left', room: 'r', seq: 4, sent: new Date(0).toISOString(), user: 'bob', by: 'ann', reason: 'spam' } },
+    { v: CLUSTER_VERSION, node: 'n1', type: 'message', message: { type: 'room_created', room: 'r', seq: 1, sent: new Date(0).toISOString(), by: 'ann', visibility: 'private', title: '', members: ['ann'] } },
+    { v: CLUSTER_VERSION, node: 'n1', type: 'invited', user: 'bob', invited: { room: 'r', visibility: 'private', title: 'T', role: 'member', seq: 4, by: 'ann' } },
+  ] satisfies ClusterMessage[]) {
     assert.deepEqual(decodeClusterMessage(encodeClusterMessage(m)), m);
   }
-  for (const bad of ['', 'nope', '[]', 'null', '{"v":2,"node":"n","type":"revoke","session":"s"}', '{"v":1,"type":"revoke","session":"s"}', '{"v":1,"node":"n","type":"message","message":{"room":"r"}}', '{"v":1,"node":"n","type":"frame","frame":1}', '{"v":1,"node":"n","type":"what"}', '{"n":"x","k":"m"}']) {
+  const v = CLUSTER_VERSION;
+  for (const bad of [
+    '',
+    'nope',
+    '[]',
+    'null',
+    `{"v":${v + 1},"node":"n","type":"revoke","session":"s"}`,
+    `{"v":${v - 1},"node":"n","type":"revoke","session":"s"}`,
+    `{"v":${v},"type":"revoke","session":"s"}`,
+    `{"v":${v},"node":"n","type":"message","message":{"room":"r"}}`,
+    `{"v":${v},"node":"n","type":"message","message":{"type":"nuked","room":"r","seq":1,"sent":"x","user":"u"}}`,
+    `{"v":${v},"node":"n","type":"message","message":{"type":"member_left","room":"r","seq":1,"sent":"x"}}`,
+    `{"v":${v},"node":"n","type":"invited","user":"u","invited":{"room":"r"}}`,
+    `{"v":${v},"node":"n","type":"frame","frame":1}`,
+    `{"v":${v},"node":"n","type":"what"}`,
+    '{"n":"x","k":"m"}',
+  ]) {
     assert.equal(typeof decodeClusterMessage(bad), 'string', `refused: ${bad}`);
   }
 });

@@ -74,7 +74,12 @@ describe('presence and typing over sockets', () => {
     a.client.send({ type: 'typing', payload: { room } });
     await b.client.next('typing');
     a.client.send({ type: 'typing', payload: { room: 'not-joined' } });
-    assert.equal((await a.client.next('error')).code, 'not_in_room');
+    assert.equal((await a.client.next('error')).code, 'forbidden', 'no such room: the one answer');
+    a.client.send({ type: 'typing', payload: { room: 'general' } });
+    a.client.send({ type: 'leave', payload: { room: 'general' } });
+    await a.client.next('left');
+    a.client.send({ type: 'typing', payload: { room: 'general' } });
+    assert.equal((await a.client.next('error')).code, 'not_in_room', 'a public room not followed: join it');
     for (const u of [a, b, c]) u.client.close();
   });
 });

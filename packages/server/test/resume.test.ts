@@ -9,7 +9,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
-import type { ChatMessage } from '@parley/protocol';
+import { type ChatMessage, isRoomEventType } from '@parley/protocol';
 import type { ConfigKey } from '../src/config.js';
 import { account, api, connect, sleep, startTestServer, storeDrivers, TestClient, ticket, wsUrl, type Account, type TestServer, chat } from '@parley/testing/helpers';
 import { dropSchema, freshSchema, PG_URL } from '@parley/testing/pg';
@@ -36,7 +36,11 @@ async function sendMany(c: TestClient, room: string, n: number, tag: string): Pr
 /** Every new_message of `room` received by `c`, in arrival order. */
 const received = (c: TestClient, room: string): ChatMessage[] => c.all('new_message').filter((m) => m.room === room);
 
-const assertContiguous = (msgs: ChatMessage[], from: number, to: number, what: string) => {
+/** Every item of `room`'s stream received by `c` (messages and room events: the joins), in arrival order. */
+const stream = (c: TestClient, room: string): { seq: number }[] =>
+  c.frames.flatMap((f) => (f.type === 'new_message' || isRoomEventType(f.type)) && 'seq' in f.payload && 'room' in f.payload && f.payload.room === room ? [{ seq: f.payload.seq }] : []);
+
+const assertContiguous = (msgs: { seq: number }[], from: number, to: number, what: string) => {
   assert.deepEqual(
     msgs.map((m) => m.seq),
     Array.from({ length: to - from + 1 }, (_, i) => from + i),
@@ -97,14 +101,16 @@ for (const driver of storeDrivers()) {
       const { s } = await server();
       const a = await account(s);
       const c = await connect(s, a.otp);
-      await sendMany(c, 'general', 130, 'h');
+      const top = (await sendMany(c, 'general', 130, 'h')).at(-1) ?? 0;
+      assert.equal(top, 131, 'general began with room_created');
       c.send({ type: 'history', payload: { room: 'general', limit: 100 } });
       const p1 = await c.next('history');
       assert.equal(p1.messages.length, 100);
-      assert.equal(p1.messages[0]?.seq, 130);
+      assert.equal(p1.messages[0]?.seq, 131);
       c.send({ type: 'history', payload: { room: 'general', before: p1.messages.at(-1)?.seq, limit: 100 } });
       const p2 = await c.next('history');
-      assert.deepEqual(p2.messages.map((m) => m.seq), Array.from({ length: 30 }, (_, i) => 30 - i));
+      assert.deepEqual(p2.messages.map((m) => m.seq), Array.from({ length: 31 }, (_, i) => 31 - i));
+      assert.equal(chat(p2.messages).length, 30);
       c.send({ type: 'history', payload: { room: 'general', limit: 101 } });
       assert.equal((await c.next('error')).code, 'invalid_payload');
       c.close();
@@ -115,10 +121,11 @@ for (const driver of storeDrivers()) {
       const [a, b] = [await account(s), await account(s)];
       const ca = await connect(s, a.otp);
       ca.send({ type: 'join', payload: { room: 'side' } });
-      const side0 = (await ca.next('joined')).seq;
+      await ca.next('joined');
       const cb = await connect(s, b.otp);
       cb.send({ type: 'join', payload: { room: 'side' } });
-      await cb.next('joined');
+      const side0 = (await cb.next('joined')).seq; // room_created, b's member_joined
+      await ca.next('member_joined', (p) => p.room === 'side' && p.seq === side0);
       await sendMany(cb, 'general', 3, 'before');
       await ca.waitCount('new_message', 3);
       const lastGeneral = received(ca, 'general').at(-1)?.seq ?? 0;
@@ -174,7 +181,7 @@ for (const driver of storeDrivers()) {
       await trickle;
       const lastAck = (await cb.next('ack', (p) => p.ref === `during-${sent - 1}`, 20_000)).seq;
       await back.seen('new_message', (m) => m.seq === lastAck, 20_000);
-      assertContiguous(received(back, 'general'), start + 1, lastAck, 'replay + live');
+      assertContiguous(stream(back, 'general'), start + 1, lastAck, 'replay + live (b\'s join among them)');
       assert.ok(r.seq >= start + 200, 'resumed after the replay');
       assert.ok(sent > 0);
       back.close();
@@ -185,9 +192,9 @@ for (const driver of storeDrivers()) {
       const { s, o } = await server();
       const [a, b] = [await account(s), await account(s)];
       const ca = await connect(s, a.otp);
+      const cb = await connect(s, b.otp); // its member_joined goes before a's sends
       const seen = (await sendMany(ca, 'general', 5, 'pre'))[4] as number;
       ca.close();
-      const cb = await connect(s, b.otp);
       await sendMany(cb, 'general', 200, 'pre-restart');
       cb.close();
       await s.close();
@@ -199,7 +206,7 @@ for (const driver of storeDrivers()) {
       back.send({ type: 'resume', payload: { rooms: { general: seen } } });
       const r = await back.next('resumed', () => true, 20_000);
       assert.equal(r.recovered, true);
-      assertContiguous(received(back, 'general'), seen + 1, seen + 200, 'after restart');
+      assertContiguous(stream(back, 'general'), seen + 1, seen + 200, 'after restart');
       const cb2 = await connect(s2, await ticket(s2, b.token));
       const [next] = await sendMany(cb2, 'general', 1, 'post-restart');
       assert.equal(next, seen + 201, 'seq continues after the restart');
@@ -214,28 +221,29 @@ for (const driver of storeDrivers()) {
       await sendMany(c, 'general', 30, 'ret');
       await s.retention.runOnce();
       c.send({ type: 'history', payload: { room: 'general', limit: 100 } });
-      assert.deepEqual((await c.next('history')).messages.map((m) => m.seq), [30, 29, 28, 27, 26, 25, 24, 23, 22, 21]);
+      // general: room_created (1), then the 30 messages (2..31); the newest 10 seqs are kept.
+      assert.deepEqual((await c.next('history')).messages.map((m) => m.seq), [31, 30, 29, 28, 27, 26, 25, 24, 23, 22]);
       c.close();
       const back = await resumeSocket(s, await ticket(s, a.token));
       back.send({ type: 'resume', payload: { rooms: { general: 2 } } });
       const r = await back.next('resumed');
       assert.equal(r.recovered, false);
-      assert.equal(r.seq, 30);
-      assert.deepEqual(r.missing, { from: 3, to: 20 }, 'exactly the pruned seqs');
-      assertContiguous(received(back, 'general'), 21, 30, 'what retention kept');
+      assert.equal(r.seq, 31);
+      assert.deepEqual(r.missing, { from: 3, to: 21 }, 'exactly the pruned seqs');
+      assertContiguous(received(back, 'general'), 22, 31, 'what retention kept');
       back.frames.length = 0;
       // Within retention it recovers, with no missing range.
       back.send({ type: 'resume', payload: { rooms: { general: 25 } } });
       const ok = await back.next('resumed');
       assert.equal(ok.recovered, true);
       assert.equal(ok.missing, undefined);
-      assertContiguous(received(back, 'general'), 26, 30, 'within retention');
+      assertContiguous(received(back, 'general'), 26, 31, 'within retention');
       back.frames.length = 0;
       // A client ahead of the server (database reset) is told to start over from the server's latest.
       back.send({ type: 'resume', payload: { rooms: { general: 99 } } });
       const ahead = await back.next('resumed');
       assert.equal(ahead.recovered, false);
-      assert.equal(ahead.seq, 30);
+      assert.equal(ahead.seq, 31);
       assert.equal(received(back, 'general').length, 0);
       back.close();
     });
@@ -250,9 +258,9 @@ for (const driver of storeDrivers()) {
       back.send({ type: 'resume', payload: { rooms: { general: 3 } } });
       const r = await back.next('resumed');
       assert.equal(r.recovered, false);
-      assert.equal(r.seq, 20);
-      assert.deepEqual(r.missing, { from: 4, to: 13 });
-      assertContiguous(received(back, 'general'), 14, 20, 'the newest 7');
+      assert.equal(r.seq, 21, 'room_created, then the 20 messages');
+      assert.deepEqual(r.missing, { from: 4, to: 14 });
+      assertContiguous(received(back, 'general'), 15, 21, 'the newest 7');
       back.close();
     });
 
@@ -267,10 +275,10 @@ for (const driver of storeDrivers()) {
       back.send({ type: 'resume', payload: { rooms: { general: 60 } }, ref: 'second' });
       const first = await back.next('resumed', (p, f) => f.ref === 'first');
       const second = await back.next('resumed', (p, f) => f.ref === 'second');
-      assert.equal(first.seq, 120);
-      assert.equal(second.seq, 120);
-      const seqs = received(back, 'general').map((m) => m.seq);
-      assert.deepEqual(seqs, [...Array.from({ length: 120 }, (_, i) => i + 1), ...Array.from({ length: 60 }, (_, i) => 61 + i)]);
+      assert.equal(first.seq, 121, 'room_created, then the 120 messages');
+      assert.equal(second.seq, 121);
+      const seqs = stream(back, 'general').map((m) => m.seq);
+      assert.deepEqual(seqs, [...Array.from({ length: 121 }, (_, i) => i + 1), ...Array.from({ length: 61 }, (_, i) => 61 + i)]);
       // Resumes waiting behind the running one are bounded: past 4, rate_limited.
       back.frames.length = 0;
       for (let i = 0; i < 6; i++) back.send({ type: 'resume', payload: { rooms: { general: 100 } }, ref: `q${i}` });
@@ -301,7 +309,7 @@ for (const driver of storeDrivers()) {
       const b = await account(roomy);
       const d = await resumeSocket(roomy, b.otp);
       d.send({ type: 'resume', payload: { rooms: { Aa: 3, aA: 0, 'ＡＡ': 5, aa: 1 } }, ref: 'one' });
-      assert.equal((await d.next('resumed', (p) => p.room === 'aa')).seq, 0);
+      assert.equal((await d.next('resumed', (p) => p.room === 'aa')).seq, 1, 'made by the resume, as a join makes it');
       await d.next('presence', (p) => p.room === 'aa');
       assert.equal(d.all('resumed').length, 0, 'one resumed for the four spellings');
       d.close();

@@ -5,7 +5,8 @@
 import { chat } from '@parley/testing/helpers';
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import type { ChatMessage } from '@parley/protocol';
+import { type ChatMessage, isRoomEvent } from '@parley/protocol';
+import type { MembershipOp } from '../src/store/membership.js';
 import { type Appended, type NewMessage, StoreError, type Store } from '../src/store/store.js';
 
 export interface StoreFixture {
@@ -265,6 +266,161 @@ export function storeContract(name: string, fixture: () => Promise<StoreFixture>
 
     test('ping answers while open', async () => {
       await store.ping();
+    });
+
+    // -----------------------------------------------------------------------------------------
+    // Rooms with members (store/membership.ts)
+
+    /** Applies an op that must succeed; its events' types. */
+    const ok = async (op: MembershipOp): Promise<string[]> => {
+      const out = await store.applyMembership(op);
+      assert.ok(out.ok, `${op.type} ${op.room}: ${out.ok ? '' : `${out.code} ${out.message}`}`);
+      return out.events.map((e) => e.type);
+    };
+    /** Applies an op that must be refused with `code`. */
+    const refused = async (op: MembershipOp, code: string): Promise<void> => {
+      const out = await store.applyMembership(op);
+      assert.equal(out.ok ? 'ok' : out.code, code, `${op.type} by ${'by' in op ? op.by : op.user}`);
+    };
+    const roleOf = async (room: string, user: string) => (await store.roomsAccess(user, [room])).get(room)?.member?.role;
+
+    test('migration 5: rooms written before it become public, their past senders members, their history kept', async () => {
+      await store.appendMessages([msg('m5-old', 1, 'Ann'), msg('m5-old', 2, 'bob'), msg('m5-old', 3, 'ann'), msg('m5-other', 4, 'bob')]);
+      await store.close();
+      await fx.forgetMigrationsAfter(4);
+      store = await fx.reopen();
+      const access = await store.roomsAccess('ANN', ['m5-old', 'm5-other']);
+      assert.deepEqual(
+        [access.get('m5-old')?.visibility, access.get('m5-old')?.member?.role, access.get('m5-old')?.member?.user, access.get('m5-old')?.lastSeq],
+        ['public', 'member', 'Ann', 3],
+      );
+      assert.equal(access.get('m5-other')?.member, undefined, 'ann never sent there');
+      assert.deepEqual((await store.roomMembers('m5-old', { limit: 10 })).map((m) => m.user), ['Ann', 'bob']);
+      assert.deepEqual(chat(await store.messagesAfter('m5-old', 0, 10)).map((m) => [m.seq, m.from, m.message]), [
+        [1, 'Ann', 'm1'],
+        [2, 'bob', 'm2'],
+        [3, 'ann', 'm3'],
+      ]);
+      assert.deepEqual((await store.publicRooms('m5-', { limit: 10 })).map((r) => [r.room, r.members]), [
+        ['m5-old', 2],
+        ['m5-other', 1],
+      ]);
+    });
+
+    test('rooms: create and join; events take the room\'s seqs, messages interleave; refusals change nothing', async () => {
+      assert.deepEqual(await ok({ type: 'create', room: 'm-pub', user: 'Owen', visibility: 'public', title: 'Pub' }), ['room_created']);
+      await refused({ type: 'create', room: 'm-pub', user: 'x', visibility: 'private', title: '' }, 'room_exists');
+      const [m] = stored(await store.appendMessages([msg('m-pub', 1, 'Owen')]));
+      assert.equal(m?.seq, 2);
+      assert.deepEqual(await ok({ type: 'join', room: 'm-pub', user: 'pat', create: false }), ['member_joined']);
+      assert.deepEqual(await ok({ type: 'join', room: 'M-PUB'.toLowerCase(), user: 'PAT', create: false }), [], 'a member joining again changes nothing');
+      const items = await store.messagesAfter('m-pub', 0, 10);
+      assert.deepEqual(items.map((i) => [i.seq, isRoomEvent(i) ? i.type : i.message]), [[1, 'room_created'], [2, 'm1'], [3, 'member_joined']]);
+      const joined = items[2];
+      assert.ok(joined !== undefined && isRoomEvent(joined) && joined.type === 'member_joined' && joined.user === 'pat' && joined.role === 'member');
+      assert.equal(await store.lastSeq('m-pub'), 3);
+      assert.deepEqual((await store.history('m-pub', { limit: 2 })).map((i) => i.seq), [3, 2]);
+      // Private: only by invitation; the refusal is the same as for a room that does not exist.
+      await ok({ type: 'create', room: 'm-priv', user: 'Owen', visibility: 'private', title: '' });
+      await refused({ type: 'join', room: 'm-priv', user: 'pat', create: true }, 'forbidden');
+      await refused({ type: 'join', room: 'm-none', user: 'pat', create: false }, 'forbidden');
+      assert.equal(await store.lastSeq('m-none'), 0, 'a refused join made nothing');
+      assert.deepEqual(await ok({ type: 'join', room: 'm-new', user: 'pat', create: true }), ['room_created']);
+      assert.equal(await roleOf('m-new', 'PAT'), 'owner', 'who makes a room by joining it owns it');
+      assert.deepEqual(await ok({ type: 'join', room: 'm-servers', user: 'pat', create: true, unowned: true }), ['room_created']);
+      assert.equal(await roleOf('m-servers', 'pat'), 'member', 'a room the server makes (general) is owned by nobody');
+      const [made] = (await store.history('m-servers', { limit: 1 })).filter(isRoomEvent);
+      assert.ok(made?.type === 'room_created' && made.by === '(operator)');
+    });
+
+    test('rooms: roles — moderators act below their rank, owners set roles, the last owner stays', async () => {
+      const room = 'm-roles';
+      await ok({ type: 'create', room, user: 'own', visibility: 'private', title: 'T' });
+      for (const u of ['mod', 'ann', 'bob']) assert.deepEqual(await ok({ type: 'invite', room, by: 'own', user: u }), ['member_joined']);
+      await refused({ type: 'invite', room, by: 'ann', user: 'zed' }, 'forbidden');
+      await refused({ type: 'invite', room, by: 'stranger', user: 'zed' }, 'forbidden');
+      await refused({ type: 'set_role', room, by: 'ann', user: 'mod', role: 'moderator' }, 'forbidden');
+      assert.deepEqual(await ok({ type: 'set_role', room, by: 'own', user: 'mod', role: 'moderator' }), ['role_changed']);
+      await refused({ type: 'set_role', room, by: 'mod', user: 'ann', role: 'moderator' }, 'forbidden');
+      await refused({ type: 'kick', room, by: 'mod', user: 'own' }, 'forbidden');
+      await refused({ type: 'ban', room, by: 'mod', user: 'own' }, 'forbidden');
+      await refused({ type: 'mute', room, by: 'mod', user: 'own', until: Date.now() + 60_000 }, 'forbidden');
+      await refused({ type: 'kick', room, by: 'ann', user: 'bob' }, 'forbidden');
+      await refused({ type: 'leave', room, user: 'own' }, 'forbidden');
+      await refused({ type: 'set_role', room, by: 'own', user: 'own', role: 'member' }, 'forbidden');
+      assert.deepEqual(await ok({ type: 'kick', room, by: 'mod', user: 'BOB', reason: 'spam' }), ['member_left']);
+      assert.equal(await roleOf(room, 'bob'), undefined);
+      const [left] = (await store.history(room, { limit: 1 })).filter(isRoomEvent);
+      assert.ok(left?.type === 'member_left' && left.by === 'mod' && left.reason === 'spam' && left.user === 'bob');
+      // Handing over: a second owner, then the first may step down and leave.
+      await ok({ type: 'set_role', room, by: 'own', user: 'ann', role: 'owner' });
+      await refused({ type: 'kick', room, by: 'own', user: 'ann' }, 'forbidden');
+      await ok({ type: 'set_role', room, by: 'own', user: 'own', role: 'member' });
+      await ok({ type: 'leave', room, user: 'own' });
+      assert.equal(await roleOf(room, 'ann'), 'owner');
+    });
+
+    test('rooms: ban keeps out until unban; mute has a time; removed accounts leave their rooms', async () => {
+      const room = 'm-ban';
+      await ok({ type: 'create', room, user: 'own', visibility: 'public', title: '' });
+      await ok({ type: 'join', room, user: 'troll', create: false });
+      assert.deepEqual(await ok({ type: 'ban', room, by: 'own', user: 'troll', reason: 'no' }), ['banned']);
+      await refused({ type: 'join', room, user: 'Troll', create: true }, 'banned');
+      assert.deepEqual(await ok({ type: 'ban', room, by: 'own', user: 'lurker' }), ['banned'], 'a non-member can be banned');
+      await refused({ type: 'join', room, user: 'lurker', create: false }, 'banned');
+      const access = (await store.roomsAccess('troll', [room, 'm-nowhere'])).get(room);
+      assert.equal(access?.banned, true);
+      assert.equal(access?.member, undefined);
+      assert.deepEqual(await ok({ type: 'unban', room, by: 'own', user: 'troll' }), ['unbanned']);
+      assert.deepEqual(await ok({ type: 'unban', room, by: 'own', user: 'troll' }), [], 'unban of nobody banned changes nothing');
+      await ok({ type: 'join', room, user: 'troll', create: false });
+      const until = Date.now() + 60_000;
+      assert.deepEqual(await ok({ type: 'mute', room, by: 'own', user: 'troll', until }), ['muted']);
+      assert.equal((await store.roomsAccess('troll', [room])).get(room)?.member?.mutedUntil, until);
+      assert.deepEqual(await ok({ type: 'unmute', room, by: 'own', user: 'troll' }), ['unmuted']);
+      assert.equal((await store.roomsAccess('troll', [room])).get(room)?.member?.mutedUntil, null);
+      // The operator's grant lifts a ban.
+      await ok({ type: 'ban', room, by: 'own', user: 'exile' });
+      assert.deepEqual(await ok({ type: 'grant', room, user: 'exile', role: 'moderator' }), ['unbanned', 'member_joined']);
+      const exile = (await store.roomsAccess('exile', [room])).get(room);
+      assert.deepEqual([exile?.banned, exile?.member?.role], [false, 'moderator']);
+      await store.createUser('gone', 'h');
+      await ok({ type: 'join', room, user: 'gone', create: false });
+      await store.deleteUser('gone');
+      assert.equal(await roleOf(room, 'gone'), undefined);
+    });
+
+    test('rooms: direct rooms have their two members and no moderation', async () => {
+      const room = 'dm.contract';
+      assert.deepEqual(await ok({ type: 'direct', room, user: 'Dee', peer: 'Eve' }), ['room_created']);
+      assert.deepEqual(await ok({ type: 'direct', room, user: 'eve', peer: 'dee' }), [], 'the same room, found again');
+      await refused({ type: 'join', room, user: 'mallory', create: true }, 'forbidden');
+      await refused({ type: 'invite', room, by: 'dee', user: 'mallory' }, 'forbidden');
+      await refused({ type: 'kick', room, by: 'dee', user: 'eve' }, 'forbidden');
+      await ok({ type: 'leave', room, user: 'eve' });
+      assert.deepEqual(await ok({ type: 'direct', room, user: 'dee', peer: 'Eve' }), ['member_joined'], 'opening it again brings the other back');
+      const [mine] = (await store.membershipsOf('DEE', 100)).filter((m) => m.room === room);
+      assert.equal(mine?.visibility, 'direct');
+      assert.equal(mine?.peer, 'Eve');
+    });
+
+    test('rooms: memberships, members and the public directory, paged', async () => {
+      for (const r of ['m-dir-a', 'm-dir-b', 'm-dir-c']) await ok({ type: 'create', room: r, user: 'lister', visibility: 'public', title: `Title ${r.slice(-1)}` });
+      await ok({ type: 'create', room: 'm-dir-hidden', user: 'lister', visibility: 'private', title: 'secret' });
+      const mine = await store.membershipsOf('lister', 100);
+      assert.deepEqual(mine.map((m) => m.room), ['m-dir-a', 'm-dir-b', 'm-dir-c', 'm-dir-hidden'], 'oldest first');
+      assert.deepEqual((await store.membershipsOf('lister', 2)).length, 2);
+      const first = await store.publicRooms('m-dir', { limit: 2 });
+      assert.deepEqual(first.map((r) => r.room), ['m-dir-a', 'm-dir-b']);
+      assert.deepEqual(first[0], { room: 'm-dir-a', title: 'Title a', members: 1 });
+      assert.deepEqual((await store.publicRooms('m-dir', { after: 'm-dir-b', limit: 2 })).map((r) => r.room), ['m-dir-c']);
+      assert.deepEqual((await store.publicRooms('TITLE B', { limit: 10 })).map((r) => r.room), ['m-dir-b'], 'titles are searched, any case');
+      assert.deepEqual(await store.publicRooms('secret', { limit: 10 }), [], 'private rooms are never listed');
+      assert.deepEqual(await store.publicRooms('m\\_dir%', { limit: 10 }), [], 'LIKE wildcards are literal');
+      for (const u of ['zoe', 'Adam', 'mia']) await ok({ type: 'join', room: 'm-dir-a', user: u, create: false });
+      const page1 = await store.roomMembers('m-dir-a', { limit: 2 });
+      assert.deepEqual(page1.map((m) => m.user), ['Adam', 'lister']);
+      assert.deepEqual((await store.roomMembers('m-dir-a', { after: 'lister', limit: 10 })).map((m) => m.user), ['mia', 'zoe']);
     });
   });
 }

@@ -21,11 +21,19 @@ storeContract('sqlite', async () => {
   };
   const forgetMigrationsAfter = async (version: number) => {
     const db = new Database(file);
+    if (version < 5) db.exec(UNDO_MIGRATION_5);
     db.pragma(`user_version = ${version}`);
     db.close();
   };
   return { open, reopen: open, destroy: async () => rmSync(dir, { recursive: true, force: true }), forgetMigrationsAfter };
 });
+
+/** What migration 5 (rooms with members) added, taken away again: a database as version 4 left it. */
+const UNDO_MIGRATION_5 = `
+  DROP TABLE members; DROP TABLE bans;
+  ALTER TABLE rooms DROP COLUMN visibility; ALTER TABLE rooms DROP COLUMN title;
+  ALTER TABLE rooms DROP COLUMN created_by; ALTER TABLE rooms DROP COLUMN created_at;
+  ALTER TABLE messages DROP COLUMN kind;`;
 
 storeContract('postgres', async () => {
   const schema = freshSchema();
@@ -37,6 +45,7 @@ storeContract('postgres', async () => {
   const forgetMigrationsAfter = async (version: number) => {
     const c = new pg.Client({ connectionString: PG_URL });
     await c.connect();
+    if (version < 5) await c.query(`SET search_path = ${schema}; ${UNDO_MIGRATION_5}`);
     await c.query(`DELETE FROM ${schema}.parley_migrations WHERE version > $1`, [version]);
     await c.end();
   };

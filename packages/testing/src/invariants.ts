@@ -28,7 +28,7 @@ export async function readStored(schema: string, url = PG_URL): Promise<StoredMe
   const client = new pg.Client({ connectionString: url });
   await client.connect();
   try {
-    const { rows } = await client.query<{ room: string; seq: string; sender: string; body: string }>(`SELECT room, seq, sender, body FROM ${schema}.messages ORDER BY room, seq`);
+    const { rows } = await client.query<{ room: string; seq: string; sender: string; body: string }>(`SELECT room, seq, sender, body FROM ${schema}.messages WHERE kind IS NULL ORDER BY room, seq`);
     return rows.map((r) => ({ room: r.room, seq: Number(r.seq), sender: r.sender, body: r.body }));
   } finally {
     await client.end();
@@ -40,7 +40,7 @@ export async function countStored(schema: string, url = PG_URL): Promise<number>
   const client = new pg.Client({ connectionString: url });
   await client.connect();
   try {
-    const { rows } = await client.query<{ n: string }>(`SELECT count(*) AS n FROM ${schema}.messages`);
+    const { rows } = await client.query<{ n: string }>(`SELECT count(*) AS n FROM ${schema}.messages WHERE kind IS NULL`);
     return Number(rows[0]?.n ?? 0);
   } finally {
     await client.end();

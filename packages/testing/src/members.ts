@@ -11,6 +11,7 @@ import { Wire } from './wire.js';
 /** The part of ParleyClient a Member uses. */
 export interface Sdk {
   on(event: 'new_message', fn: (m: ChatMessage) => void): () => void;
+  on(event: 'member_joined' | 'room_created', fn: (e: { room: string; seq: number }) => void): () => void;
   on(event: 'gap', fn: (g: { room: string; seq: number }) => void): () => void;
   connect(): Promise<void>;
   join(room: string): Promise<{ room: string; seq: number }>;
@@ -41,6 +42,8 @@ export interface RoomLog {
   direct: Received[];
   /** Messages read from history to fill a gap. */
   filled: Received[];
+  /** Seqs of the room events (joins) that reached the app or history: they hold no message. */
+  events: Set<number>;
   /** `gap` events (resume answered recovered: false). */
   gaps: number;
 }
@@ -70,6 +73,9 @@ export class Member {
       const log = this.rooms.get(m.room);
       if (log !== undefined) log.direct.push({ seq: m.seq, text: m.message, at: Date.now() });
     });
+    const event = (e: { room: string; seq: number }) => this.rooms.get(e.room)?.events.add(e.seq);
+    this.sdk.on('member_joined', event);
+    this.sdk.on('room_created', event);
     this.sdk.on('gap', (g) => {
       const log = this.rooms.get(g.room);
       if (log === undefined) return;
@@ -80,7 +86,7 @@ export class Member {
 
   async join(...rooms: string[]): Promise<void> {
     for (const room of rooms) {
-      const log: RoomLog = { room, from: 0, direct: [], filled: [], gaps: 0 };
+      const log: RoomLog = { room, from: 0, direct: [], filled: [], events: new Set(), gaps: 0 };
       this.rooms.set(room, log);
       log.from = (await this.sdk.join(room)).seq;
     }
@@ -106,7 +112,7 @@ export class Member {
     const log = this.rooms.get(room);
     if (log === undefined) return false;
     const held = new Set([...log.direct, ...log.filled].map((r) => r.seq));
-    for (let s = Math.max(after, log.from) + 1; s <= upTo; s++) if (!held.has(s)) return false;
+    for (let s = Math.max(after, log.from) + 1; s <= upTo; s++) if (!held.has(s) && !log.events.has(s)) return false;
     return true;
   }
 
@@ -126,6 +132,7 @@ export class Member {
    */
   private async fill(log: RoomLog, upTo: number): Promise<void> {
     const held = new Set([...log.direct, ...log.filled].map((r) => r.seq));
+    for (const s of log.events) held.add(s);
     let lowest: number | undefined;
     for (let s = log.from + 1; s <= upTo; s++) {
       if (!held.has(s)) {
@@ -148,7 +155,8 @@ export class Member {
       for (const m of page) {
         if (m.seq > log.from && !held.has(m.seq)) {
           held.add(m.seq);
-          log.filled.push({ seq: m.seq, text: isRoomEvent(m) ? `(${m.type})` : m.message, at: Date.now() });
+          if (isRoomEvent(m)) log.events.add(m.seq);
+          else log.filled.push({ seq: m.seq, text: m.message, at: Date.now() });
         }
       }
       before = Math.min(...page.map((m) => m.seq));

@@ -99,14 +99,15 @@ export class Hub {
   /**
    * The memberships a new connection of `user` lists in its welcome (the first
    * maxRoomsPerConnection). A user in no room is made a member of DEFAULT_ROOM first (created,
-   * public, if it does not exist). Read before the upgrade completes: a store that cannot answer
+   * public and owned by nobody, if it does not exist: the operator gives it an owner with
+   * `parley room role`). Read before the upgrade completes: a store that cannot answer
    * refuses the connection (503).
    */
   async membershipsFor(user: string): Promise<MembershipRecord[]> {
     const max = this.config.maxRoomsPerConnection;
     const mine = await this.ctx.store.membershipsOf(user, max);
     if (mine.length > 0) return mine;
-    const out = await this.members.apply({ type: 'join', room: DEFAULT_ROOM, user, create: true });
+    const out = await this.members.apply({ type: 'join', room: DEFAULT_ROOM, user, create: true, unowned: true });
     if (!out.ok) return []; // banned from it: a user in no room
     return this.ctx.store.membershipsOf(user, max);
   }

@@ -36,6 +36,8 @@ export function directRoomName(a: string, b: string): string {
 export class Members {
   /** Rooms each connection is leaving (its own `leave` answers it, not the hook). */
   private readonly leaving = new WeakMap<Connection, Set<string>>();
+  /** Each connection's joins and resumes still asking the store whether it may follow. */
+  private readonly entries = new WeakMap<Connection, Set<Promise<unknown>>>();
 
   constructor(
     private readonly store: Store,
@@ -75,6 +77,38 @@ export class Members {
     return (await this.store.roomsAccess(user, [room])).get(room);
   }
 
+  /**
+   * Tracks a join or resume of `conn` while it asks the store (see `settled`). A client may send
+   * `join` and then at once a `send_message` to the room: the send waits for the join.
+   */
+  entry<T>(conn: Connection, p: Promise<T>): Promise<T> {
+    let mine = this.entries.get(conn);
+    if (mine === undefined) this.entries.set(conn, (mine = new Set()));
+    const set = mine;
+    set.add(p);
+    const done = () => void set.delete(p);
+    p.then(done, done);
+    return p;
+  }
+
+  /** Whether joins or resumes of `conn` are still asking the store. */
+  entering(conn: Connection): boolean {
+    return (this.entries.get(conn)?.size ?? 0) > 0;
+  }
+
+  /** Resolves once the joins and resumes `conn` sent before now have settled. */
+  async settled(conn: Connection): Promise<void> {
+    const mine = this.entries.get(conn);
+    if (mine !== undefined && mine.size > 0) await Promise.allSettled([...mine]);
+  }
+
+  /** `room`, once `conn` follows it (after its pending joins); else the error notFollowed says. */
+  async followed(conn: Connection, room: string): Promise<void> {
+    if (conn.rooms.has(room)) return;
+    await this.settled(conn);
+    if (!conn.rooms.has(room)) throw await this.notFollowed(conn, room);
+  }
+
   /** The error for an event about a room the connection does not follow: not_in_room if it could, else the one NO_SUCH_ROOM. */
   async notFollowed(conn: Connection, room: string): Promise<ClientError> {
     const a = await this.access(conn.user, room);
@@ -88,22 +122,35 @@ export class Members {
     this.rooms.join(conn, room);
   }
 
+  /** Refuses (too_many_rooms) when `conn` may not follow one more room: checked again after every await, since joins run concurrently. */
+  roomFor(conn: Connection, room: string, spare = 0): void {
+    if (!conn.rooms.has(room) && conn.rooms.size >= this.maxRooms + spare) throw new ClientError('too_many_rooms', undefined, room);
+  }
+
   /**
    * Makes `conn` follow `room` as `join` does: a member follows; a public room is joined (or, with
    * `create`, a name no room has becomes a public room owned by the user); anything else is
-   * refused (`forbidden`, `banned`). The user's other connections follow a new membership too.
+   * refused (`forbidden`, `banned`). With `tell`, the user's other open connections follow a new
+   * membership too (`join`; not `change_room`, which moves one connection between rooms).
+   * `spare`: rooms the caller will leave right after (change_room leaves the current one).
    */
-  async enter(conn: Connection, room: string, create: boolean): Promise<void> {
+  enter(conn: Connection, room: string, create: boolean, opts: { spare?: number; tell?: boolean } = {}): Promise<void> {
+    return this.entry(conn, this.enterNow(conn, room, create, opts.spare ?? 0, opts.tell ?? true));
+  }
+
+  private async enterNow(conn: Connection, room: string, create: boolean, spare: number, tell: boolean): Promise<void> {
     const a = await this.access(conn.user, room);
     if (a?.member !== undefined) {
+      this.roomFor(conn, room, spare);
       if (conn.open) this.follow(conn, room, a.member.mutedUntil);
       return;
     }
     if (a !== undefined && a.visibility !== 'public') throw new ClientError('forbidden', NO_SUCH_ROOM, room);
     const reserved = room.startsWith(DIRECT_ROOM_PREFIX);
     const out = await this.must({ type: 'join', room, user: conn.user, create: create && !reserved });
+    this.roomFor(conn, room, spare); // a member now all the same: listed at the next connect
     if (conn.open) this.follow(conn, room, out.member?.mutedUntil ?? null);
-    if (out.events.length > 0 && out.member !== undefined) {
+    if (tell && out.events.length > 0 && out.member !== undefined) {
       this.invited(out.member.user, { ...this.membershipOf(out, out.member.role), by: conn.user }, conn);
     }
   }

@@ -84,7 +84,7 @@ export class Rooms {
     let room = this.rooms.get(name);
     if (room === undefined) room = this.open(name);
     if (conn.rooms.has(name)) return;
-    conn.rooms.add(name);
+    conn.rooms.add(room.name); // the open room's own string: one copy per room, not per follower
     room.members.add(conn);
     this.listener?.joined(conn, name);
   }

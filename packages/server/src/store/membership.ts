@@ -76,12 +76,15 @@ export interface PageQuery {
 }
 
 /**
- * A change of membership, as a handler asks for it. User names are as the caller knows them
- * (any case); the store matches them case-insensitively and names members as registered.
+ * A change of membership, as a handler asks for it. Users are matched case-insensitively; a new
+ * member is stored under the name given (the hub gives names as registered: store.getUser).
  */
 export type MembershipOp =
-  /** Join a room; with `create`, a name no room has makes a public room owned by `user`. */
-  | { type: 'join'; room: string; user: string; create: boolean }
+  /**
+   * Join a room; with `create`, a name no room has makes a public room owned by `user` (with
+   * `unowned`, one owned by nobody: the server's own `general`).
+   */
+  | { type: 'join'; room: string; user: string; create: boolean; unowned?: boolean }
   | { type: 'create'; room: string; user: string; visibility: 'public' | 'private'; title: string }
   /** The direct room of `user` and `peer`: made, or both made members again. */
   | { type: 'direct'; room: string; user: string; peer: string }
@@ -93,12 +96,17 @@ export type MembershipOp =
   /** `until`: ms since the epoch, or MUTED_FOR_GOOD. */
   | { type: 'mute'; room: string; by: string; user: string; until: number }
   | { type: 'unmute'; room: string; by: string; user: string }
-  | { type: 'set_role'; room: string; by: string; user: string; role: Role };
+  | { type: 'set_role'; room: string; by: string; user: string; role: Role }
+  /** The operator (`parley room role`): `user` gets `role`, made a member if need be, with no rank checked. */
+  | { type: 'grant'; room: string; user: string; role: Role };
+
+/** Who the room events of an operator's `grant` name as `by`: no user can have this name. */
+export const OPERATOR = '(operator)';
 
 /** The user an op is done by (the actor). */
 export const actorOf = (op: MembershipOp): string => ('by' in op ? op.by : op.user);
 /** The other user an op is about, if any. */
-export const targetOf = (op: MembershipOp): string | undefined => ('by' in op ? op.user : op.type === 'direct' ? op.peer : undefined);
+export const targetOf = (op: MembershipOp): string | undefined => ('by' in op ? op.user : op.type === 'direct' ? op.peer : op.type === 'grant' ? op.user : undefined);
 
 /** A room event before the store gives it its place (room, seq, sent). */
 export type RoomEventDraft = { [K in RoomEventType]: { type: K } & RoomEventFields[K] }[RoomEventType];
@@ -165,10 +173,11 @@ export function decide(op: MembershipOp, s: OpState, now: number): Decision {
     case 'join': {
       if (room === undefined) {
         if (!op.create) return refuse(NO_SUCH_ROOM);
+        const role = op.unowned === true ? 'member' : 'owner';
         return {
           ok: true,
-          changes: [{ type: 'room', visibility: 'public', title: '', by: actor }, { type: 'member', user: actor, role: 'owner', mutedUntil: null }],
-          events: [{ type: 'room_created', by: actor, visibility: 'public', title: '', members: [actor] }],
+          changes: [{ type: 'room', visibility: 'public', title: '', by: actor }, { type: 'member', user: actor, role, mutedUntil: null }],
+          events: [{ type: 'room_created', by: op.unowned === true ? OPERATOR : actor, visibility: 'public', title: '', members: [actor] }],
         };
       }
       if (s.actor !== undefined) return nothing;
@@ -213,6 +222,21 @@ export function decide(op: MembershipOp, s: OpState, now: number): Decision {
       }
       return { ok: true, changes: [{ type: 'unmember', user: s.actor.user }], events: [{ type: 'member_left', user: s.actor.user }] };
     }
+    case 'grant': {
+      if (room === undefined) return refuse(NO_SUCH_ROOM);
+      if (room.visibility === 'direct') return refuse('A direct room has no roles to give.');
+      const t = s.target;
+      if (t === undefined) {
+        // The operator's word lifts a ban too: nobody is both banned and a member.
+        const changes: Change[] = s.banned ? [{ type: 'unban', user: op.user }] : [];
+        const events: RoomEventDraft[] = s.banned ? [{ type: 'unbanned', user: op.user, by: OPERATOR }] : [];
+        changes.push({ type: 'member', user: op.user, role: op.role, mutedUntil: null });
+        events.push({ type: 'member_joined', user: op.user, role: op.role, by: OPERATOR });
+        return { ok: true, changes, events };
+      }
+      if (t.role === op.role) return nothing;
+      return { ok: true, changes: [{ type: 'member', user: t.user, role: op.role, mutedUntil: t.mutedUntil }], events: [{ type: 'role_changed', user: t.user, role: op.role, by: OPERATOR }] };
+    }
     default:
       return moderate(op, s, now);
   }
@@ -230,7 +254,7 @@ function moderate(op: Extract<MembershipOp, { by: string }>, s: OpState, now: nu
     return refuse(op.type === 'set_role' ? 'Only owners set roles.' : 'Only owners and moderators can do that.');
   }
   const target = s.target;
-  const user = target?.user ?? op.user;
+  const user = target?.user ?? op.user.slice(0, 64);
   const self = target !== undefined && target.user.toLowerCase() === by.user.toLowerCase();
   // Acting on someone of equal or higher rank is refused (yourself included, but for set_role).
   const outranked = target !== undefined && rank(target) >= rank(by) && !(op.type === 'set_role' && self);

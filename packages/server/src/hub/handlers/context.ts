@@ -43,6 +43,6 @@ export function roomName(raw: string): string {
  */
 export async function followedRoom(ctx: HubContext, conn: Connection, raw: string): Promise<string> {
   const room = roomName(raw);
-  if (conn.rooms.has(room)) return room;
-  throw await ctx.members.notFollowed(conn, room);
+  await ctx.members.followed(conn, room); // after the joins sent before this event
+  return room;
 }

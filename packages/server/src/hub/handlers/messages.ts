@@ -17,9 +17,11 @@ export function messageHandlers(ctx: HubContext): Pick<Handlers, 'send_message'>
   const { config, store, writer, userLimit, rooms } = ctx;
 
   const sendMessage = async (conn: Connection, p: ClientEvents['send_message'], ref: Ref | undefined): Promise<void> => {
+    // A change_room sent just before this event decides the current room: wait for it.
+    if (p.room === undefined && ctx.members.entering(conn)) await ctx.members.settled(conn);
     const room = p.room === undefined ? conn.current : roomName(p.room);
     if (room === undefined) throw new ClientError('not_in_room', 'No current room: join one or name it.');
-    if (!conn.rooms.has(room)) throw await ctx.members.notFollowed(conn, room);
+    if (!conn.rooms.has(room)) await ctx.members.followed(conn, room); // after the joins sent before it
     const muted = ctx.members.mutedUntil(conn, room);
     if (muted !== undefined) {
       throw new ClientError('muted', muted === MUTED_FOR_GOOD ? 'You are muted in this room until a moderator unmutes you.' : `You are muted in this room until ${new Date(muted).toISOString()}.`, room);

@@ -8,7 +8,7 @@
  * retention), or what lies beyond the newest `resumeMaxMessages` of a gap, is not replayed: the
  * replay goes around it, in order, and `resumed.missing` names the exact range.
  */
-import type { ClientEvents, Ref, SeqRange } from '@parley/protocol';
+import { type ClientEvents, DIRECT_ROOM_PREFIX, type Ref, type SeqRange } from '@parley/protocol';
 import type { Connection } from '../../connection.js';
 import { encodeItem, frameText } from '../../frames.js';
 import { NO_SUCH_ROOM } from '../../store/membership.js';
@@ -98,7 +98,8 @@ export function resumeHandlers(ctx: HubContext): Pick<Handlers, 'resume'> {
 
   /**
    * The named rooms the connection may follow, with the user's mute in each: those it follows, its
-   * user's memberships, and public rooms (joined now, as `join` does; never created). Each other
+   * user's memberships, and public rooms (joined now, as `join` does, made if no room has the
+   * name). Each other
    * one is answered on its own, `error` `forbidden` (`banned`) naming the room, as for a room
    * that does not exist.
    */
@@ -112,11 +113,11 @@ export function resumeHandlers(ctx: HubContext): Pick<Handlers, 'resume'> {
         out.push([room, after, a?.member?.mutedUntil ?? null]);
         continue;
       }
-      if (a === undefined || a.visibility !== 'public') {
+      if (a !== undefined && a.visibility !== 'public') {
         fail(conn, 'forbidden', ref, NO_SUCH_ROOM, room);
         continue;
       }
-      const joined = await members.apply({ type: 'join', room, user: conn.user, create: false });
+      const joined = await members.apply({ type: 'join', room, user: conn.user, create: config.roomCreation === 'open' && !room.startsWith(DIRECT_ROOM_PREFIX) });
       if (joined.ok) out.push([room, after, joined.member?.mutedUntil ?? null]);
       else fail(conn, joined.code, ref, joined.message, room);
     }
@@ -133,7 +134,7 @@ export function resumeHandlers(ctx: HubContext): Pick<Handlers, 'resume'> {
     const named = [...wanted];
     const added = named.filter(([room]) => !conn.rooms.has(room)).length;
     if (conn.rooms.size + added > config.maxRoomsPerConnection) throw new ClientError('too_many_rooms');
-    const entries = await admitted(conn, named, ref);
+    const entries = await members.entry(conn, admitted(conn, named, ref));
     if (!conn.open) return;
     let buffer = buffers.get(conn);
     if (buffer === undefined) {

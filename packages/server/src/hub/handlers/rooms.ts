@@ -32,8 +32,9 @@ export function roomHandlers(ctx: HubContext): Pick<Handlers, 'join' | 'leave' |
     const name = roomName(p.name);
     if (name !== conn.current) {
       if (!conn.rooms.has(name)) {
-        if (conn.rooms.size >= config.maxRoomsPerConnection + (conn.current !== undefined ? 1 : 0)) throw new ClientError('too_many_rooms');
-        await members.enter(conn, name, create);
+        const spare = conn.current !== undefined ? 1 : 0;
+        if (conn.rooms.size >= config.maxRoomsPerConnection + spare) throw new ClientError('too_many_rooms');
+        await members.enter(conn, name, create, { spare, tell: false });
       }
       if (conn.current !== undefined && conn.current !== name) rooms.leave(conn, conn.current);
       conn.current = name;
@@ -52,6 +53,7 @@ export function roomHandlers(ctx: HubContext): Pick<Handlers, 'join' | 'leave' |
 
   const leave = async (conn: Connection, p: ClientEvents['leave'], ref: Ref | undefined): Promise<void> => {
     const room = roomName(p.room);
+    await members.settled(conn); // a join sent just before goes first
     await members.leave(conn, room);
     conn.send('left', { room }, ref);
   };
