@@ -10,6 +10,7 @@
  *
  * Prints a markdown table and writes bench/results/faults.md.
  */
+import { isRoomEvent } from '@parley/protocol';
 import { writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
@@ -212,7 +213,7 @@ async function sqliteTexts(node: BenchNode): Promise<Map<string, number>> {
   for (;;) {
     const page = await reader.sdk.history(ROOM, before === undefined ? { limit: 100 } : { before, limit: 100 });
     if (page.length === 0) break;
-    for (const m of page) out.set(m.message, m.seq);
+    for (const m of page) if (!isRoomEvent(m)) out.set(m.message, m.seq); // room events (the joins) carry no text
     before = Math.min(...page.map((m) => m.seq));
     if (before <= 1) break;
   }
