@@ -177,7 +177,7 @@ describe('three nodes on Redis and Postgres', () => {
       void ca.next('history').then((h) => resolve(h.messages[0]?.seq ?? 0));
     })) as number;
     assert.ok(latest > 0);
-    for (const c of [ca, cb]) await waitFor(async () => inRoom(c, room).at(-1)?.seq === latest, `all ${latest} messages`, 10_000);
+    for (const c of [ca, cb]) await waitFor(async () => inRoom(c, room).at(-1)?.seq === latest, `all ${latest} messages`, 30_000); // a bound, not a measure: CI machines are slow
     assertExactly(ca, room, latest - base, 'client on A', base);
     assertExactly(cb, room, latest - base, 'client on B', base);
     assert.match(a.output(), /broker connection lost/);

@@ -13,10 +13,26 @@ import { after, before, describe, test } from 'node:test';
 import { type ClientFrame, isRoomEvent, type MembersPage, type Ref, type RoomsPage, type ServerEvents, type ServerFrame } from '@parley/protocol';
 import { runCli } from '@parley/testing/cli';
 import { Cluster, OwnRedis } from '@parley/testing/cluster';
-import { type Account, account, api, chat, sleep, startTestServer, TestClient, ticket, uniqueName, wsUrl, type TestServer } from '@parley/testing/helpers';
+import { type Account, account as accountOnce, api, chat, sleep, startTestServer, TestClient, ticket, uniqueName, wsUrl, type TestServer } from '@parley/testing/helpers';
 
 interface Site {
   url: string;
+}
+
+/**
+ * An account (see helpers.account), tried again after a 429 sign-up throttle: the two-node
+ * scenario was seen refused at its 57th sign-up in CI though its nodes allow 100,000 per address
+ * (not understood yet; noted in the issue). Bounded: three tries.
+ */
+async function account(site: Site): Promise<Account> {
+  for (let i = 0; ; i++) {
+    try {
+      return await accountOnce(site);
+    } catch (err) {
+      if (i >= 2 || !String(err).includes(' 429 ')) throw err;
+      await sleep(1500);
+    }
+  }
 }
 
 /** A connection of `acct` on `site` (a new tab), welcomed; its welcome is returned with it. */
@@ -414,7 +430,7 @@ scenarios('one node, SQLite', async () => {
 // Two nodes on Postgres and a Redis of their own: each user's connections spread over both.
 scenarios('two nodes, Postgres and Redis', async () => {
   const redis = await OwnRedis.start();
-  const cluster = await Cluster.start({ nodes: 2, redisUrl: redis.url, env: { PARLEY_REGISTER_MAX_PER_ADDRESS: '100000' } });
+  const cluster = await Cluster.start({ nodes: 2, redisUrl: redis.url, env: { PARLEY_REGISTER_MAX_PER_ADDRESS: '100000', PARLEY_REGISTER_WINDOW_MS: '1000' } });
   const [a, b] = cluster.nodes;
   assert.ok(a !== undefined && b !== undefined);
   return {
